@@ -1,0 +1,122 @@
+"""``dataset.json``: what a tile dataset holds, its band statistics, splits and provenance.
+
+The manifest is written last, so a dataset whose ``dataset.json`` exists is complete;
+readers refuse a folder without one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from mpmae.data.schema import FORMAT_NAME, FORMAT_VERSION, presence_bands, tile_schema
+from mpmae.modalities import MODALITIES
+from mpmae.storage import Location
+
+MANIFEST_NAME = "dataset.json"
+
+
+class DatasetError(ValueError):
+    """A dataset (manifest or shard) is missing, malformed or inconsistent."""
+
+
+@dataclass
+class ShardInfo:
+    path: str  # relative to the dataset root, '/'-separated
+    tiles: int
+    bytes: int = 0
+
+
+@dataclass
+class Manifest:
+    tile_size: int
+    modalities: list[str]
+    stats: dict[str, dict[str, list[float]]]
+    splits: dict[str, list[ShardInfo]]
+    provenance: dict = field(default_factory=dict)
+    license: str = ""
+    labels: list[str] = field(default_factory=list)
+    format: str = FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_tiles(self) -> int:
+        return sum(s.tiles for shards in self.splits.values() for s in shards)
+
+    def split_tiles(self, split: str) -> int:
+        return sum(s.tiles for s in self.shards(split))
+
+    def shards(self, split: str) -> list[ShardInfo]:
+        if split not in self.splits:
+            raise DatasetError(f"split '{split}' not in dataset; it has {sorted(self.splits)}")
+        return self.splits[split]
+
+    def schema(self):
+        return tile_schema(self.modalities, self.tile_size, with_label=bool(self.labels))
+
+    def to_json(self) -> str:
+        doc = {
+            "format": self.format,
+            "format_version": self.format_version,
+            "tile_size": self.tile_size,
+            "num_tiles": self.num_tiles,
+            "modalities": {n: _describe(n, self.tile_size) for n in self.modalities},
+            "band_presence": presence_bands(self.modalities),
+            "stats": self.stats,
+            "splits": {k: [asdict(s) for s in v] for k, v in self.splits.items()},
+            "labels": self.labels,
+            "provenance": self.provenance,
+            "license": self.license,
+        }
+        return json.dumps(doc, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "dataset.json") -> Manifest:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != FORMAT_NAME:
+                raise DatasetError(f"{where} is not an mpmae tile manifest")
+            if doc.get("format_version") != FORMAT_VERSION:
+                raise DatasetError(
+                    f"{where} has format version {doc.get('format_version')}; this mpmae "
+                    f"reads version {FORMAT_VERSION}: upgrade mpmae or re-convert the data"
+                )
+            unknown = [m for m in doc["modalities"] if m not in MODALITIES]
+            if unknown:
+                raise DatasetError(f"{where} lists unknown modalities {unknown}")
+            return cls(
+                tile_size=int(doc["tile_size"]),
+                modalities=list(doc["modalities"]),
+                stats=doc["stats"],
+                splits={k: [ShardInfo(**s) for s in v] for k, v in doc["splits"].items()},
+                provenance=doc.get("provenance", {}),
+                license=doc.get("license", ""),
+                labels=doc.get("labels", []),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise DatasetError(f"{where} is malformed ({e!r}); re-create the dataset") from None
+
+
+def _describe(name: str, tile_size: int) -> dict:
+    m = MODALITIES[name]
+    shape = [m.num_bands, tile_size, tile_size] if m.kind.is_pixel else list(
+        m.stored_shape_per_tile)
+    return {"kind": m.kind.value, "dtype": m.dtype, "shape": shape, "bands": list(m.bands),
+            "nodata": m.nodata, "num_classes": m.num_classes}
+
+
+def read_manifest(root: Location) -> Manifest:
+    """The manifest at ``root``, or a DatasetError saying what to do."""
+    loc = root.join(MANIFEST_NAME)
+    try:
+        text = loc.read_bytes().decode()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"no {MANIFEST_NAME} at {root.uri}: not an mpmae dataset, or a conversion that "
+            "did not finish. Create one with `mpmae data synth` or re-run `mpmae data convert`."
+        ) from None
+    return Manifest.from_json(text, where=loc.uri)
+
+
+def write_manifest(root: Location, manifest: Manifest) -> None:
+    root.join(MANIFEST_NAME).write_bytes_atomic(manifest.to_json().encode())

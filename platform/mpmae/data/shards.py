@@ -1,0 +1,88 @@
+"""Writing and checking Parquet shards.
+
+A shard is built whole in memory and published in one atomic step, so a crash never
+leaves a partial file that later reads as valid; a re-run sees a valid shard and skips it.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpmae.data.manifest import DatasetError, ShardInfo
+from mpmae.data.schema import schema_problems
+from mpmae.storage import Location, StorageError
+
+ROW_GROUP_TILES = 64
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}/part-{index:05d}.parquet"
+
+
+def write_shard(root: Location, name: str, table: pa.Table) -> ShardInfo:
+    """Write ``table`` to ``root/name`` atomically and return its manifest entry."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, row_group_size=ROW_GROUP_TILES, compression=COMPRESSION,
+        compression_level=COMPRESSION_LEVEL, write_statistics=["tile_id", "split"],
+    )
+    data = sink.getvalue()
+    root.join(*name.split("/")).write_bytes_atomic(data.to_pybytes())
+    return ShardInfo(path=name, tiles=table.num_rows, bytes=data.size)
+
+
+def open_shard(root: Location, name: str) -> pq.ParquetFile:
+    """Open a shard's footer, naming the file and the remedy when it is unreadable."""
+    loc = root.join(*name.split("/"))
+    try:
+        return pq.ParquetFile(loc.fs.open_input_file(loc.path))
+    except FileNotFoundError:
+        raise DatasetError(
+            f"shard {loc.uri} is listed in dataset.json but missing: restore it or "
+            "re-create the dataset"
+        ) from None
+    except (pa.ArrowInvalid, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, pa.ArrowException) and not loc.exists():
+            raise StorageError(f"cannot read {loc.uri}") from None
+        raise DatasetError(
+            f"shard {loc.uri} is corrupt or truncated ({e}): delete it and re-run the "
+            "conversion (it rewrites missing shards), or re-create the dataset"
+        ) from None
+
+
+def check_shard(root: Location, info: ShardInfo, expected: pa.Schema) -> None:
+    """Footer-level check: readable, expected schema, tile count as in the manifest."""
+    pf = open_shard(root, info.path)
+    problems = schema_problems(pf.schema_arrow, expected)
+    if pf.metadata.num_rows != info.tiles:
+        problems.append(f"{pf.metadata.num_rows} tiles, dataset.json says {info.tiles}")
+    if problems:
+        raise DatasetError(
+            f"shard {root.join(*info.path.split('/')).uri} does not match dataset.json: "
+            + "; ".join(problems)
+            + ". Re-create the dataset or fix the shard."
+        )
+
+
+def read_shard_fully(root: Location, info: ShardInfo) -> None:
+    """Decode every page of a shard: finds corruption the footer check cannot see."""
+    pf = open_shard(root, info.path)
+    try:
+        for i in range(pf.num_row_groups):
+            pf.read_row_group(i)
+    except (pa.ArrowException, OSError) as e:
+        raise DatasetError(
+            f"shard {root.join(*info.path.split('/')).uri} has corrupt data ({e}): delete "
+            "it and re-run the conversion, or re-create the dataset"
+        ) from None
+
+
+def shard_is_complete(root: Location, name: str, tiles: int) -> bool:
+    """True if ``name`` exists, opens, and holds ``tiles`` rows (a re-run may skip it)."""
+    try:
+        return open_shard(root, name).metadata.num_rows == tiles
+    except DatasetError:
+        return False
