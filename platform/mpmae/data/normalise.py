@@ -1,0 +1,120 @@
+"""Raw tiles → the model's normalised batch, on the training device.
+
+Tiles travel in their stored dtypes (half the bytes of float32) and are normalised here,
+after they reach the GPU or CPU that trains on them. Order matters: no-data is masked
+*before* z-scoring, so a Sentinel-2 zero is "missing", never a very dark pixel.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mpmae.data.band_stats import stats_key
+from mpmae.modalities import (
+    MODALITIES,
+    S2_BANDS,
+    S2_LEVELS,
+    PretextSet,
+    TaskKind,
+    band_indices,
+)
+
+S2_LEVEL_COLUMN = "s2_l2a"  # added by the collate step: True where the tile is L2A
+
+
+class Normaliser(nn.Module):
+    """Holds the band statistics as buffers so they move with ``.to(device)``.
+
+    ``crop``: output tile size; training takes one random window per tile, shared by every
+    pixel modality of that tile; evaluation takes the centre window.
+    """
+
+    def __init__(self, stats: dict, pretext: PretextSet, crop: int | None = None) -> None:
+        super().__init__()
+        self.pretext = pretext
+        self.crop = crop
+        self.input_index = band_indices(pretext.input_bands, S2_BANDS)
+        s2 = [_stat_tensors(stats, stats_key("sentinel2", lvl), "sentinel2") for lvl in S2_LEVELS]
+        self.register_buffer("s2_mean", torch.stack([m for m, _ in s2]))  # (level, band)
+        self.register_buffer("s2_std", torch.stack([s for _, s in s2]))
+        for task in pretext.tasks:
+            m = MODALITIES[task]
+            if task == "sentinel2":
+                continue
+            if m.kind.is_classification:
+                lut = torch.tensor(m.class_lookup())
+                self.register_buffer(f"lut_{task}", lut, persistent=False)
+            else:
+                mean, std = _stat_tensors(stats, task, task)
+                self.register_buffer(f"mean_{task}", mean)
+                self.register_buffer(f"std_{task}", std)
+
+    def forward(self, raw: dict[str, torch.Tensor],
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        raw = self._cropped(raw, generator)
+        s2 = self._sentinel2(raw["sentinel2"], raw[S2_LEVEL_COLUMN])
+        out = {"image": torch.nan_to_num(s2, nan=0.0)}
+        for task in self.pretext.tasks:
+            out[task] = s2 if task == "sentinel2" else self._target(task, raw[task])
+        return out
+
+    def _sentinel2(self, values: torch.Tensor, l2a: torch.Tensor) -> torch.Tensor:
+        level = l2a.long()
+        x = values[:, self.input_index].float()
+        x = x.masked_fill(x == MODALITIES["sentinel2"].nodata, float("nan"))
+        mean = self.s2_mean[level][:, self.input_index, None, None]
+        std = self.s2_std[level][:, self.input_index, None, None]
+        return (x - mean) / std
+
+    def _target(self, task: str, values: torch.Tensor) -> torch.Tensor:
+        m = MODALITIES[task]
+        if m.kind.is_classification:
+            lut = getattr(self, f"lut_{task}")
+            classes = lut[values.long()]
+            return classes[:, 0] if m.kind is TaskKind.PIXEL_CLASSES else classes
+        x = values.float()
+        x = x.masked_fill(~torch.isfinite(x), float("nan"))
+        if m.nodata is not None:
+            x = x.masked_fill(values == m.nodata, float("nan"))
+        shape = (1, -1, 1, 1) if m.kind.is_pixel else (1, -1)
+        mean = getattr(self, f"mean_{task}").view(shape)
+        std = getattr(self, f"std_{task}").view(shape)
+        return (x - mean) / std
+
+    def _cropped(self, raw: dict[str, torch.Tensor], generator) -> dict[str, torch.Tensor]:
+        size = raw["sentinel2"].shape[-1]
+        if self.crop is None or self.crop == size:
+            return raw
+        if self.crop > size:
+            raise ValueError(f"crop {self.crop} is larger than the {size}px tiles")
+        n = raw["sentinel2"].shape[0]
+        if self.training:
+            top, left = torch.randint(0, size - self.crop + 1, (2, n), generator=generator)
+        else:
+            top = left = torch.full((n,), (size - self.crop) // 2)
+        rows = top[:, None] + torch.arange(self.crop)  # (n, crop)
+        cols = left[:, None] + torch.arange(self.crop)
+        return {k: _window(v, rows, cols) if v.dim() == 4 else v for k, v in raw.items()}
+
+
+def _window(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Per-sample crop of (N, C, H, W) by gathering row and column index sets."""
+    rows, cols = rows.to(x.device), cols.to(x.device)
+    n, c = x.shape[:2]
+    r = rows[:, None, :, None].expand(n, c, -1, x.shape[-1])
+    x = torch.gather(x, 2, r)
+    k = cols[:, None, None, :].expand(n, c, x.shape[2], -1)
+    return torch.gather(x, 3, k)
+
+
+def _stat_tensors(stats: dict, key: str, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if key not in stats:
+        raise KeyError(
+            f"dataset.json has no band statistics '{key}' needed for {modality}; "
+            "re-create the dataset or add the statistics"
+        )
+    mean = torch.tensor(stats[key]["mean"], dtype=torch.float32)
+    std = torch.tensor(stats[key]["std"], dtype=torch.float32).clamp_min(1e-6)
+    return mean, std
+

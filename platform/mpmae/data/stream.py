@@ -1,0 +1,117 @@
+"""The Ray Data stream: a tile dataset URI → batches of raw torch tensors on the device.
+
+Shuffling never moves the whole dataset: shards were shuffled when written, the file order
+is reshuffled every epoch (``FileShuffleConfig`` reseeds per execution) and iteration draws
+from a local shuffle buffer. Only the columns the pretext set needs are read, and values
+stay in their stored dtypes until the :class:`~mpmae.data.normalise.Normaliser`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ray.data.collate_fn import NumpyBatchCollateFn
+
+from mpmae.data.manifest import DatasetError, Manifest, read_manifest
+from mpmae.data.normalise import S2_LEVEL_COLUMN
+from mpmae.data.shards import check_shard, read_shard_fully
+from mpmae.modalities import PretextSet
+from mpmae.storage import Location, StorageOptions, resolve
+
+
+@dataclass
+class TileDataset:
+    """An opened tile dataset: where it lives and what its manifest says."""
+
+    root: Location
+    manifest: Manifest
+
+    @classmethod
+    def open(cls, uri: str, storage: StorageOptions | None = None,
+             check: bool = True) -> TileDataset:
+        """Read ``dataset.json``; with ``check``, verify every shard footer against it."""
+        root = resolve(uri, storage)
+        ds = cls(root, read_manifest(root))
+        if check:
+            ds.check()
+        return ds
+
+    def check(self, splits: Iterable[str] | None = None) -> None:
+        schema = self.manifest.schema()
+        for split in splits or self.manifest.splits:
+            for info in self.manifest.shards(split):
+                check_shard(self.root, info, schema)
+
+    def diagnose(self, split: str) -> None:
+        """Decode every shard of ``split`` fully; raises a DatasetError naming a bad one."""
+        for info in self.manifest.shards(split):
+            read_shard_fully(self.root, info)
+
+    def shard_paths(self, split: str) -> list[str]:
+        return [self.root.join(*s.path.split("/")).path for s in self.manifest.shards(split)]
+
+    def require(self, pretext: PretextSet) -> None:
+        missing = [t for t in pretext.tasks if t not in self.manifest.modalities]
+        if missing:
+            raise DatasetError(
+                f"pretext set '{pretext.name}' needs {missing}, which {self.root.uri} does not "
+                f"hold (it has {self.manifest.modalities}); choose a smaller pretext set"
+            )
+
+    def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
+             extra_columns: tuple[str, ...] = ()):
+        """A Ray Dataset of ``split`` with the columns ``pretext`` needs, files shuffled."""
+        import ray.data
+        from ray.data import FileShuffleConfig
+
+        self.require(pretext)
+        shuffle = FileShuffleConfig(seed=seed) if seed is not None else None
+        return ray.data.read_parquet(
+            self.shard_paths(split), filesystem=self.root.fs,
+            columns=[*pretext.columns, *extra_columns], shuffle=shuffle,
+        )
+
+
+class TileCollate(NumpyBatchCollateFn):
+    """numpy batch → dict of tensors in stored dtypes; the S2 level becomes a bool column."""
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        out = {k: torch.from_numpy(np.ascontiguousarray(v))
+               for k, v in batch.items() if k != "s2_type"}
+        out[S2_LEVEL_COLUMN] = torch.from_numpy(np.asarray(batch["s2_type"] == "l2a"))
+        return out
+
+
+def torch_batches(
+    source,
+    batch_size: int,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+    device: str | torch.device = "auto",
+    drop_last: bool = True,
+    prefetch_batches: int = 2,
+) -> Iterable[dict[str, torch.Tensor]]:
+    """Raw tensor batches from a Ray Dataset or a Train dataset shard (``DataIterator``)."""
+    return source.iter_torch_batches(
+        batch_size=batch_size,
+        local_shuffle_buffer_size=shuffle_buffer if shuffle_buffer >= batch_size else None,
+        local_shuffle_seed=seed,
+        collate_fn=TileCollate(),
+        device=device,
+        drop_last=drop_last,
+        prefetch_batches=prefetch_batches,
+    )
+
+
+def guarded(batches: Iterable, dataset: TileDataset, split: str) -> Iterator:
+    """Re-raise a read failure deep in Ray Data as an error that names the bad shard."""
+    try:
+        yield from batches
+    except DatasetError:
+        raise
+    except Exception:
+        dataset.diagnose(split)  # raises naming the shard if one is bad
+        raise
