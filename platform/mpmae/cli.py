@@ -1,0 +1,86 @@
+"""``mpmae <verb>``: the command line. Each verb parses its arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    from mpmae.data.synth import synthesize
+
+    synthesize(args.dest, tiles=args.tiles, size=args.size, seed=args.seed,
+               downstream_tiles=args.downstream_tiles, tiles_per_shard=args.tiles_per_shard)
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from mpmae.data.convert import convert_mmearth
+
+    convert_mmearth(args.src, args.dest, split=args.split, limit=args.limit,
+                    target_shard_mb=args.shard_mb)
+    return 0
+
+
+def _data_inspect(args: argparse.Namespace) -> int:
+    from mpmae.data.inspect import inspect_dataset
+
+    print(inspect_dataset(args.uri, png=args.png, tiles=args.tiles))
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="create, convert and inspect tile datasets")
+    verbs = data.add_subparsers(dest="data_verb", required=True)
+
+    p = verbs.add_parser("synth", help="write a synthetic world (+ labelled downstream set)")
+    p.add_argument("dest", help="folder or s3://bucket/prefix")
+    p.add_argument("--tiles", type=int, default=1024)
+    p.add_argument("--size", type=int, default=64, help="tile size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--downstream-tiles", type=int, default=None,
+                   help="labelled tiles for probing (default: tiles/4; 0 = none)")
+    p.add_argument("--tiles-per-shard", type=int, default=512)
+    p.set_defaults(func=_data_synth)
+
+    p = verbs.add_parser("convert", help="official MMEarth release (HDF5 + JSON) → tile format")
+    p.add_argument("src", help="folder holding data_*.h5 and its three JSON files, or the .h5")
+    p.add_argument("dest", help="folder or s3://bucket/prefix")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None)
+    p.add_argument("--limit", type=int, default=None, help="first N tiles of each split")
+    p.add_argument("--shard-mb", type=int, default=128, help="target shard size")
+    p.set_defaults(func=_data_convert)
+
+    p = verbs.add_parser("inspect", help="schema, counts, statistics and a PNG of tiles")
+    p.add_argument("uri", help="dataset folder or s3://bucket/prefix")
+    p.add_argument("--png", default=None, help="write a sheet of tiles to this PNG")
+    p.add_argument("--tiles", type=int, default=4)
+    p.set_defaults(func=_data_inspect)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpmae", description="Pretrain MMEarth MP-MAE geospatial foundation models on Ray.")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    _add_data(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:
+        # Our errors already say what went wrong and what to do: no traceback noise.
+        print(f"mpmae: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

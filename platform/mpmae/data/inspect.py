@@ -1,0 +1,133 @@
+"""``mpmae data inspect``: a readable summary of a tile dataset and a PNG sheet of tiles."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+
+from mpmae.data.schema import PRESENCE_COLUMN, presence_bands
+from mpmae.data.shards import open_shard
+from mpmae.data.stream import TileDataset
+from mpmae.modalities import MODALITIES, RGB_BANDS, S2_BANDS, TaskKind, band_indices
+from mpmae.storage import StorageOptions, resolve
+
+
+def summarize(ds: TileDataset) -> str:
+    """Schema, counts per split, statistics and band presence, as text."""
+    m = ds.manifest
+    lines = [f"dataset {ds.root.uri}", f"  format v{m.format_version}, {m.tile_size}px tiles, "
+             f"{m.num_tiles} tiles", "  splits:"]
+    for split, shards in m.splits.items():
+        size = sum(s.bytes for s in shards) / 2**20
+        lines.append(f"    {split:<6} {m.split_tiles(split):>8} tiles in {len(shards)} shard(s), "
+                     f"{size:.1f} MB")
+    lines.append("  modalities:")
+    for name in m.modalities:
+        mod = MODALITIES[name]
+        lines.append(f"    {name:<18} {mod.kind.value:<17} {mod.dtype:<8} {_bands(mod)}")
+    lines.append("  statistics (mean ± std of the first bands):")
+    for key, s in m.stats.items():
+        pairs = ", ".join(f"{a:.3g}±{b:.3g}" for a, b in list(zip(s["mean"], s["std"]))[:4])
+        lines.append(f"    {key:<18} {pairs}{' …' if len(s['mean']) > 4 else ''}")
+    if m.labels:
+        lines.append(f"  labels: {', '.join(m.labels)}")
+    lines += _presence_lines(ds)
+    lines.append(f"  provenance: {m.provenance}")
+    lines.append(f"  licence: {m.license}")
+    return "\n".join(lines)
+
+
+def _bands(mod) -> str:
+    if mod.kind.is_classification:
+        return f"{mod.num_classes} classes"
+    return ",".join(mod.bands)
+
+
+def _presence_lines(ds: TileDataset) -> list[str]:
+    """Share of tiles in the first shard where each band really exists (only if < 100%)."""
+    split = next(iter(ds.manifest.splits))
+    first = ds.manifest.shards(split)[0]
+    table = open_shard(ds.root, first.path).read(columns=[PRESENCE_COLUMN])
+    rates = _tensor(table.column(PRESENCE_COLUMN)).mean(axis=0)
+    names = presence_bands(ds.manifest.modalities)
+    partial = [f"{n} {r:.0%}" for n, r in zip(names, rates) if r < 1]
+    return [f"  bands not always present ({first.path}): " + (", ".join(partial) or "none")]
+
+
+def _tensor(column: pa.ChunkedArray) -> np.ndarray:
+    return column.combine_chunks().to_numpy_ndarray()
+
+
+def sample_tiles(ds: TileDataset, count: int) -> pa.Table:
+    split = next(iter(ds.manifest.splits))
+    pf = open_shard(ds.root, ds.manifest.shards(split)[0].path)
+    return pf.read_row_group(0).slice(0, count)
+
+
+def tile_sheet_png(ds: TileDataset, count: int = 4) -> bytes:
+    """A PNG: one row per tile; S2 RGB then every other pixel modality, image values as text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = sample_tiles(ds, count)
+    pixel = [n for n in ds.manifest.modalities if MODALITIES[n].kind.is_pixel]
+    fig, axes = plt.subplots(table.num_rows, len(pixel) + 1,
+                             figsize=(2.2 * (len(pixel) + 1), 2.2 * table.num_rows),
+                             squeeze=False)
+    for col, name in enumerate(pixel):
+        values = _tensor(table.column(name))
+        for row in range(table.num_rows):
+            _draw(axes[row][col], name, values[row])
+            axes[0][col].set_title(name if name != "sentinel2" else "sentinel2 (RGB)", fontsize=8)
+    for row in range(table.num_rows):
+        ax = axes[row][-1]
+        ax.axis("off")
+        ax.text(0, 0.5, _image_values(table, row), fontsize=6, va="center", family="monospace")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _draw(ax, name: str, tile: np.ndarray) -> None:
+    ax.axis("off")
+    mod = MODALITIES[name]
+    if name == "sentinel2":
+        rgb = tile[band_indices(RGB_BANDS, S2_BANDS)].astype(np.float32).transpose(1, 2, 0)
+        ax.imshow(np.clip(rgb / 3000.0, 0, 1))
+    elif mod.kind is TaskKind.PIXEL_CLASSES:
+        ax.imshow(mod.class_lookup()[tile[0]], cmap="tab20", vmin=-1, vmax=19,
+                  interpolation="nearest")
+    else:
+        band = np.where(np.isfinite(tile[0].astype(np.float32)), tile[0], np.nan)
+        ax.imshow(band, cmap="viridis")
+
+
+def _image_values(table: pa.Table, row: int) -> str:
+    lines = [str(table.column("tile_id")[row]), str(table.column("s2_type")[row])]
+    for name in table.column_names:
+        mod = MODALITIES.get(name)
+        if mod is None or mod.kind.is_pixel:
+            continue
+        if mod.kind is TaskKind.IMAGE_CLASS:
+            lines.append(f"{name}: {table.column(name)[row]}")
+        else:
+            vals = _tensor(table.column(name))[row][:4]
+            lines.append(f"{name}: " + " ".join(f"{v:.2f}" for v in vals))
+    return "\n".join(lines)
+
+
+def inspect_dataset(uri: str, png: str | None = None, tiles: int = 4,
+                    storage: StorageOptions | None = None) -> str:
+    """Check the dataset, return its summary; write the tile sheet to ``png`` if given."""
+    ds = TileDataset.open(uri, storage)
+    text = summarize(ds)
+    if png:
+        resolve(png, storage).write_bytes_atomic(tile_sheet_png(ds, tiles))
+        text += f"\n  tile sheet: {png}"
+    return text

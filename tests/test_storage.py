@@ -1,0 +1,46 @@
+import pytest
+
+from mpmae.storage import StorageError, StorageOptions, resolve
+
+
+def test_local_paths_and_file_uris_resolve_to_the_same_place(tmp_path):
+    a, b = resolve(tmp_path), resolve(f"file://{tmp_path}")
+    assert a.path == b.path == str(tmp_path.resolve())
+    target = a.join("x", "y.bin")
+    target.write_bytes_atomic(b"data")
+    assert target.read_bytes() == b"data" and a.list_files() == ["x/y.bin"]
+    assert not list(tmp_path.glob("x/*.tmp-*"))
+
+
+def test_s3_round_trip_on_a_real_endpoint(s3_endpoint, s3_bucket):
+    loc = resolve(f"{s3_bucket}/prefix", s3_endpoint)
+    assert loc.path == f"{s3_bucket[5:]}/prefix"
+    loc.join("a", "b.txt").write_bytes_atomic(b"hello")
+    assert loc.join("a", "b.txt").read_bytes() == b"hello"
+    assert loc.list_files(".txt") == ["a/b.txt"]
+    with pytest.raises(FileNotFoundError):
+        loc.join("missing").read_bytes()
+
+
+def test_unreachable_store_names_the_endpoint_but_never_the_secret():
+    opts = StorageOptions(endpoint_url="http://127.0.0.1:9", region="us-east-1",
+                          access_key_id="AKIDSECRETID", secret_access_key="very-secret-key")
+    with pytest.raises(StorageError) as info:
+        resolve("s3://bucket/x", opts).join("dataset.json").read_bytes()
+    text = str(info.value)
+    assert "127.0.0.1:9" in text and "s3://bucket/x" in text
+    assert "very-secret-key" not in text and "AKIDSECRETID" not in text
+    assert "very-secret-key" not in repr(opts)
+
+
+def test_options_fall_back_to_standard_aws_variables(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:1234")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    opts = StorageOptions.from_env(region="us-west-2")
+    assert opts.endpoint_url == "http://localhost:1234" and opts.region == "us-west-2"
+    assert opts.as_env()["AWS_ENDPOINT_URL"] == "http://localhost:1234"
+
+
+def test_unsupported_schemes_are_rejected():
+    with pytest.raises(ValueError, match="unsupported storage URI"):
+        resolve("gs://bucket/x")
