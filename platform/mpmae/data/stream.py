@@ -70,9 +70,8 @@ class TileDataset:
         self.require(pretext)
         shuffle = FileShuffleConfig(seed=seed) if seed is not None else None
         return ray.data.read_parquet(
-            self.shard_paths(split), filesystem=self.root.fs,
-            columns=[*pretext.columns, *extra_columns], shuffle=shuffle,
-        )
+            self.shard_paths(split), filesystem=self.root.fs, shuffle=shuffle,
+        ).select_columns([*pretext.columns, *extra_columns])
 
 
 class TileCollate(NumpyBatchCollateFn):
