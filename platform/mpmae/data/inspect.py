@@ -29,7 +29,8 @@ def summarize(ds: TileDataset) -> str:
         lines.append(f"    {name:<18} {mod.kind.value:<17} {mod.dtype:<8} {_bands(mod)}")
     lines.append("  statistics (mean ± std of the first bands):")
     for key, s in m.stats.items():
-        pairs = ", ".join(f"{a:.3g}±{b:.3g}" for a, b in list(zip(s["mean"], s["std"]))[:4])
+        means_stds = list(zip(s["mean"], s["std"], strict=True))[:4]
+        pairs = ", ".join(f"{a:.3g}±{b:.3g}" for a, b in means_stds)
         lines.append(f"    {key:<18} {pairs}{' …' if len(s['mean']) > 4 else ''}")
     if m.labels:
         lines.append(f"  labels: {', '.join(m.labels)}")
@@ -52,7 +53,7 @@ def _presence_lines(ds: TileDataset) -> list[str]:
     table = open_shard(ds.root, first.path).read(columns=[PRESENCE_COLUMN])
     rates = _tensor(table.column(PRESENCE_COLUMN)).mean(axis=0)
     names = presence_bands(ds.manifest.modalities)
-    partial = [f"{n} {r:.0%}" for n, r in zip(names, rates) if r < 1]
+    partial = [f"{n} {r:.0%}" for n, r in zip(names, rates, strict=True) if r < 1]
     return [f"  bands not always present ({first.path}): " + (", ".join(partial) or "none")]
 
 
