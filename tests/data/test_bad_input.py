@@ -54,12 +54,12 @@ def test_manifest_that_does_not_match_the_shards(world):
     doc = json.loads((world / "dataset.json").read_text())
     doc["splits"]["train"][0]["tiles"] += 5
     (world / "dataset.json").write_text(json.dumps(doc))
-    with pytest.raises(DatasetError, match="dataset.json says"):
+    with pytest.raises(DatasetError, match=r"dataset\.json says"):
         TileDataset.open(str(world))
 
 
 def test_missing_and_malformed_manifest(world, tmp_path):
-    with pytest.raises(DatasetError, match="no dataset.json.*mpmae data synth"):
+    with pytest.raises(DatasetError, match=r"no dataset\.json.*mpmae data synth"):
         TileDataset.open(str(tmp_path / "nothing-here"))
     (world / "dataset.json").write_text("{not json")
     with pytest.raises(DatasetError, match="malformed"):
