@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+
 from mpmae.config import (
     ConfigError,
     cache_dir,
@@ -19,6 +22,15 @@ from mpmae.config import (
 from mpmae.train.config import PretrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "jobs" / "configs"
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Field types the pretraining schema does not use but the machinery supports."""
+
+    tags: list[str] = field(default_factory=list)
+    sizes: tuple[int, ...] = ()
+    ratio: float | None = 0.5
 
 
 def load(*overrides: str, path: Path | None = None) -> PretrainConfig:
@@ -155,6 +167,16 @@ def test_missing_or_invalid_file(tmp_path):
 )
 def test_cross_field_validation(override_, expected):
     assert expected in error_of(override_)
+
+
+def test_generic_lists_and_variable_tuples():
+    shapes = from_dict(Shapes, {"tags": ["a", "b"], "sizes": [1, 2, 3], "ratio": 1})
+    assert shapes == Shapes(["a", "b"], (1, 2, 3), 1.0)
+    assert from_dict(Shapes, yaml.safe_load(dump_yaml(shapes))) == shapes
+    with pytest.raises(ConfigError, match=r"tags\[1\]: expected str, got 2 \(int\)"):
+        from_dict(Shapes, {"tags": ["a", 2]})
+    with pytest.raises(ConfigError, match=re.escape("sizes: expected [int, ...], got 3")):
+        from_dict(Shapes, {"sizes": 3})
 
 
 def test_round_trip_dump_load(tmp_path):
