@@ -21,6 +21,7 @@ from mpmae.submit import (
     entrypoint_for,
     normalise_address,
     submit,
+    tracking_note,
     upload_excludes,
 )
 
@@ -197,6 +198,13 @@ def test_addresses():
     assert default_address(None, {"RAY_ADDRESS": "head:6379"}) == "http://127.0.0.1:8265"
     assert default_address(None, {"RAY_ADDRESS": "http://h:8265"}) == "http://h:8265"
     assert default_address("http://x:1", {"RAY_API_SERVER_ADDRESS": "http://y:2"}) == "http://x:1"
+
+
+def test_tracking_notes():
+    assert "not set" in tracking_note("", "http://head:8265")
+    assert "local store" in tracking_note("sqlite:///mlflow.db", "http://head:8265")
+    assert tracking_note("sqlite:///mlflow.db", "http://127.0.0.1:8265") is None
+    assert tracking_note("http://mlflow:5000", "http://head:8265") is None
 
 
 def test_parser_passes_everything_after_the_verb_through():

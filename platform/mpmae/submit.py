@@ -75,12 +75,15 @@ def submit(
     print(f"Submitting `mpmae {shlex.join(argv)}` to {address}")
     print(f"  working dir: {root}")
     print(f"  environment passed on: {', '.join(runtime_env['env_vars']) or '(none)'}")
+    note = tracking_note(env.get("MLFLOW_TRACKING_URI", ""), address)
+    if note:
+        print(f"  note: {note}")
     with _ray_info_logs_off():
         try:
             job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
                                        metadata={"mpmae_verb": argv[0]})
         except (RuntimeError, ValueError) as e:
-            raise SubmitError(f"the cluster refused the job: {_mask(str(e), secrets)}") from None
+            raise SubmitError(f"submitting the job failed: {_mask(str(e), secrets)}") from None
         _print_hints(address, job_id, cluster_token)
         return follow(client, job_id, secrets) if wait else 0
 
@@ -108,6 +111,18 @@ def normalise_address(address: str) -> str:
             f"e.g. {DEFAULT_ADDRESS} or http://HEAD:8265"
         )
     return address
+
+
+def tracking_note(tracking_uri: str, address: str) -> str | None:
+    """A warning when the job's MLflow runs would land somewhere the user cannot see."""
+    if not tracking_uri:
+        return ("MLFLOW_TRACKING_URI is not set: the job tracks into a SQLite file on the "
+                "cluster (<cache>/mlflow.db there). Set it to your MLflow server's URL.")
+    local = urlparse(tracking_uri).scheme in ("", "file", "sqlite")
+    if local and urlparse(address).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return (f"MLFLOW_TRACKING_URI={tracking_uri} is a local store the cluster cannot "
+                "share with you; point it at an MLflow server reachable from the cluster.")
+    return None
 
 
 def entrypoint_for(root: Path, argv: list[str]) -> str:
@@ -216,8 +231,8 @@ def _unreachable(address: str, why: str) -> str:
 
 
 def _auth_advice(address: str, token: ClusterToken) -> str:
-    where = "Get the token on the head with `ray get-auth-token` and pass it with --token, " \
-            "RAY_AUTH_TOKEN or a file at RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token."
+    where = ("Get the token on the head with `ray get-auth-token` and pass it with --token, "
+             "RAY_AUTH_TOKEN or a file at RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token.")
     if token.value is None:
         return (f"the cluster at {address} requires an authentication token and none was "
                 f"found (looked at {token.source}). {where}")
