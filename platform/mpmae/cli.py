@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mpmae", description="Pretrain MMEarth MP-MAE geospatial foundation models on Ray.")
     sub = parser.add_subparsers(dest="verb", required=True)
     _add_data(sub)
+    from mpmae.submit import add_submit_parser
+
+    add_submit_parser(sub)
     return parser
 
 

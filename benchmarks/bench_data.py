@@ -1,0 +1,188 @@
+"""Data-plane throughput on MMEarth64-shaped tiles with every modality; prints JSON.
+
+  (a) limit:  plain pyarrow reading the shards into numpy, one process, no Ray
+  (b) stream: our Ray Data stream delivering normalised torch batches (crop 64→56)
+  (c) h5py:   reference-style per-sample reads from a gzip HDF5 of the same tiles
+
+(a) and (b) run from a local folder and from a real S3 endpoint (moto server on loopback).
+Targets on the 2-core machine: (b) ≥ 0.7 × (a) and (b) ≥ 3 × (c).
+
+    python benchmarks/bench_data.py --tiles 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import tempfile
+import time
+
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+
+from mpmae.data.mmearth_h5 import write_mmearth_release
+from mpmae.data.normalise import Normaliser
+from mpmae.data.stream import TileDataset, torch_batches
+from mpmae.data.synth import synthesize
+from mpmae.modalities import MODALITIES, TaskKind, resolve_pretext
+from mpmae.storage import StorageOptions
+
+PRETEXT = resolve_pretext("all")
+
+
+def tile_bytes(batch: dict) -> int:
+    return sum(v.nbytes for v in batch.values() if hasattr(v, "nbytes"))
+
+
+def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
+    """(a): decode every shard's columns into numpy arrays, nothing else."""
+    tiles = nbytes = 0
+    start = time.perf_counter()
+    for path in ds.shard_paths("train"):
+        pf = pq.ParquetFile(ds.root.fs.open_input_file(path))
+        for batch in pf.iter_batches(batch_size=batch_size, columns=list(PRETEXT.columns)):
+            arrays = {
+                name: col.to_numpy_ndarray() if hasattr(col, "to_numpy_ndarray")
+                else col.to_numpy(zero_copy_only=False)
+                for name, col in zip(batch.schema.names, batch.columns, strict=True)
+            }
+            tiles += batch.num_rows
+            nbytes += tile_bytes(arrays)
+    return _rate(tiles, nbytes, time.perf_counter() - start)
+
+
+def bench_stream(ds: TileDataset, batch_size: int, epochs: int) -> dict:
+    """(b): Ray Data → raw tensors → on-device normalisation, as a training worker sees it."""
+    norm = Normaliser(ds.manifest.stats, PRETEXT, crop=56)
+    data = ds.read("train", PRETEXT, seed=0)
+    rates = []
+    for _ in range(epochs):
+        tiles = nbytes = 0
+        start = time.perf_counter()
+        for raw in torch_batches(data, batch_size, shuffle_buffer=4 * batch_size, seed=0,
+                                 device="cpu"):
+            nbytes += tile_bytes(raw)
+            tiles += len(norm(raw)["image"])
+        rates.append(_rate(tiles, nbytes, time.perf_counter() - start))
+    return {"first_epoch": rates[0], **rates[-1]}
+
+
+def bench_h5py(h5_path: str, rows: np.ndarray, batch_size: int) -> dict:
+    """(c): a map-style dataset reading one sample at a time from each HDF5 dataset."""
+    names = [n for n in MODALITIES]
+    tiles = nbytes = 0
+    order = np.random.default_rng(0).permutation(rows)
+    start = time.perf_counter()
+    with h5py.File(h5_path, "r") as h5:
+        datasets = [h5[n] for n in names]
+        for first in range(0, len(order) - batch_size + 1, batch_size):
+            samples = [[d[i] for d in datasets] for i in order[first : first + batch_size]]
+            batch = {n: np.stack([s[k] for s in samples]) for k, n in enumerate(names)}
+            tiles += batch_size
+            nbytes += tile_bytes(batch)
+    return _rate(tiles, nbytes, time.perf_counter() - start)
+
+
+def _rate(tiles: int, nbytes: int, seconds: float) -> dict:
+    return {"tiles": tiles, "seconds": round(seconds, 3),
+            "tiles_per_s": round(tiles / seconds, 1),
+            "mb_per_s": round(nbytes / seconds / 2**20, 1)}
+
+
+def write_h5_copy(ds: TileDataset, folder: str) -> tuple[str, np.ndarray]:
+    """The dataset's train tiles as an official-layout gzip HDF5 (one-hot classes)."""
+    table = pq.read_table(ds.shard_paths("train"), filesystem=ds.root.fs)
+    arrays = {}
+    for name, mod in MODALITIES.items():
+        col = table.column(name).combine_chunks()
+        if mod.kind is TaskKind.IMAGE_CLASS:
+            arrays[name] = np.eye(mod.num_classes, dtype=mod.dtype)[col.to_numpy()]
+        else:
+            arrays[name] = col.to_numpy_ndarray()
+    ids = table.column("tile_id").to_pylist()
+    rows = np.arange(len(ids))
+    path = write_mmearth_release(folder, arrays, ids, table.column("s2_type").to_pylist(),
+                                 {"train": rows.tolist()})
+    return str(path), rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def s3_copy(tiles: int, size: int) -> tuple[object, str, StorageOptions]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    opts = StorageOptions(f"http://127.0.0.1:{port}", "us-east-1", "bench", "bench-secret")
+    boto3.client("s3", endpoint_url=opts.endpoint_url, region_name="us-east-1",
+                 aws_access_key_id="bench", aws_secret_access_key="bench-secret"
+                 ).create_bucket(Bucket="bench")
+    uri = "s3://bench/world"
+    synthesize(uri, tiles=tiles, size=size, seed=0, downstream_tiles=0, storage=opts,
+               progress=lambda _: None)
+    return server, uri, opts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiles", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=2, help="stream epochs (last reported)")
+    parser.add_argument("--no-s3", action="store_true")
+    args = parser.parse_args()
+
+    import ray
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "world")
+        synthesize(local, tiles=args.tiles, size=args.size, seed=0, downstream_tiles=0,
+                   progress=lambda _: None)
+        ds = TileDataset.open(local)
+        h5_path, rows = write_h5_copy(ds, os.path.join(tmp, "h5"))
+        result = {
+            "machine": f"{platform.node()} {os.cpu_count()} CPU cores, no GPU",
+            "tiles_train": ds.manifest.split_tiles("train"), "tile_size": args.size,
+            "batch": args.batch, "modalities": "all",
+            "local": {
+                "a_pyarrow": bench_pyarrow(ds, args.batch),
+                "b_stream": bench_stream(ds, args.batch, args.epochs),
+                "c_h5py": bench_h5py(h5_path, rows, args.batch),
+            },
+        }
+        if not args.no_s3:
+            server, uri, opts = s3_copy(args.tiles, args.size)
+            s3_ds = TileDataset.open(uri, opts)
+            result["s3"] = {"a_pyarrow": bench_pyarrow(s3_ds, args.batch),
+                            "b_stream": bench_stream(s3_ds, args.batch, args.epochs)}
+            server.stop()
+        result["ratios"] = _ratios(result)
+        print(json.dumps(result, indent=1))
+
+
+def _ratios(result: dict) -> dict:
+    out = {}
+    for where in ("local", "s3"):
+        if where in result:
+            r = result[where]
+            out[f"{where}_b_over_a"] = round(
+                r["b_stream"]["tiles_per_s"] / r["a_pyarrow"]["tiles_per_s"], 2)
+    loc = result["local"]
+    out["local_b_over_c"] = round(loc["b_stream"]["tiles_per_s"] / loc["c_h5py"]["tiles_per_s"], 2)
+    return out
+
+
+if __name__ == "__main__":
+    main()
