@@ -1,0 +1,160 @@
+"""The assembled Multi-Pretext Masked Autoencoder.
+
+mask → sparse ConvNeXt V2 encoder → decoder (shared by all tasks, or one per task) →
+one head per pretext task → per-task losses on hidden patches → loss weighting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mpmae.modalities import MODALITIES, resolve_pretext
+from mpmae.model.convnextv2 import build_encoder
+from mpmae.model.decoder import Decoder
+from mpmae.model.heads import build_heads
+from mpmae.model.losses import task_loss
+from mpmae.model.masking import PatchMask, random_patch_mask
+from mpmae.model.patches import unpatchify
+from mpmae.model.weighting import build_weighting
+
+SHARED_DECODER = "shared"
+
+
+@dataclass(frozen=True)
+class MPMAEConfig:
+    """The model's hyper-parameters. ``pretext``: a set name (S2, pix, img, all, rgb) or a
+    task list; it also fixes the input bands (``in_chans``)."""
+
+    size: str = "atto"
+    pretext: str | tuple[str, ...] = "all"
+    patch_size: int = 8
+    img_size: int = 56
+    mask_ratio: float = 0.6
+    decoder_dim: int = 512
+    decoder_depth: int = 1
+    share_decoder: bool = True
+    loss_weighting: str = "uncertainty"
+    stem: str = "mmearth"
+
+    def __post_init__(self) -> None:
+        if self.img_size % self.patch_size:
+            raise ValueError(
+                f"img_size {self.img_size} must be a multiple of patch_size {self.patch_size}"
+            )
+
+
+@dataclass
+class MPMAEOutput:
+    """What one forward returns.
+
+    ``loss``: weighted total. ``task_losses``: unweighted loss per task. ``task_weights``:
+    the effective weight per task (exp(−sᵢ), or 1), detached. ``mask``: (B, gh, gw) bool,
+    True = hidden. ``predictions``: per pixel task (B, C, H, W) — values for regression
+    (Sentinel-2 in per-patch normalised units, see ``losses.denormalise_patches``),
+    logits for classes; per image task (B, C).
+    """
+
+    loss: Tensor
+    task_losses: dict[str, Tensor]
+    task_weights: dict[str, Tensor]
+    mask: Tensor
+    predictions: dict[str, Tensor]
+
+
+class MPMAE(nn.Module):
+    def __init__(self, config: MPMAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.pretext = resolve_pretext(config.pretext)
+        self.encoder = build_encoder(
+            config.size, self.pretext.in_chans, config.patch_size, config.stem
+        )
+        names = (SHARED_DECODER,) if config.share_decoder else self.pretext.tasks
+        self.decoders = nn.ModuleDict(
+            {
+                name: Decoder(self.encoder.num_features, config.decoder_dim, config.decoder_depth)
+                for name in names
+            }
+        )
+        self.heads = build_heads(self.pretext, config.decoder_dim, config.patch_size)
+        self.weighting = build_weighting(config.loss_weighting, self.pretext.tasks)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        side = self.config.img_size // self.config.patch_size
+        return side, side
+
+    def random_mask(
+        self, batch_size: int, generator: torch.Generator | None = None, device=None
+    ) -> PatchMask:
+        return random_patch_mask(
+            batch_size, self.grid, self.config.mask_ratio, generator=generator, device=device
+        )
+
+    def forward(
+        self,
+        batch: dict[str, Tensor],
+        generator: torch.Generator | None = None,
+        mask: Tensor | PatchMask | None = None,
+    ) -> MPMAEOutput:
+        """``batch`` follows the normalised batch contract of ``mpmae.modalities``.
+
+        The mask is drawn from ``generator`` unless given (bool (B, gh, gw), True = hidden).
+        """
+        x = self._check_batch(batch)
+        if mask is None:
+            mask = self.random_mask(x.shape[0], generator, x.device)
+        elif not isinstance(mask, PatchMask):
+            mask = PatchMask.from_hidden(mask)
+        features = self.encoder.forward_masked(x, mask)
+        decoded = {name: dec(features, mask.hidden) for name, dec in self.decoders.items()}
+        hidden = mask.hidden.flatten(1)
+        losses, counts, predictions = {}, {}, {}
+        for task, head in self.heads.items():
+            pred = head(decoded[SHARED_DECODER if self.config.share_decoder else task])
+            losses[task], counts[task] = task_loss(
+                task, pred, batch[task], hidden, self.config.patch_size
+            )
+            if MODALITIES[task].kind.is_pixel:
+                pred = unpatchify(pred, self.config.patch_size, self.grid)
+            predictions[task] = pred
+        total, weights = self.weighting(losses, counts)
+        return MPMAEOutput(total, losses, weights, mask.hidden, predictions)
+
+    def _check_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        missing = [k for k in ("image", *self.pretext.tasks) if k not in batch]
+        if missing:
+            raise KeyError(
+                f"batch lacks {missing}; pretext set {self.pretext.name!r} needs 'image' and "
+                f"a target per task {list(self.pretext.tasks)}"
+            )
+        x = batch["image"]
+        expected = (self.pretext.in_chans, self.config.img_size, self.config.img_size)
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"batch['image'] has shape {tuple(x.shape)}, expected (B, *{expected})"
+            )
+        return x
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay on weight matrices and kernels only.
+
+        Biases, norm and GRN scales, the mask token and the log-variances sᵢ (all ≤ 1-D)
+        get none: decay would only pull them towards 0, which regularises nothing.
+        """
+        decay, no_decay = [], []
+        for param in self.parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 else decay).append(param)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+
+def build_mpmae(**overrides) -> MPMAE:
+    """An MP-MAE from ``MPMAEConfig`` fields, e.g. ``build_mpmae(size="atto", pretext="all")``."""
+    return MPMAE(MPMAEConfig(**overrides))
