@@ -126,6 +126,7 @@ def test_bf16_autocast_runs_the_sparse_path():
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 
 
+@torch.no_grad()
 def test_sparse_path_compiles_as_one_graph():
     encoder = build_encoder("atto")
     mask = random_patch_mask(2, (4, 4), 0.6)

@@ -8,7 +8,7 @@ reference in ``dense_reference.py``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -197,8 +197,3 @@ def timm_state_dict(encoder: ConvNeXtV2Encoder) -> dict[str, Tensor]:
             value = value[:, :, None, None]
         out[name] = value
     return out
-
-
-def encoder_config_dict(encoder: ConvNeXtV2Encoder) -> dict:
-    """The encoder's config as plain JSON-able values."""
-    return asdict(encoder.config)

@@ -72,6 +72,9 @@ class MPMAE(nn.Module):
         self.encoder = build_encoder(
             config.size, self.pretext.in_chans, config.patch_size, config.stem
         )
+        # The embedding LayerNorm is for downstream use; the MAE never reaches it, and DDP
+        # refuses trainable parameters that get no gradient.
+        self.encoder.norm.requires_grad_(False)
         names = (SHARED_DECODER,) if config.share_decoder else self.pretext.tasks
         self.decoders = nn.ModuleDict(
             {

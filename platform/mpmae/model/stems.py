@@ -47,7 +47,7 @@ class MMEarthStem(nn.Module):
 
     def forward_packed(self, x: Tensor, mask: PatchMask) -> Tensor:
         batch, k, p = x.shape[0], mask.num_keep, self.patch_size
-        x = x * mask.visible(p).permute(0, 3, 1, 2)
+        x = x * mask.visible(p).permute(0, 3, 1, 2).to(x.dtype)
         windows = patch_windows(x, mask, p, halo=1)
         y = F.conv2d(windows, self.conv.weight, self.conv.bias).permute(0, 2, 3, 1)
         y = self.act(self.norm_in(y)).reshape(batch, k, p, p, -1)
