@@ -1,0 +1,15 @@
+# syntax=docker/dockerfile:1
+# MLflow tracking server for infra/k8s/mlflow.yaml: the stock MLflow image has neither the
+# PostgreSQL driver (psycopg2) nor the S3 client (boto3) that a PostgreSQL backend and S3
+# artifacts need. Versions follow constraints.txt. It copies nothing, so any context works:
+#
+#   docker build -f infra/docker/mlflow.Dockerfile -t YOUR-REGISTRY/mpmae-mlflow:3.17.2 infra/docker
+FROM python:3.11.14-slim-bookworm
+
+RUN pip install --no-cache-dir mlflow==3.17.2 psycopg2-binary==2.9.13 boto3==1.43.117 \
+    && useradd --create-home --uid 1000 mlflow
+
+USER mlflow
+WORKDIR /home/mlflow
+EXPOSE 5000
+ENTRYPOINT ["mlflow", "server"]
