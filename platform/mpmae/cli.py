@@ -32,6 +32,34 @@ def _data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from mpmae.config import describe, load_config
+    from mpmae.train.config import PretrainConfig
+
+    if args.help_config:
+        print(describe(PretrainConfig))
+        return 0
+    cfg = load_config(PretrainConfig, args.config, args.set)  # fails before any cluster work
+    from mpmae.train.launch import pretrain
+
+    pretrain(cfg)
+    return 0
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain", help="pretrain MP-MAE (no config: the embedded demo on this machine)",
+        description="Pretrain MP-MAE with Ray Train. Without --config: the embedded demo — a "
+                    "synthetic dataset made on first use, local Ray, MLflow in a local SQLite "
+                    "file. Re-run with the same run_name to resume.")
+    p.add_argument("--config", default=None, help="YAML config (see jobs/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set model.size=tiny (repeatable)")
+    p.add_argument("--help-config", action="store_true",
+                   help="list every config key with its default and meaning")
+    p.set_defaults(func=_pretrain)
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="create, convert and inspect tile datasets")
     verbs = data.add_subparsers(dest="data_verb", required=True)
@@ -66,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mpmae", description="Pretrain MMEarth MP-MAE geospatial foundation models on Ray.")
     sub = parser.add_subparsers(dest="verb", required=True)
     _add_data(sub)
+    _add_pretrain(sub)
     from mpmae.submit import add_submit_parser
 
     add_submit_parser(sub)

@@ -1,0 +1,74 @@
+"""Training checkpoints: one folder with the state and a manifest that vouches for it.
+
+``state.pt`` holds model, optimiser, scheduler, step, RNG states, the MLflow run id and the
+resolved config; ``checkpoint.json`` is written after it and carries its SHA-256. Ray Train
+registers a checkpoint only once it is fully persisted, and loading verifies the hash, so
+a crash mid-write never yields a checkpoint that loads as valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+STATE_FILE = "state.pt"
+MANIFEST_FILE = "checkpoint.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is incomplete or damaged."""
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (must hold ``step``) into ``folder``; the manifest goes last."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(state, folder / STATE_FILE)
+    manifest = {"step": int(state["step"]), "sha256": _sha256(folder / STATE_FILE),
+                "format_version": 1}
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return folder
+
+
+def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The state saved in ``folder``, after checking it is complete and undamaged."""
+    folder = Path(folder)
+    manifest_file, state_file = folder / MANIFEST_FILE, folder / STATE_FILE
+    if not manifest_file.is_file() or not state_file.is_file():
+        raise CheckpointError(f"checkpoint {folder} is incomplete (no {MANIFEST_FILE} or "
+                              f"{STATE_FILE}); delete it to resume from an earlier one")
+    manifest = json.loads(manifest_file.read_text())
+    if _sha256(state_file) != manifest["sha256"]:
+        raise CheckpointError(f"checkpoint {folder} is damaged (hash mismatch); delete it to "
+                              "resume from an earlier one")
+    return torch.load(state_file, map_location=map_location, weights_only=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,188 @@
+"""``mpmae pretrain`` on the driver: prepare data and run bookkeeping, then fit a TorchTrainer.
+
+A run lives in ``<storage.root>/<run_name>/``: Ray Train's checkpoints, ``run.json`` (the
+MLflow run id, so a re-run re-attaches instead of duplicating), ``config.yaml`` and, at the
+end, the ``encoder/`` release. Re-running with the same run name resumes from the latest
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpmae.config import ConfigError, cache_dir, dump_yaml, override, to_dict
+from mpmae.data.stream import TileDataset
+from mpmae.storage import Location, resolve
+from mpmae.train.config import PretrainConfig
+from mpmae.train.schedule import plan_steps
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class RunResult:
+    run_name: str
+    run_dir: str
+    encoder_uri: str
+    mlflow_run_id: str
+    tracking_uri: str
+    steps: int
+
+
+def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
+    """Run (or resume) pretraining as configured; returns where everything landed."""
+    import ray
+
+    from mpmae.track.runs import end_run, start_run, tracking_uri
+
+    cfg = _resolved(cfg)
+    dataset = _dataset(cfg, progress)
+    dataset.require(cfg.model.pretext_set)
+    root = resolve(cfg.storage.root, cfg.storage.options())
+    run_dir = root.join(cfg.run_name)
+    previous = _read_run_file(run_dir)
+    run_id = start_run(cfg, run_name=cfg.run_name, run_id=previous.get("mlflow_run_id"))
+    run_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
+    run_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
+    progress(("resuming" if previous else "starting") + f" run {cfg.run_name} in {run_dir.uri}")
+    _init_ray(cfg)
+    try:
+        steps = _fit(cfg, dataset, root, run_dir, run_id, progress)
+    except BaseException:
+        end_run("FAILED")
+        raise
+    finally:
+        if ray.is_initialized() and not cfg.scaling.address:
+            ray.shutdown()
+    end_run("FINISHED")
+    result = RunResult(cfg.run_name, run_dir.uri, run_dir.join("encoder").uri, run_id,
+                       tracking_uri(cfg.mlflow), steps)
+    progress(_summary(result))
+    return result
+
+
+def _resolved(cfg: PretrainConfig) -> PretrainConfig:
+    """Fill the embedded defaults in, so every process (and a resume) sees the same values."""
+    from mpmae.track.runs import tracking_uri
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return override(cfg, {
+        "run_name": cfg.run_name or f"{cfg.name}-{stamp}",
+        "storage.root": cfg.storage.root or str(cache_dir() / "runs"),
+        "data.uri": cfg.data.uri or str(
+            cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}"),
+        "mlflow.tracking_uri": tracking_uri(cfg.mlflow),
+    })
+
+
+def _dataset(cfg: PretrainConfig, progress) -> TileDataset:
+    """Open the training data; the embedded synthetic world is generated on first use."""
+    from mpmae.data.manifest import MANIFEST_NAME
+
+    options = cfg.storage.options()
+    root = resolve(cfg.data.uri, options)
+    synthetic = cfg.data.uri.startswith(str(cache_dir() / "data" / "synth-"))
+    if synthetic and not root.join(MANIFEST_NAME).exists():
+        from mpmae.data.synth import synthesize
+
+        progress(f"generating the synthetic dataset in {root.uri} (first use only)")
+        synthesize(cfg.data.uri, tiles=cfg.data.synth_tiles, size=cfg.data.tile_size,
+                   storage=options, progress=lambda _: None)
+    dataset = TileDataset.open(cfg.data.uri, options)
+    if dataset.manifest.tile_size < cfg.model.img_size:
+        raise ConfigError(f"the data's tiles are {dataset.manifest.tile_size}px, smaller than "
+                          f"model.img_size {cfg.model.img_size}", key="model.img_size")
+    return dataset
+
+
+def _read_run_file(run_dir: Location) -> dict:
+    try:
+        return json.loads(run_dir.join(RUN_FILE).read_bytes())
+    except FileNotFoundError:
+        return {}
+
+
+def _init_ray(cfg: PretrainConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if cfg.scaling.address:
+        ray.init(address=cfg.scaling.address)
+    else:
+        ray.init(include_dashboard=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def _scaling(cfg: PretrainConfig):
+    """Worker resources, leaving ``data_cpus`` free so Ray Data never starves."""
+    import ray
+    from ray.train import ScalingConfig
+
+    s = cfg.scaling
+    total = ray.cluster_resources()
+    use_gpu = s.use_gpu if s.use_gpu is not None else total.get("GPU", 0) >= s.num_workers
+    needed = s.num_workers * s.cpus_per_worker + s.data_cpus
+    if not s.address and needed > total.get("CPU", 0):
+        raise ConfigError(
+            f"{s.num_workers} worker(s) × {s.cpus_per_worker} CPU + {s.data_cpus} CPU for data "
+            f"need {needed:g} CPUs; this machine has {total.get('CPU', 0):g}. Lower "
+            "scaling.num_workers, scaling.cpus_per_worker or scaling.data_cpus",
+            key="scaling")
+    return ScalingConfig(num_workers=s.num_workers, use_gpu=use_gpu,
+                         resources_per_worker={"CPU": s.cpus_per_worker})
+
+
+def _fit(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_dir: Location,
+         run_id: str, progress) -> int:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchTrainer
+
+    from mpmae.train.loop import train_loop
+    from mpmae.train.progress import ConsoleProgress
+
+    per_epoch, total = plan_steps(
+        dataset.manifest.split_tiles(cfg.data.split), cfg.train.batch_size,
+        cfg.train.accumulation, cfg.scaling.num_workers, cfg.optim.epochs, cfg.train.max_steps)
+    progress(f"{total} optimizer steps ({per_epoch}/epoch), effective batch "
+             f"{cfg.effective_batch}, lr {cfg.resolved_lr:.3g}")
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={
+            "cfg": to_dict(cfg), "stats": dataset.manifest.stats, "total_steps": total,
+            "steps_per_epoch": per_epoch, "run_name": cfg.run_name, "run_dir": run_dir.uri,
+            "mlflow_run_id": run_id,
+        },
+        datasets={"train": dataset.read(cfg.data.split, cfg.model.pretext_set,
+                                        seed=cfg.train.seed)},
+        scaling_config=_scaling(cfg),
+        run_config=RunConfig(
+            name=cfg.run_name,
+            storage_path=root.path,
+            storage_filesystem=root.fs if root.is_s3 else None,
+            failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=[ConsoleProgress()],
+        ),
+    )
+    trainer.fit()
+    return total
+
+
+def _summary(r: RunResult) -> str:
+    ui = r.tracking_uri
+    if ui.startswith("sqlite:") or Path(ui).exists():
+        how = f"mlflow ui --backend-store-uri {ui}   (then open http://127.0.0.1:5000)"
+    else:
+        how = f"open {ui} in a browser"
+    return "\n".join([
+        f"done: run {r.run_name}, {r.steps} steps",
+        f"  encoder release: {r.encoder_uri}",
+        "    load it with: python -c \"import mpmae; print(mpmae.load_encoder('"
+        f"{r.encoder_uri}'))\"",
+        f"  MLflow run {r.mlflow_run_id}; browse it with: {how}",
+        f"  resume or extend: mpmae pretrain --set run_name={r.run_name}",
+    ])

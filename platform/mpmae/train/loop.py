@@ -1,0 +1,244 @@
+"""The per-worker pretraining loop that Ray Train runs on every worker.
+
+Rank 0 alone talks to MLflow and writes checkpoints; every rank calls ``ray.train.report``
+at the same steps because a report is a barrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mpmae.config import from_dict
+from mpmae.data.normalise import Normaliser
+from mpmae.data.stream import torch_batches
+from mpmae.model import MPMAE, MPMAEConfig
+from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from mpmae.train.config import PretrainConfig
+from mpmae.train.schedule import lr_factor
+
+
+@dataclass
+class LoopState:
+    """What the loop carries between steps; ``step`` counts optimizer steps."""
+
+    step: int = 0
+    tiles: int = 0
+    wait_s: float = 0.0
+    busy_s: float = 0.0
+    last: Any = None  # (normalised batch, model output) of the latest micro-batch
+    window: dict[str, float] = field(default_factory=lambda: {"t": time.perf_counter(),
+                                                              "tiles": 0, "wait": 0.0})
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train entry point. ``config`` holds the resolved config and the run's facts."""
+    from ray import train
+
+    _quiet_workers()
+    cfg = from_dict(PretrainConfig, config["cfg"])
+    ctx = train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(cfg.train.seed + rank)
+    model, raw_model = _build_model(cfg)
+    device = next(raw_model.parameters()).device
+    optimizer = torch.optim.AdamW(raw_model.param_groups(cfg.optim.weight_decay),
+                                  lr=cfg.resolved_lr, betas=tuple(cfg.optim.betas))
+    total, per_epoch = config["total_steps"], config["steps_per_epoch"]
+    warmup = round(cfg.optim.warmup_epochs * per_epoch)
+    min_ratio = cfg.optim.min_lr / cfg.resolved_lr if cfg.resolved_lr else 0.0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup, total, min_ratio))
+    state = LoopState()
+    _resume(raw_model, optimizer, scheduler, state, device)
+    normaliser = Normaliser(config["stats"], raw_model.pretext, crop=cfg.model.img_size)
+    normaliser.to(device).train()
+    tracker = _Tracker(cfg, config, raw_model.pretext, rank == 0)
+    shard = train.get_dataset_shard("train")
+    amp = _autocast(cfg, device)
+    while state.step < total:
+        epoch = state.step // per_epoch
+        batches = torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
+                                seed=cfg.train.seed * 10_007 + epoch * world + rank,
+                                device=device)
+        before = state.step
+        _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state, amp,
+                   tracker, stop=min(total, (epoch + 1) * per_epoch))
+        if state.step == before:
+            raise RuntimeError(f"worker {rank} got no batch in epoch {epoch}: the data split "
+                               "is too small for the batch size")
+    tracker.finish(raw_model)
+
+
+def _quiet_workers() -> None:
+    """Keep the driver's console to our progress line: no per-report dumps, no bars."""
+    import ray.data
+    from ray.train.v2._internal.execution import context
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    # Ray Train logs every report (all metrics) at INFO under a logger named by file path.
+    for name in ("ray.data", "ray.train", context.__file__):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _build_model(cfg: PretrainConfig) -> tuple[torch.nn.Module, MPMAE]:
+    from ray.train.torch import prepare_model
+
+    m = cfg.model
+    pretext = m.pretext if isinstance(m.pretext, str) else tuple(m.pretext)
+    raw = MPMAE(MPMAEConfig(size=m.size, pretext=pretext, patch_size=m.patch_size,
+                            img_size=m.img_size, mask_ratio=m.mask_ratio,
+                            decoder_dim=m.decoder_dim, share_decoder=m.share_decoder,
+                            loss_weighting=m.loss_weighting, stem=m.stem))
+    model = prepare_model(raw)
+    raw = model.module if hasattr(model, "module") else model
+    if cfg.train.compile:
+        model = torch.compile(model)
+    return model, raw
+
+
+def _autocast(cfg: PretrainConfig, device: torch.device):
+    bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto"
+                                             and device.type == "cuda")
+    if not bf16:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device) -> None:
+    from ray import train
+
+    checkpoint = train.get_checkpoint()
+    if checkpoint is None:
+        return
+    with checkpoint.as_directory() as folder:
+        saved = load_checkpoint(folder, map_location=device)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    state.step, state.tiles = saved["step"], saved["tiles"]
+    restore_rng(saved["rng"])
+
+
+def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: LoopState,
+               amp, tracker, stop: int) -> None:
+    accumulation, micro = cfg.train.accumulation, 0
+    iterator = iter(batches)
+    while state.step < stop:
+        t0 = time.perf_counter()
+        raw = next(iterator, None)
+        t1 = time.perf_counter()
+        if raw is None:
+            return
+        micro += 1
+        sync = micro % accumulation == 0
+        with _no_sync(model, sync), amp():
+            batch = normaliser(raw)
+            output = model(batch)
+        (output.loss / accumulation).backward()
+        if sync:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            state.step += 1
+        n = len(batch["image"]) * tracker.world
+        state.tiles += n
+        state.window["tiles"] += n
+        state.window["wait"] += t1 - t0
+        state.last = (batch, output)
+        if sync:
+            tracker.after_step(model, state, optimizer, scheduler)
+
+
+def _no_sync(model, sync: bool):
+    """Skip DDP's gradient all-reduce on micro-batches that don't end an optimizer step."""
+    if sync or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+class _Tracker:
+    """Reports to Ray Train; on rank 0 also logs to MLflow and writes checkpoints."""
+
+    def __init__(self, cfg: PretrainConfig, config: dict, pretext, is_chief: bool) -> None:
+        from ray import train
+
+        self.cfg, self.config, self.pretext, self.is_chief = cfg, config, pretext, is_chief
+        self.world = train.get_context().get_world_size()
+        self.total = config["total_steps"]
+        if is_chief:
+            from mpmae.track.runs import start_run
+
+            start_run(cfg, run_name=config["run_name"], run_id=config["mlflow_run_id"])
+
+    def after_step(self, model, state: LoopState, optimizer, scheduler) -> None:
+        t = self.cfg.train
+        step = state.step
+        if step % t.log_every == 0 or step == self.total:
+            self._report(state, optimizer, scheduler, model,
+                         checkpoint=step % t.checkpoint_every == 0 or step == self.total)
+        elif step % t.checkpoint_every == 0:
+            self._report(state, optimizer, scheduler, model, checkpoint=True)
+        if self.is_chief and t.figure_every and step % t.figure_every == 0:
+            self._figure(state)
+
+    def _report(self, state: LoopState, optimizer, scheduler, model, checkpoint: bool) -> None:
+        from ray import train
+
+        metrics = self._metrics(state, optimizer)
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = None
+            if checkpoint and self.is_chief:
+                save_checkpoint(tmp, self._state(model, state, optimizer, scheduler))
+                ckpt = train.Checkpoint.from_directory(tmp)
+            if self.is_chief:
+                from mpmae.track.runs import log_metrics
+
+                log_metrics(metrics, state.step)
+            train.report(metrics, checkpoint=ckpt)
+
+    def _metrics(self, state: LoopState, optimizer) -> dict[str, float]:
+        from mpmae.track.runs import training_metrics
+
+        now = time.perf_counter()
+        w = state.window
+        elapsed = max(now - w["t"], 1e-9)
+        metrics = training_metrics(
+            state.last[1], lr=optimizer.param_groups[0]["lr"], tiles_per_s=w["tiles"] / elapsed,
+            data_wait_fraction=min(w["wait"] / elapsed, 1.0))
+        metrics.update(step=state.step, total_steps=self.total, tiles=state.tiles)
+        state.window = {"t": now, "tiles": 0, "wait": 0.0}
+        return metrics
+
+    def _state(self, model, state: LoopState, optimizer, scheduler) -> dict:
+        from mpmae.config import dump_yaml
+
+        raw = model.module if hasattr(model, "module") else model
+        raw = getattr(raw, "_orig_mod", raw)
+        return {"model": raw.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": state.step, "tiles": state.tiles,
+                "rng": rng_state(), "mlflow_run_id": self.config["mlflow_run_id"],
+                "config": dump_yaml(self.cfg)}
+
+    def _figure(self, state: LoopState) -> None:
+        from mpmae.track.figures import reconstruction_figure
+        from mpmae.track.runs import log_figure
+
+        batch, output = state.last
+        log_figure(reconstruction_figure(batch, output, self.pretext), state.step)
+
+    def finish(self, model: MPMAE) -> None:
+        """Rank 0 exports the encoder release and logs it; the driver ends the run."""
+        if self.is_chief:
+            from mpmae.train.export import export_encoder
+
+            export_encoder(model.encoder, self.cfg, self.config["stats"],
+                           self.config["run_dir"])

@@ -1,0 +1,32 @@
+"""The paper's learning-rate schedule: linear warm-up, then cosine decay to ``min_lr``."""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
+    """Multiplier of the peak learning rate at optimizer ``step`` (0-based)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay = max(total_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / decay, 1.0)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def plan_steps(tiles: int, batch_size: int, accumulation: int, num_workers: int,
+               epochs: float, max_steps: int | None) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps) for a split of ``tiles`` tiles.
+
+    Every worker gets an equal share of the split and drops its last partial batch.
+    """
+    micro_batches = tiles // num_workers // batch_size
+    per_epoch = micro_batches // accumulation
+    if per_epoch < 1:
+        raise ValueError(
+            f"{tiles} tiles cannot fill one optimizer step of {num_workers} worker(s) × "
+            f"batch {batch_size} × accumulation {accumulation}: use a smaller "
+            "train.batch_size / train.accumulation or more data"
+        )
+    total = max(1, math.ceil(epochs * per_epoch))
+    return per_epoch, min(total, max_steps) if max_steps else total
