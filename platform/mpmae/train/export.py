@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 
 from mpmae.data.band_stats import stats_key
-from mpmae.model import ConvNeXtV2Encoder, save_encoder
 from mpmae.modalities import S2_BANDS, S2_LEVELS, band_indices
+from mpmae.model import ConvNeXtV2Encoder, save_encoder
 from mpmae.storage import resolve
 from mpmae.train.config import PretrainConfig
 
