@@ -195,7 +195,8 @@ def test_flatten_gives_dotted_scalars():
     assert flat["model.share_decoder"] is True
     assert flat["model.pretext"] == '["sentinel2", "aster"]'
     assert flat["optim.betas"] == "[0.9, 0.95]"
-    assert flat["optim.lr"] == "null"
+    assert flat["optim.lr"] == 0.001
+    assert flatten(load("optim.lr=null"))["optim.lr"] == "null"
     assert all(isinstance(v, (str, int, float, bool)) for v in flat.values())
 
 
@@ -229,7 +230,8 @@ def test_describe_lists_every_key_with_default_and_help():
 
 
 def test_effective_batch_and_lr():
-    cfg = load("train.batch_size=16", "train.accumulation=2", "scaling.num_workers=4")
+    cfg = load("train.batch_size=16", "train.accumulation=2", "scaling.num_workers=4",
+               "optim.lr=null")
     assert cfg.effective_batch == 128
     assert cfg.resolved_lr == pytest.approx(1.5e-4 * 128 / 256)
     assert load("optim.lr=0.01").resolved_lr == 0.01
