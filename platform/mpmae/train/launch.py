@@ -48,14 +48,14 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     run_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
     run_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
     progress(("resuming" if previous else "starting") + f" run {cfg.run_name} in {run_dir.uri}")
-    _init_ray(cfg)
+    started_ray = _init_ray(cfg)
     try:
         steps = _fit(cfg, dataset, root, run_dir, run_id, progress)
-    except BaseException:
+    except BaseException as error:
         end_run("FAILED")
-        raise
+        raise _explained(error, cfg, run_dir) from None
     finally:
-        if ray.is_initialized() and not cfg.scaling.address:
+        if started_ray:
             ray.shutdown()
     end_run("FINISHED")
     result = RunResult(cfg.run_name, run_dir.uri, run_dir.join("encoder").uri, run_id,
@@ -105,16 +105,32 @@ def _read_run_file(run_dir: Location) -> dict:
         return {}
 
 
-def _init_ray(cfg: PretrainConfig) -> None:
+def _init_ray(cfg: PretrainConfig) -> bool:
+    """Connect to (or start) Ray; True if this call started it, so it should stop it."""
     import ray
 
+    ray.data.DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
-        return
+        return False
     if cfg.scaling.address:
         ray.init(address=cfg.scaling.address)
     else:
         ray.init(include_dashboard=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    return True
+
+
+def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location) -> BaseException:
+    """A failed fit as one message: the workers' root cause and how to resume."""
+    from ray.train import TrainingFailedError
+
+    if not isinstance(error, TrainingFailedError):
+        return error
+    cause = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    return RuntimeError(
+        f"training failed: {cause}\nCheckpoints of run {cfg.run_name} stay in {run_dir.uri}; "
+        f"fix the cause and resume with: mpmae pretrain --set run_name={cfg.run_name} …")
 
 
 def _scaling(cfg: PretrainConfig):

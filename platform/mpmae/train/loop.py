@@ -18,7 +18,7 @@ import torch
 
 from mpmae.config import from_dict
 from mpmae.data.normalise import Normaliser
-from mpmae.data.stream import torch_batches
+from mpmae.data.stream import TileDataset, guarded, torch_batches
 from mpmae.model import MPMAE, MPMAEConfig
 from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
@@ -62,12 +62,13 @@ def train_loop(config: dict) -> None:
     normaliser.to(device).train()
     tracker = _Tracker(cfg, config, raw_model.pretext, rank == 0)
     shard = train.get_dataset_shard("train")
+    dataset = TileDataset.open(cfg.data.uri, cfg.storage.options(), check=False)
     amp = _autocast(cfg, device)
     while state.step < total:
         epoch = state.step // per_epoch
-        batches = torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
-                                seed=cfg.train.seed * 10_007 + epoch * world + rank,
-                                device=device)
+        batches = guarded(torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
+                                        seed=cfg.train.seed * 10_007 + epoch * world + rank,
+                                        device=device), dataset, cfg.data.split)
         before = state.step
         _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state, amp,
                    tracker, stop=min(total, (epoch + 1) * per_epoch))
