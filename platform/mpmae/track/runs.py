@@ -1,0 +1,231 @@
+"""The MLflow run of one training run: start or re-attach, params, tags, metrics, end.
+
+Rank 0 calls these with plain ``mlflow`` (Ray's MLflow callback does not work with Train
+V2). The run id is stored in the checkpoint, so a restarted run passes it back to
+:func:`start_run` and keeps logging into the same MLflow run. ``mlflow`` is imported inside
+the functions: importing this module costs workers nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from mpmae import __version__
+from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from mpmae.train.config import MlflowConfig, PretrainConfig
+
+RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+CONFIG_ARTIFACT = "config.yaml"
+FIGURE_DIR = "reconstructions"
+# MLflow's limits (mlflow.utils.validation); its own truncation only warns if enabled.
+MAX_PARAM_LENGTH = 6000
+PARAMS_PER_BATCH = 100
+TRUNCATION_MARK = "...[truncated]"
+
+_log = logging.getLogger(__name__)
+
+
+def tracking_uri(settings: MlflowConfig) -> str:
+    """The config's URI, else ``$MLFLOW_TRACKING_URI``, else SQLite in the mpmae cache."""
+    uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri:
+        return uri
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{cache_dir() / 'mlflow.db'}"
+
+
+def experiment_name(cfg: PretrainConfig) -> str:
+    """One experiment per config: ``mlflow.experiment``, else the config's ``name``."""
+    return cfg.mlflow.experiment or cfg.name
+
+
+def start_run(
+    cfg: PretrainConfig,
+    *,
+    run_name: str,
+    run_id: str | None = None,
+    params: Mapping[str, Scalar] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Start the run (or re-attach to ``run_id``), make it active and return its id.
+
+    Logs ``flatten(cfg)`` plus ``params`` as params, the mpmae tags plus ``tags``, and the
+    resolved config as ``config.yaml``. A ``run_id`` the tracking server does not know (or
+    that was deleted) starts a new run tagged ``mpmae.resumed_from`` instead of failing.
+    """
+    import mlflow
+
+    uri = tracking_uri(cfg.mlflow)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    all_tags = {**run_tags(cfg), **(tags or {})}
+    if run_id and not _resumable(client, run_id):
+        _log.warning("MLflow run %s is not in %s (deleted, or another tracking server); "
+                     "starting a new run", run_id, uri)
+        all_tags["mpmae.resumed_from"] = run_id
+        run_id = None
+    experiment_id = None if run_id else _experiment_id(client, experiment_name(cfg), uri)
+    run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name,
+                           tags=all_tags, log_system_metrics=_system_metrics(cfg.mlflow))
+    active_id = run.info.run_id
+    _log_params(client, active_id, {**flatten(cfg), **(params or {})})
+    mlflow.log_text(dump_yaml(cfg), CONFIG_ARTIFACT)
+    return active_id
+
+
+def end_run(status: RunStatus = "FINISHED") -> None:
+    """End the active run as FINISHED, FAILED or KILLED (no-op if none is active)."""
+    import mlflow
+
+    mlflow.end_run(status)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int) -> None:
+    """Log scalars at an optimizer step on the active run."""
+    import mlflow
+
+    mlflow.log_metrics(dict(metrics), step=step)
+
+
+def training_metrics(
+    output, *, lr: float, tiles_per_s: float, data_wait_fraction: float
+) -> dict[str, float]:
+    """The metric names the dashboards expect, from a model output (``loss``,
+    ``task_losses``, ``task_weights``) and loop timings. Reads tensors: a device sync."""
+    metrics = {
+        "loss": float(output.loss.detach()),
+        "lr": lr,
+        "tiles_per_s": tiles_per_s,
+        "data_wait_fraction": data_wait_fraction,
+    }
+    for task, value in output.task_losses.items():
+        metrics[f"loss/{task}"] = float(value.detach())
+    for task, value in output.task_weights.items():
+        metrics[f"weight/{task}"] = float(value)
+    return metrics
+
+
+def log_figure(png: bytes, step: int) -> str:
+    """Store a PNG as ``reconstructions/step_000100.png`` on the active run; its path."""
+    import mlflow
+
+    name = f"step_{step:06d}.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / name
+        file.write_bytes(png)
+        mlflow.log_artifact(str(file), FIGURE_DIR)
+    return f"{FIGURE_DIR}/{name}"
+
+
+def run_tags(cfg: PretrainConfig) -> dict[str, str]:
+    """What a run is, for filtering in the UI: mpmae version, pretext set, size, commit."""
+    tags = {
+        "mpmae.version": __version__,
+        "mpmae.pretext": cfg.model.pretext_set.name,
+        "mpmae.model_size": cfg.model.size,
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit() -> str | None:
+    """The commit of the mpmae checkout this code runs from; None for an installed copy."""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        top, commit = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=package, timeout=10,
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    # A site-packages copy inside some unrelated repository must not borrow its commit.
+    return commit if Path(top, "platform", "mpmae").resolve() == package else None
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The experiment's id, created on first use; artifacts of a local SQLite store go
+    next to its database file (MLflow's default would be ./mlruns of whatever directory
+    the Ray worker runs in)."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_root(uri))
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":  # a concurrent trial won the race
+                raise
+            found = client.get_experiment_by_name(name)
+    if found.lifecycle_stage != "active":
+        raise RuntimeError(
+            f"MLflow experiment {name!r} is deleted: restore it (`mlflow experiments restore "
+            f"--experiment-id {found.experiment_id}`) or set mlflow.experiment to another name"
+        )
+    return found.experiment_id
+
+
+def _artifact_root(uri: str) -> str | None:
+    if not uri.startswith("sqlite:///"):
+        return None  # a server decides where artifacts go
+    database = Path(uri.removeprefix("sqlite:///")).expanduser().resolve()
+    return (database.parent / "mlartifacts").as_uri()
+
+
+def _resumable(client: MlflowClient, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return False
+    return run.info.lifecycle_stage == "active"
+
+
+def _system_metrics(settings: MlflowConfig) -> bool:
+    """System metrics need psutil; without it, warn and train on rather than fail."""
+    if not settings.system_metrics:
+        return False
+    import importlib.util
+
+    if importlib.util.find_spec("psutil") is None:
+        _log.warning("mlflow.system_metrics is on but psutil is not installed: no CPU/GPU/"
+                     "memory metrics for this run (pip install psutil, plus nvidia-ml-py on GPU)")
+        return False
+    return True
+
+
+def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, Scalar]) -> None:
+    """Log params in batches, skipping those already on the run: MLflow refuses to change
+    a param, and a resumed run logs its config again."""
+    from mlflow.entities import Param
+
+    values = {key: _param_value(value) for key, value in params.items()}
+    logged = client.get_run(run_id).data.params
+    changed = sorted(k for k, v in values.items() if k in logged and logged[k] != v)
+    if changed:
+        _log.warning("resumed run %s keeps its first values of %s (MLflow params cannot "
+                     "change); config.yaml holds the values in effect now", run_id, changed)
+    new = [Param(k, v) for k, v in values.items() if k not in logged]
+    for start in range(0, len(new), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=new[start : start + PARAMS_PER_BATCH])
+
+
+def _param_value(value: Scalar) -> str:
+    text = str(value)
+    if len(text) <= MAX_PARAM_LENGTH:
+        return text
+    return text[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
