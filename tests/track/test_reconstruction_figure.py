@@ -140,7 +140,7 @@ def test_low_precision_tensors_that_need_grad_are_fine():
     assert reconstruction_figure(batch, output, pretext).startswith(b"\x89PNG")
 
 
-def test_four_tiles_of_56px_from_the_real_model_draw_in_under_a_second():
+def test_four_tiles_of_56px_from_the_real_model_take_under_a_cpu_second():
     from mpmae.model import build_mpmae
 
     pretext, batch, _ = fake_step("all", tiles=4, size=56)
@@ -148,7 +148,8 @@ def test_four_tiles_of_56px_from_the_real_model_draw_in_under_a_second():
     with torch.no_grad():
         output = model(batch, generator=torch.Generator().manual_seed(0))
     reconstruction_figure(batch, output, pretext)  # first call loads matplotlib and fonts
-    start = time.perf_counter()
+    # CPU time: on a shared 2-core box the wall clock mostly measures the neighbours.
+    start = time.process_time()
     png = reconstruction_figure(batch, output, pretext)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert png.startswith(b"\x89PNG")

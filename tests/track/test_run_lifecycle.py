@@ -190,6 +190,6 @@ def test_system_metrics_without_psutil_warn_instead_of_failing(make_cfg, caplog)
 
 
 def test_importing_track_does_not_import_mlflow():
-    code = ("import sys, mpmae.track.runs, mpmae.track.registry\n"
+    code = ("import sys, mpmae.track.runs, mpmae.track.registry, mpmae.track.figures\n"
             "assert 'mlflow' not in sys.modules, 'mlflow imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from torch import Tensor
 from mpmae.modalities import IGNORE_INDEX, MODALITIES, RGB_BANDS, PretextSet, TaskKind
 from mpmae.model.losses import PATCH_NORMALISED_TASKS, denormalise_patches
 from mpmae.model.patches import patchify, unpatchify
+
+if TYPE_CHECKING:
+    from mpmae.model.mpmae import MPMAEOutput
 
 HIDDEN_GREY = 0.5
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -39,13 +43,13 @@ class Panel:
     images: list[np.ndarray]
 
 
-def reconstruction_figure(batch: dict[str, Tensor], output, pretext: PretextSet,
+def reconstruction_figure(batch: dict[str, Tensor], output: MPMAEOutput, pretext: PretextSet,
                           max_tiles: int = 4) -> bytes:
     """A PNG of :func:`reconstruction_panels` (Agg, no pyplot state)."""
     return render_png(reconstruction_panels(batch, output, pretext, max_tiles))
 
 
-def reconstruction_panels(batch: dict[str, Tensor], output, pretext: PretextSet,
+def reconstruction_panels(batch: dict[str, Tensor], output: MPMAEOutput, pretext: PretextSet,
                           max_tiles: int = 4) -> list[Panel]:
     """Panels for the first ``max_tiles`` tiles of a normalised batch and the model's output
     (``mask`` (B, gh, gw) True = hidden, ``predictions`` per task). Tensors may live on any
@@ -61,7 +65,7 @@ def reconstruction_panels(batch: dict[str, Tensor], output, pretext: PretextSet,
     return panels
 
 
-def _s2_panels(batch: dict[str, Tensor], output, pretext: PretextSet,
+def _s2_panels(batch: dict[str, Tensor], output: MPMAEOutput, pretext: PretextSet,
                max_tiles: int) -> list[Panel]:
     """Input, masked input and reconstruction, all with the input's colour stretch."""
     image = _cpu(batch["image"][:max_tiles])

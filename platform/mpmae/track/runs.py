@@ -22,6 +22,7 @@ from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mpmae.model.mpmae import MPMAEOutput
     from mpmae.train.config import MlflowConfig, PretrainConfig
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
@@ -98,7 +99,7 @@ def log_metrics(metrics: Mapping[str, float], step: int) -> None:
 
 
 def training_metrics(
-    output, *, lr: float, tiles_per_s: float, data_wait_fraction: float
+    output: MPMAEOutput, *, lr: float, tiles_per_s: float, data_wait_fraction: float
 ) -> dict[str, float]:
     """The metric names the dashboards expect, from a model output (``loss``,
     ``task_losses``, ``task_weights``) and loop timings. Reads tensors: a device sync."""
