@@ -116,5 +116,9 @@ def test_bad_batches_are_refused_with_a_reason(make_batch):
     del batch["biome"]
     with pytest.raises(KeyError, match="biome"):
         model(batch)
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ValueError, match=r"'image'.*expected"):
         model(make_batch(model.pretext, 2, 24))
+    batch = make_batch(model.pretext, 2, 16)
+    batch["era5"] = batch["era5"][:, :4]
+    with pytest.raises(ValueError, match=r"'era5'.*expected"):
+        model(batch)

@@ -62,7 +62,7 @@ def cross_entropy(
         target = torch.where(where, target, IGNORE_INDEX)
     per_item = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]).float(),
-        target.reshape(-1),
+        target.reshape(-1).long(),
         ignore_index=IGNORE_INDEX,
         reduction="none",
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mpmae.modalities import MODALITIES, resolve_pretext
+from mpmae.modalities import MODALITIES, TaskKind, resolve_pretext
 from mpmae.model.convnextv2 import build_encoder
 from mpmae.model.decoder import Decoder
 from mpmae.model.heads import build_heads
@@ -91,8 +91,12 @@ class MPMAE(nn.Module):
         return side, side
 
     def random_mask(
-        self, batch_size: int, generator: torch.Generator | None = None, device=None
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> PatchMask:
+        """A fresh mask at the configured ratio over the patch grid."""
         return random_patch_mask(
             batch_size, self.grid, self.config.mask_ratio, generator=generator, device=device
         )
@@ -128,19 +132,31 @@ class MPMAE(nn.Module):
         return MPMAEOutput(total, losses, weights, mask.hidden, predictions)
 
     def _check_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        """The encoder input, after checking every tensor against the batch contract."""
         missing = [k for k in ("image", *self.pretext.tasks) if k not in batch]
         if missing:
             raise KeyError(
                 f"batch lacks {missing}; pretext set {self.pretext.name!r} needs 'image' and "
                 f"a target per task {list(self.pretext.tasks)}"
             )
-        x = batch["image"]
-        expected = (self.pretext.in_chans, self.config.img_size, self.config.img_size)
-        if tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"batch['image'] has shape {tuple(x.shape)}, expected (B, *{expected})"
-            )
-        return x
+        size = self.config.img_size
+        expected = {"image": (self.pretext.in_chans, size, size)}
+        for task in self.pretext.tasks:
+            kind, channels = MODALITIES[task].kind, self.pretext.output_channels(task)
+            expected[task] = {
+                TaskKind.PIXEL_REGRESSION: (channels, size, size),
+                TaskKind.PIXEL_CLASSES: (size, size),
+                TaskKind.IMAGE_REGRESSION: (channels,),
+                TaskKind.IMAGE_CLASS: (),
+            }[kind]
+        batch_size = batch["image"].shape[0]
+        for key, shape in expected.items():
+            if tuple(batch[key].shape) != (batch_size, *shape):
+                raise ValueError(
+                    f"batch[{key!r}] has shape {tuple(batch[key].shape)}, expected "
+                    f"{(batch_size, *shape)} (see the batch contract in mpmae.modalities)"
+                )
+        return batch["image"]
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay on weight matrices and kernels only.
