@@ -63,9 +63,16 @@ def save_encoder(
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     save_file(weights, str(folder / WEIGHTS_FILE), metadata={"format": RELEASE_FORMAT})
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_as_list) + "\n")
     (folder / CARD_FILE).write_text(metadata.get("model_card") or model_card(config))
     return folder
+
+
+def _as_list(value: Any) -> list:
+    """JSON fallback for numpy arrays and tensors in the metadata (e.g. band statistics)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"release metadata value {value!r} is not JSON-serialisable")
 
 
 def read_release_config(path: str | Path) -> dict[str, Any]:
