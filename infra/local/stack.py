@@ -44,6 +44,8 @@ from pids import (
     terminate,
 )
 
+from mpmae.config import cache_dir
+
 BUCKET = "mpmae"
 REGION = "us-east-1"
 # moto accepts any key pair; these only have to be the same for every client.
@@ -58,11 +60,6 @@ BIN = Path(sys.executable).parent
 
 class StackError(RuntimeError):
     """The stack could not be started or stopped; the message says what to do."""
-
-
-def default_state_dir() -> Path:
-    home = os.environ.get("MPMAE_HOME") or Path.home() / ".cache" / "mpmae"
-    return Path(home).expanduser() / "stack"
 
 
 def free_ports(count: int) -> list[int]:
@@ -314,7 +311,7 @@ def _print_up(state: dict, state_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("verb", choices=["up", "down"])
-    parser.add_argument("--state-dir", type=Path, default=default_state_dir())
+    parser.add_argument("--state-dir", type=Path, default=cache_dir() / "stack")
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="CPUs the Ray head offers (default: all)")
     parser.add_argument("--object-store-mb", type=int, default=None,
