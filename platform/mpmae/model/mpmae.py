@@ -65,6 +65,11 @@ class MPMAEOutput:
 
 
 class MPMAE(nn.Module):
+    """ConvNeXt V2 MP-MAE. ``model.encoder`` is the product; the rest exists for pretraining.
+
+    Call it on a contract batch: ``out = model(batch, generator=g)``; ``out.loss.backward()``.
+    """
+
     def __init__(self, config: MPMAEConfig) -> None:
         super().__init__()
         self.config = config
