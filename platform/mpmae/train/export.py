@@ -8,7 +8,7 @@ from pathlib import Path
 from mpmae.data.band_stats import stats_key
 from mpmae.modalities import S2_BANDS, S2_LEVELS, band_indices
 from mpmae.model import ConvNeXtV2Encoder, save_encoder
-from mpmae.storage import resolve
+from mpmae.storage import Location
 from mpmae.train.config import PretrainConfig
 
 RELEASE_DIR = "encoder"
@@ -29,13 +29,13 @@ def release_metadata(cfg: PretrainConfig, stats: dict, bands: tuple[str, ...]) -
 
 
 def export_encoder(encoder: ConvNeXtV2Encoder, cfg: PretrainConfig, stats: dict,
-                   run_dir: str) -> str:
+                   run_dir: Location) -> str:
     """Write the release to ``run_dir/encoder`` (folder or s3://), log and register it in
     the active MLflow run; returns the release URI."""
     from mpmae.track.registry import log_encoder
 
     pretext = cfg.model.pretext_set
-    target = resolve(run_dir, cfg.storage.options()).join(RELEASE_DIR)
+    target = run_dir.join(RELEASE_DIR)
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_encoder(encoder, Path(tmp) / RELEASE_DIR,
                               metadata=release_metadata(cfg, stats, pretext.input_bands))

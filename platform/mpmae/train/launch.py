@@ -171,6 +171,8 @@ def _fit(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_dir: Loc
             "cfg": to_dict(cfg), "stats": dataset.manifest.stats, "total_steps": total,
             "steps_per_epoch": per_epoch, "run_name": cfg.run_name, "run_dir": run_dir.uri,
             "mlflow_run_id": run_id,
+            # Credentials travel to the workers here, never in the config (which is logged).
+            "storage_options": root.options,
         },
         datasets={"train": dataset.read(cfg.data.split, cfg.model.pretext_set,
                                         seed=cfg.train.seed)},

@@ -20,6 +20,7 @@ from mpmae.config import from_dict
 from mpmae.data.normalise import Normaliser
 from mpmae.data.stream import TileDataset, guarded, torch_batches
 from mpmae.model import MPMAE, MPMAEConfig
+from mpmae.storage import resolve
 from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
 from mpmae.train.schedule import lr_factor
@@ -62,7 +63,7 @@ def train_loop(config: dict) -> None:
     normaliser.to(device).train()
     tracker = _Tracker(cfg, config, raw_model.pretext, rank == 0)
     shard = train.get_dataset_shard("train")
-    dataset = TileDataset.open(cfg.data.uri, cfg.storage.options(), check=False)
+    dataset = TileDataset.open(cfg.data.uri, config["storage_options"], check=False)
     amp = _autocast(cfg, device)
     while state.step < total:
         epoch = state.step // per_epoch
@@ -242,4 +243,4 @@ class _Tracker:
             from mpmae.train.export import export_encoder
 
             export_encoder(model.encoder, self.cfg, self.config["stats"],
-                           self.config["run_dir"])
+                           resolve(self.config["run_dir"], self.config["storage_options"]))
