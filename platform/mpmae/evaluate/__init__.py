@@ -1,0 +1,1 @@
+"""Evaluating encoders on labelled downstream sets."""
