@@ -58,7 +58,7 @@ def free_ports(count: int) -> list[int]:
 
 
 @contextmanager
-def ray_head(timeout_s: float = 60) -> Iterator[RayHead]:
+def ray_head(timeout_s: float = 60, num_cpus: int = 1) -> Iterator[RayHead]:
     """Start `ray start --head --block` with token auth on; stop exactly its processes."""
     # Ray puts unix sockets under the temp dir; their paths must stay under ~100 bytes.
     temp_dir = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))
@@ -68,7 +68,7 @@ def ray_head(timeout_s: float = 60) -> Iterator[RayHead]:
     ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
     address = f"http://127.0.0.1:{ports['--dashboard-port']}"
     proc = subprocess.Popen(
-        _command(temp_dir, ports),
+        _command(temp_dir, ports, num_cpus),
         env=_head_env(token_file),
         stdout=(temp_dir / "head.out").open("wb"),
         stderr=subprocess.STDOUT,
@@ -83,13 +83,13 @@ def ray_head(timeout_s: float = 60) -> Iterator[RayHead]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _command(temp_dir: Path, ports: dict[str, int]) -> list[str]:
+def _command(temp_dir: Path, ports: dict[str, int], num_cpus: int) -> list[str]:
     ray = str(Path(sys.executable).with_name("ray"))
     flags = [f"{flag}={port}" for flag, port in ports.items()]
     return [
         ray, "start", "--head", "--block", *flags,
         "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-        "--num-cpus=1", "--object-store-memory=100000000", "--include-log-monitor=false",
+        f"--num-cpus={num_cpus}", "--object-store-memory=100000000", "--include-log-monitor=false",
         f"--temp-dir={temp_dir}", "--disable-usage-stats",
     ]
 
