@@ -45,6 +45,9 @@ class DataConfig:
     shuffle_buffer: int = field(default=512, metadata=doc(
         "Rows in each worker's local shuffle buffer"))
     eval_split: str = field(default="val", metadata=doc("Split for reconstructions and probes"))
+    probe_uri: str = field(default="", metadata=doc(
+        "Labelled set (train/test splits, a label column) for the linear probe of "
+        "train.probe_every; empty: <data.uri>/downstream if it exists"))
 
     def validate(self) -> None:
         _require(self.synth_tiles > 0, "synth_tiles", "must be positive")
@@ -178,6 +181,9 @@ class ScalingConfig:
         "Worker-group restarts from the last checkpoint (-1: unlimited)"))
     address: str = field(default="", metadata=doc(
         "Ray cluster address; empty: RAY_ADDRESS, else a local Ray"))
+    accelerator_resource: str = field(default="", metadata=doc(
+        "Custom resource each worker also asks one unit of, so workers land only on node "
+        "types that have it (ray-cluster.yaml's accelerator_gpu); empty: none"))
 
     def validate(self) -> None:
         _require(self.num_workers >= 1, "num_workers", "must be 1 or more")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,21 +37,20 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     """Run (or resume) pretraining as configured; returns where everything landed."""
     import ray
 
-    from mpmae.track.runs import end_run, start_run, tracking_uri
+    from mpmae.track.runs import end_run, tracking_uri
+    from mpmae.train.progress import ConsoleProgress
 
-    cfg = _resolved(cfg)
-    dataset = _dataset(cfg, progress)
-    dataset.require(cfg.model.pretext_set)
+    cfg = resolved(cfg)
+    dataset = open_dataset(cfg, progress)
     root = resolve(cfg.storage.root, cfg.storage.options())
     run_dir = root.join(cfg.run_name)
-    previous = _read_run_file(run_dir)
-    run_id = start_run(cfg, run_name=cfg.run_name, run_id=previous.get("mlflow_run_id"))
-    run_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
-    run_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
-    progress(("resuming" if previous else "starting") + f" run {cfg.run_name} in {run_dir.uri}")
-    started_ray = _init_ray(cfg)
+    run_id, resumed = open_run(cfg, run_dir)
+    progress(("resuming" if resumed else "starting") + f" run {cfg.run_name} in {run_dir.uri}")
+    started_ray = init_ray(cfg)
     try:
-        steps = _fit(cfg, dataset, root, run_dir, run_id, progress)
+        trainer, steps = build_trainer(cfg, dataset, root, run_id, [ConsoleProgress()],
+                                       progress)
+        trainer.fit()
     except BaseException as error:
         end_run("FAILED")
         raise _explained(error, cfg, run_dir) from None
@@ -64,28 +64,49 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     return result
 
 
-def _resolved(cfg: PretrainConfig) -> PretrainConfig:
+def resolved(cfg: PretrainConfig) -> PretrainConfig:
     """Fill the embedded defaults in, so every process (and a resume) sees the same values."""
     from mpmae.track.runs import tracking_uri
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return override(cfg, {
+    data_uri = cfg.data.uri or str(
+        cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}")
+    cfg = override(cfg, {
         "run_name": cfg.run_name or f"{cfg.name}-{stamp}",
         "storage.root": cfg.storage.root or str(cache_dir() / "runs"),
-        "data.uri": cfg.data.uri or str(
-            cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}"),
+        "data.uri": data_uri,
         "mlflow.tracking_uri": tracking_uri(cfg.mlflow),
     })
+    if cfg.train.probe_every and not cfg.data.probe_uri:
+        cfg = override(cfg, {"data.probe_uri": _default_probe_uri(cfg)})
+    return cfg
 
 
-def _dataset(cfg: PretrainConfig, progress) -> TileDataset:
-    """Open the training data; the embedded synthetic world is generated on first use."""
+def _default_probe_uri(cfg: PretrainConfig) -> str:
+    """``<data.uri>/downstream``; the synthetic world writes it next to the tiles, which
+    may happen only later (first use), so that dataset's folder counts as having one."""
+    from mpmae.data.manifest import MANIFEST_NAME
+    from mpmae.data.synth import DOWNSTREAM_DIR
+
+    downstream = resolve(cfg.data.uri, cfg.storage.options()).join(DOWNSTREAM_DIR)
+    if _is_embedded_synthetic(cfg) or downstream.join(MANIFEST_NAME).exists():
+        return downstream.uri
+    raise ConfigError(f"train.probe_every needs a labelled set and {downstream.uri} holds "
+                      "none: set data.probe_uri, or train.probe_every=0", key="data.probe_uri")
+
+
+def _is_embedded_synthetic(cfg: PretrainConfig) -> bool:
+    return cfg.data.uri.startswith(str(cache_dir() / "data" / "synth-"))
+
+
+def open_dataset(cfg: PretrainConfig, progress) -> TileDataset:
+    """Open the training data (the embedded synthetic world is generated on first use) and
+    check it holds the pretext set's modalities."""
     from mpmae.data.manifest import MANIFEST_NAME
 
     options = cfg.storage.options()
     root = resolve(cfg.data.uri, options)
-    synthetic = cfg.data.uri.startswith(str(cache_dir() / "data" / "synth-"))
-    if synthetic and not root.join(MANIFEST_NAME).exists():
+    if _is_embedded_synthetic(cfg) and not root.join(MANIFEST_NAME).exists():
         from mpmae.data.synth import synthesize
 
         progress(f"generating the synthetic dataset in {root.uri} (first use only)")
@@ -95,25 +116,41 @@ def _dataset(cfg: PretrainConfig, progress) -> TileDataset:
     if dataset.manifest.tile_size < cfg.model.img_size:
         raise ConfigError(f"the data's tiles are {dataset.manifest.tile_size}px, smaller than "
                           f"model.img_size {cfg.model.img_size}", key="model.img_size")
+    dataset.require(cfg.model.pretext_set)
     return dataset
 
 
-def _read_run_file(run_dir: Location) -> dict:
+def open_run(cfg: PretrainConfig, run_dir: Location,
+             tags: dict[str, str] | None = None) -> tuple[str, bool]:
+    """Start the run's MLflow run, or re-attach to the one its ``run.json`` names; save
+    the run file and the resolved config. (run id, True if it was a resume)."""
+    from mpmae.track.runs import start_run
+
+    previous = read_run_file(run_dir)
+    run_id = start_run(cfg, run_name=cfg.run_name, run_id=previous.get("mlflow_run_id"),
+                       tags=tags)
+    run_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
+    run_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
+    return run_id, bool(previous)
+
+
+def read_run_file(run_dir: Location) -> dict:
+    """What the folder's ``run.json`` says (empty when there is none yet)."""
     try:
         return json.loads(run_dir.join(RUN_FILE).read_bytes())
     except FileNotFoundError:
         return {}
 
 
-def _init_ray(cfg: PretrainConfig) -> bool:
+def init_ray(cfg: PretrainConfig) -> bool:
     """Connect to (or start) Ray; True if this call started it, so it should stop it."""
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
         return False
-    if cfg.scaling.address:
-        ray.init(address=cfg.scaling.address)
+    if cfg.scaling.address or os.environ.get("RAY_ADDRESS"):  # a cluster, or inside a Ray Job
+        ray.init(address=cfg.scaling.address or None)
     else:
         ray.init(include_dashboard=False)
     return True
@@ -142,23 +179,28 @@ def _scaling(cfg: PretrainConfig):
     total = ray.cluster_resources()
     use_gpu = s.use_gpu if s.use_gpu is not None else total.get("GPU", 0) >= s.num_workers
     needed = s.num_workers * s.cpus_per_worker + s.data_cpus
-    if not s.address and needed > total.get("CPU", 0):
+    on_a_cluster = s.address or os.environ.get("RAY_ADDRESS")  # it may autoscale: don't judge
+    if not on_a_cluster and needed > total.get("CPU", 0):
         raise ConfigError(
             f"{s.num_workers} worker(s) × {s.cpus_per_worker} CPU + {s.data_cpus} CPU for data "
             f"need {needed:g} CPUs; this machine has {total.get('CPU', 0):g}. Lower "
             "scaling.num_workers, scaling.cpus_per_worker or scaling.data_cpus",
             key="scaling")
+    resources = {"CPU": s.cpus_per_worker}
+    if s.accelerator_resource:
+        resources[s.accelerator_resource] = 1
     return ScalingConfig(num_workers=s.num_workers, use_gpu=use_gpu,
-                         resources_per_worker={"CPU": s.cpus_per_worker})
+                         resources_per_worker=resources)
 
 
-def _fit(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_dir: Location,
-         run_id: str, progress) -> int:
+def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_id: str,
+                  callbacks: list, progress):
+    """The run's TorchTrainer (storage ``root/run_name``: re-fitting it resumes) and its
+    total optimizer steps."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     from mpmae.train.loop import train_loop
-    from mpmae.train.progress import ConsoleProgress
 
     per_epoch, total = plan_steps(
         dataset.manifest.split_tiles(cfg.data.split), cfg.train.batch_size,
@@ -169,8 +211,8 @@ def _fit(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_dir: Loc
         train_loop,
         train_loop_config={
             "cfg": to_dict(cfg), "stats": dataset.manifest.stats, "total_steps": total,
-            "steps_per_epoch": per_epoch, "run_name": cfg.run_name, "run_dir": run_dir.uri,
-            "mlflow_run_id": run_id,
+            "steps_per_epoch": per_epoch, "run_name": cfg.run_name,
+            "run_dir": root.join(cfg.run_name).uri, "mlflow_run_id": run_id,
             # Credentials travel to the workers here, never in the config (which is logged).
             "storage_options": root.options,
         },
@@ -183,11 +225,10 @@ def _fit(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_dir: Loc
             storage_filesystem=root.fs if root.is_s3 else None,
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            callbacks=[ConsoleProgress()],
+            callbacks=callbacks,
         ),
     )
-    trainer.fit()
-    return total
+    return trainer, total
 
 
 def _summary(r: RunResult) -> str:

@@ -1,7 +1,8 @@
 """The per-worker pretraining loop that Ray Train runs on every worker.
 
-Rank 0 alone talks to MLflow and writes checkpoints; every rank calls ``ray.train.report``
-at the same steps because a report is a barrier.
+Rank 0 alone talks to MLflow, writes checkpoints and runs the linear probe; every rank
+calls ``ray.train.report`` at the same steps with the same keys because a report is a
+barrier (Ray Tune reads rank 0's metrics).
 """
 
 from __future__ import annotations
@@ -107,6 +108,14 @@ def _build_model(cfg: PretrainConfig) -> tuple[torch.nn.Module, MPMAE]:
     return model, raw
 
 
+def _load_probe_set(cfg: PretrainConfig, stats: dict, storage):
+    from mpmae.evaluate.probe import load_probe_set
+    from mpmae.modalities import resolve_pretext
+
+    bands = resolve_pretext(cfg.model.pretext).input_bands
+    return load_probe_set(cfg.data.probe_uri, stats, bands, cfg.model.img_size, storage)
+
+
 def _autocast(cfg: PretrainConfig, device: torch.device):
     bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto"
                                              and device.type == "cuda")
@@ -176,21 +185,40 @@ class _Tracker:
         self.cfg, self.config, self.pretext, self.is_chief = cfg, config, pretext, is_chief
         self.world = train.get_context().get_world_size()
         self.total = config["total_steps"]
+        self.probe_set = None
+        # The latest probe result, carried in every report: Tune wants its metric in each.
+        self.probe: dict[str, float] = {}
         if is_chief:
             from mpmae.track.runs import start_run
 
             start_run(cfg, run_name=config["run_name"], run_id=config["mlflow_run_id"])
+            if cfg.train.probe_every:
+                self.probe_set = _load_probe_set(cfg, config["stats"], config["storage_options"])
 
     def after_step(self, model, state: LoopState, optimizer, scheduler) -> None:
         t = self.cfg.train
         step = state.step
-        if step % t.log_every == 0 or step == self.total:
-            self._report(state, optimizer, scheduler, model,
-                         checkpoint=step % t.checkpoint_every == 0 or step == self.total)
-        elif step % t.checkpoint_every == 0:
-            self._report(state, optimizer, scheduler, model, checkpoint=True)
+        log = step % t.log_every == 0 or step == self.total
+        checkpoint = step % t.checkpoint_every == 0 or step == self.total
+        # The first probe comes with the first step, so every report can carry one.
+        probe = t.probe_every > 0 and (step % t.probe_every == 0 or step == self.total
+                                       or not self.probe)
+        if probe:
+            self._probe(model, step)
+        if log or checkpoint or probe:
+            self._report(state, optimizer, scheduler, model, checkpoint=checkpoint)
         if self.is_chief and t.figure_every and step % t.figure_every == 0:
             self._figure(state)
+
+    def _probe(self, model, step: int) -> None:
+        """Rank 0 probes its frozen encoder; other ranks report NaN under the same keys."""
+        accuracy = float("nan")
+        if self.is_chief:
+            from mpmae.evaluate.probe import probe_encoder
+
+            raw = model.module if hasattr(model, "module") else model
+            accuracy = probe_encoder(getattr(raw, "_orig_mod", raw).encoder, self.probe_set)
+        self.probe = {"probe_accuracy": accuracy, "probe_step": step}
 
     def _report(self, state: LoopState, optimizer, scheduler, model, checkpoint: bool) -> None:
         from ray import train
@@ -216,7 +244,7 @@ class _Tracker:
         metrics = training_metrics(
             state.last[1], lr=optimizer.param_groups[0]["lr"], tiles_per_s=w["tiles"] / elapsed,
             data_wait_fraction=min(w["wait"] / elapsed, 1.0))
-        metrics.update(step=state.step, total_steps=self.total, tiles=state.tiles)
+        metrics.update(step=state.step, total_steps=self.total, tiles=state.tiles, **self.probe)
         state.window = {"t": now, "tiles": 0, "wait": 0.0}
         return metrics
 
