@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import time
@@ -49,6 +50,8 @@ def train_loop(config: dict) -> None:
     ctx = train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.manual_seed(cfg.train.seed + rank)
+    # Ray pins fractional-CPU workers to one thread; use the CPUs the worker reserved.
+    torch.set_num_threads(max(1, math.ceil(cfg.scaling.cpus_per_worker)))
     model, raw_model = _build_model(cfg)
     device = next(raw_model.parameters()).device
     optimizer = torch.optim.AdamW(raw_model.param_groups(cfg.optim.weight_decay),
