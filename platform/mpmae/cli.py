@@ -46,18 +46,46 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from mpmae.config import describe, load_config
+    from mpmae.tune.config import TuneConfig
+
+    if args.help_config:
+        print(describe(TuneConfig))
+        return 0
+    cfg = load_config(TuneConfig, args.config, args.set)  # fails before any cluster work
+    from mpmae.tune.sweep import sweep
+
+    sweep(cfg)
+    return 0
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="YAML config (see jobs/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set model.size=tiny (repeatable)")
+    p.add_argument("--help-config", action="store_true",
+                   help="list every config key with its default and meaning")
+
+
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain", help="pretrain MP-MAE (no config: the embedded demo on this machine)",
         description="Pretrain MP-MAE with Ray Train. Without --config: the embedded demo — a "
                     "synthetic dataset made on first use, local Ray, MLflow in a local SQLite "
                     "file. Re-run with the same run_name to resume.")
-    p.add_argument("--config", default=None, help="YAML config (see jobs/configs/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set model.size=tiny (repeatable)")
-    p.add_argument("--help-config", action="store_true",
-                   help="list every config key with its default and meaning")
+    _add_config_args(p)
     p.set_defaults(func=_pretrain)
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune", help="search pretext sets, weighting, lr and mask ratio with Ray Tune",
+        description="Run a Ray Tune sweep of pretraining trials scored by a linear probe "
+                    "(ASHA early stopping, one nested MLflow run per trial, the best encoder "
+                    "registered). Re-run with the same sweep_name to resume.")
+    _add_config_args(p)
+    p.set_defaults(func=_tune)
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -95,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True)
     _add_data(sub)
     _add_pretrain(sub)
+    _add_tune(sub)
     from mpmae.submit import add_submit_parser
 
     add_submit_parser(sub)

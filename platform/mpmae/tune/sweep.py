@@ -1,0 +1,242 @@
+"""``mpmae tune`` on the driver: one MLflow parent run, a Ray Tune sweep of pretraining
+trials, then a results table, a figure and the best encoder registered.
+
+A sweep lives in ``<storage.root>/<sweep_name>/``: ``run.json`` (the parent MLflow run id,
+so a re-run re-attaches), ``config.yaml``, ``tune/`` (Tune's experiment state) and
+``trials/<trial id>/`` (each trial's pretraining run). Re-running the same command with the
+same sweep name restores the Tuner and finishes what is left: unfinished trials resume from
+their own checkpoints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpmae.config import dump_yaml, flatten, override, to_dict
+from mpmae.modalities import resolve_pretext
+from mpmae.storage import Location, resolve
+from mpmae.train.config import PretrainConfig
+from mpmae.train.launch import RUN_FILE, init_ray, open_dataset, read_run_file, resolved
+from mpmae.train.schedule import plan_steps
+from mpmae.tune.config import TuneConfig
+from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
+from mpmae.tune.search_space import param_space, planned_trials
+from mpmae.tune.trial import SWEEP_TAG
+
+TUNE_DIR = "tune"
+TRIALS_DIR = "trials"
+RESULTS_DIR = "results"
+METRIC, MODE, TIME_ATTR = "probe_accuracy", "max", "step"
+VERSION_TAG = "mpmae.best_model_version"
+# MLflow run statuses for trials that did not finish on their own.
+RUN_STATUS = {"completed": "FINISHED", "stopped": "KILLED", "error": "FAILED"}
+
+
+@dataclass
+class SweepResult:
+    sweep_name: str
+    sweep_dir: str
+    mlflow_run_id: str
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    model_version: str | None
+
+
+def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
+    """Run (or resume) the sweep as configured."""
+    import ray
+
+    from mpmae.track.runs import end_run
+
+    cfg = _resolved(cfg)
+    dataset = open_dataset(cfg.pretrain, progress)
+    for spec in cfg.search.pretext:  # fail now, not in the trial that draws it
+        dataset.require(resolve_pretext(spec))
+    root = resolve(cfg.pretrain.storage.root, cfg.pretrain.storage.options())
+    sweep_dir = root.join(cfg.sweep_name)
+    parent_id, resumed = _open_parent_run(cfg, sweep_dir)
+    progress(("resuming" if resumed else "starting") + f" sweep {cfg.sweep_name} in "
+             f"{sweep_dir.uri}")
+    started_ray = init_ray(cfg.pretrain)
+    try:
+        total = plan_steps(dataset.manifest.split_tiles(cfg.pretrain.data.split),
+                           cfg.pretrain.train.batch_size, cfg.pretrain.train.accumulation,
+                           cfg.pretrain.scaling.num_workers, cfg.pretrain.optim.epochs,
+                           cfg.pretrain.train.max_steps)[1]
+        grid = _tuner(cfg, sweep_dir, parent_id, total, progress).fit()
+        if grid.num_terminated + grid.num_errors < len(grid):
+            raise KeyboardInterrupt  # Tune stopped on a signal and saved its state
+        rows = _rows(grid, sweep_dir.join(TRIALS_DIR), total)
+        best, version = _publish(cfg, rows, sweep_dir)
+    except BaseException:
+        end_run("FAILED")
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+    end_run("FINISHED")
+    result = SweepResult(cfg.sweep_name, sweep_dir.uri, parent_id, rows, best, version)
+    progress(_summary(result))
+    return result
+
+
+def _resolved(cfg: TuneConfig) -> TuneConfig:
+    """Embedded defaults filled in (as for pretrain) and the sweep named."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    pretrain = override(resolved(cfg.pretrain), {
+        "run_name": "", "mlflow.experiment": cfg.pretrain.mlflow.experiment or cfg.name})
+    return override(cfg, {"sweep_name": cfg.sweep_name or f"{cfg.name}-{stamp}",
+                          "pretrain": to_dict(pretrain)})
+
+
+def _open_parent_run(cfg: TuneConfig, sweep_dir: Location) -> tuple[str, bool]:
+    """The sweep's MLflow run: new, or the one the sweep folder's run.json names."""
+    import mlflow
+
+    from mpmae.track.runs import start_run
+
+    previous = read_run_file(sweep_dir)
+    labels = ",".join(resolve_pretext(p).name for p in cfg.search.pretext)
+    sweep_params = {k: v for k, v in flatten(cfg).items() if not k.startswith("pretrain.")}
+    run_id = start_run(cfg.pretrain, run_name=cfg.sweep_name,
+                       run_id=previous.get("mlflow_run_id"), params=sweep_params,
+                       tags={SWEEP_TAG: cfg.sweep_name, "mpmae.pretext": labels})
+    mlflow.log_text(dump_yaml(cfg), "sweep.yaml")
+    sweep_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
+    sweep_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
+    return run_id, bool(previous)
+
+
+def _trial_base(cfg: TuneConfig, sweep_dir: Location) -> PretrainConfig:
+    """Every trial's starting config: runs under the sweep folder, nothing registered
+    (the sweep registers only its best encoder)."""
+    return override(cfg.pretrain, {"storage.root": sweep_dir.join(TRIALS_DIR).uri,
+                                   "mlflow.register_as": ""})
+
+
+def _tuner(cfg: TuneConfig, sweep_dir: Location, parent_id: str, total: int, progress):
+    from ray import tune
+
+    from mpmae.tune.trial import run_trial
+
+    fs = sweep_dir.fs if sweep_dir.is_s3 else None
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=to_dict(_trial_base(cfg, sweep_dir)),
+                             sweep_name=cfg.sweep_name, parent_run_id=parent_id),
+        {"CPU": cfg.trial_cpus})
+    state = sweep_dir.join(TUNE_DIR)
+    if tune.Tuner.can_restore(state.path, storage_filesystem=fs):
+        progress(f"restoring the Tune state in {state.uri}")
+        return tune.Tuner.restore(state.path, trainable, resume_unfinished=True,
+                                  resume_errored=True, storage_filesystem=fs)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(cfg.search),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=_scheduler(cfg, total),
+                                    num_samples=cfg.num_samples,
+                                    max_concurrent_trials=_concurrency(cfg, progress)),
+        run_config=tune.RunConfig(name=TUNE_DIR, storage_path=sweep_dir.path,
+                                  storage_filesystem=fs),
+    )
+
+
+def _scheduler(cfg: TuneConfig, total: int):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    s = cfg.scheduler
+    if s.kind == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr=TIME_ATTR, max_t=total,
+                         grace_period=min(s.grace_period, total),
+                         reduction_factor=s.reduction_factor)
+
+
+def _concurrency(cfg: TuneConfig, progress) -> int:
+    from mpmae.tune.resources import cluster_capacity, concurrent_trials, trial_demand
+
+    planned = planned_trials(cfg)
+    if cfg.max_concurrent_trials:
+        n = min(cfg.max_concurrent_trials, planned)
+    else:
+        n = concurrent_trials(trial_demand(cfg), cluster_capacity(),
+                              cfg.pretrain.scaling.data_cpus, planned)
+    progress(f"{planned} trial(s), up to {n} at once")
+    return n
+
+
+def _rows(grid, trials_dir: Location, total: int) -> list[dict[str, Any]]:
+    rows = []
+    for result in grid:
+        metrics = result.metrics or {}
+        status = "error" if result.error else (
+            "completed" if metrics.get(TIME_ATTR) == total else "stopped")
+        trial_id = metrics.get("trial_id", "")
+        run_id = read_run_file(trials_dir.join(trial_id)).get("mlflow_run_id", "") \
+            if trial_id else ""
+        rows.append(trial_row(result.config, metrics, status, run_id))
+    return sorted(rows, key=lambda r: r["trial_id"])
+
+
+def _publish(cfg: TuneConfig, rows: list[dict[str, Any]],
+             sweep_dir: Location) -> tuple[dict[str, Any] | None, str | None]:
+    """Results table and figure on the parent run, trial runs closed, best encoder
+    registered (once: a re-run of a finished sweep does not register it again)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    mlflow.log_text(to_csv(rows), f"{RESULTS_DIR}/trials.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        figure = Path(tmp) / "probe_by_pretext.png"
+        figure.write_bytes(probe_figure(rows))
+        mlflow.log_artifact(str(figure), RESULTS_DIR)
+    for row in rows:
+        if row["mlflow_run_id"] and row["status"] != "completed":
+            client.set_terminated(row["mlflow_run_id"], RUN_STATUS[row["status"]])
+    best = best_row(rows)
+    if best is None:
+        return None, None
+    mlflow.log_metric("best_probe_accuracy", best["probe_accuracy"])
+    mlflow.set_tag("mpmae.best_trial", best["trial_id"])
+    run = client.get_run(mlflow.active_run().info.run_id)
+    version = run.data.tags.get(VERSION_TAG)
+    if version is None and cfg.register_best and cfg.pretrain.mlflow.register_as:
+        version = _register_best(cfg, sweep_dir.join(TRIALS_DIR, best["trial_id"]))
+        mlflow.set_tag(VERSION_TAG, version)
+    return best, version
+
+
+def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
+    """Log the best trial's encoder release on the sweep run and register it."""
+    from mpmae.config import load_config
+    from mpmae.track.registry import log_encoder
+    from mpmae.train.export import RELEASE_DIR
+
+    release = trial_dir.join(RELEASE_DIR)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.yaml").write_bytes(trial_dir.join("config.yaml").read_bytes())
+        trial_cfg = load_config(PretrainConfig, Path(tmp) / "config.yaml", [])
+        folder = Path(tmp) / RELEASE_DIR
+        for name in release.list_files():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(release.join(*name.split("/")).read_bytes())
+        settings = override(trial_cfg, {"mlflow.register_as": cfg.pretrain.mlflow.register_as})
+        return str(log_encoder(folder, settings))
+
+
+def _summary(r: SweepResult) -> str:
+    lines = [f"done: sweep {r.sweep_name}, {len(r.rows)} trial(s); MLflow run {r.mlflow_run_id}"]
+    for row in r.rows:
+        lines.append(f"  {row['trial_id']} {row['pretext']:<16} {row['loss_weighting']:<11} "
+                     f"lr {row['lr']:.2g} mask {row['mask_ratio']:.2f} seed {row['seed']} "
+                     f"{row['status']:<9} probe {row['probe_accuracy']}")
+    if r.best:
+        registered = f", registered as version {r.model_version}" if r.model_version else ""
+        lines.append(f"  best: {r.best['trial_id']} ({r.best['pretext']}) probe "
+                     f"{r.best['probe_accuracy']:.3f}{registered}")
+    lines.append(f"  resume or re-summarise: mpmae tune … --set sweep_name={r.sweep_name}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Search space expansion, TuneConfig validation, concurrency sizing, the results table."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpmae.config import ConfigError, load_config
+from mpmae.tune.config import TuneConfig
+from mpmae.tune.resources import concurrent_trials
+from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
+from mpmae.tune.search_space import param_space, planned_trials, trial_config
+
+PROBE = "pretrain.train.probe_every=10"
+
+
+def _cfg(*overrides: str) -> TuneConfig:
+    return load_config(TuneConfig, None, [PROBE, *overrides])
+
+
+def _variants(cfg: TuneConfig) -> list[dict]:
+    from ray.tune.search.variant_generator import generate_variants
+
+    return [spec for _, spec in generate_variants(param_space(cfg.search))]
+
+
+def test_grid_times_samples_with_an_explicit_task_list():
+    cfg = _cfg("search.pretext=[S2,all,[sentinel2,aster]]",
+               "search.loss_weighting=[uncertainty,unweighted]", "search.lr=[1e-3,3e-4]",
+               "num_samples=2")
+    variants = _variants(cfg)
+    assert len(variants) == 3 * 2 * 2  # one grid; num_samples repeats it
+    assert planned_trials(cfg) == 24
+    assert {v["pretext"] for v in variants} == {"S2", "all", "sentinel2,aster"}
+    trial = trial_config(cfg.pretrain, variants[-1])
+    assert trial.model.pretext_set.name == "sentinel2+aster"
+    assert trial.optim.lr == variants[-1]["lr"] and trial.train.seed == 0
+
+
+def test_random_mode_draws_from_ranges():
+    cfg = _cfg("search.mode=random", "search.lr_range=[1e-4,1e-2]",
+               "search.mask_ratio_range=[0.5,0.8]", "num_samples=5")
+    assert planned_trials(cfg) == 5
+    draws = _variants(cfg)
+    assert len(draws) == 1  # one draw per sample
+    assert 1e-4 <= draws[0]["lr"] <= 1e-2 and 0.5 <= draws[0]["mask_ratio"] <= 0.8
+
+
+@pytest.mark.parametrize(("overrides", "key", "words"), [
+    (["pretrain.train.probe_every=0"], "pretrain.train.probe_every", "linear probe"),
+    (["pretrain.run_name=x"], "pretrain.run_name", "sweep_name"),
+    (["search.pretext=[S2,bogus]"], "search.pretext[1]", "unknown pretext"),
+    (["search.pretext=[[aster]]"], "search.pretext[0]", "sentinel2"),
+    (["search.lr=[]"], "search.lr", "at least one"),
+    (["search.mask_ratio=[1.0]"], "search.mask_ratio", "[0, 1)"),
+    (["search.lr_range=[1e-4,1e-2]"], "search.lr_range", "mode: random"),
+    (["search.mode=random", "search.lr_range=[1e-2,1e-4]"], "search.lr_range", "low < high"),
+    (["search.loss_weighting=[uncertain]"], "search.loss_weighting[0]", "did you mean"),
+    (["scheduler.reduction_factor=1"], "scheduler.reduction_factor", "more than 1"),
+    (["max_concurrent_trials=-1"], "max_concurrent_trials", "0"),
+    (["sweep_name=a b"], "sweep_name", "letters"),
+])
+def test_config_errors_name_the_key(overrides, key, words):
+    items = overrides if overrides[0].startswith("pretrain.train.probe_every") \
+        else [PROBE, *overrides]
+    with pytest.raises(ConfigError) as error:
+        load_config(TuneConfig, None, items)
+    assert error.value.key == key and words in error.value.message
+
+
+def test_the_shipped_sweep_config_loads():
+    cfg = load_config(TuneConfig, "jobs/configs/sweep_pretext.yaml", [])
+    assert planned_trials(cfg) == 10 and cfg.scheduler.kind == "asha"
+
+
+def test_concurrency_from_resources():
+    one_trial = {"CPU": 1.1, "accelerator_gpu": 1}
+    # Autoscaler maxima: 2 one-GPU nodes with 1 CPU each + a 2-CPU head, 1 CPU kept for data.
+    assert concurrent_trials(one_trial, {"CPU": 4, "accelerator_gpu": 2}, 1, planned=8) == 2
+    assert concurrent_trials(one_trial, {"CPU": 4, "accelerator_gpu": 18}, 1, planned=8) == 2
+    assert concurrent_trials({"CPU": 0.6}, {"CPU": 2}, 0.5, planned=8) == 2
+    assert concurrent_trials({"CPU": 0.6}, {"CPU": 64}, 0.5, planned=3) == 3
+    with pytest.raises(ConfigError, match="accelerator_gpu"):
+        concurrent_trials(one_trial, {"CPU": 8}, 1, planned=2)
+
+
+def test_results_table_best_and_figure():
+    rows = [
+        trial_row({"pretext": "S2", "loss_weighting": "uncertainty", "lr": 1e-3,
+                   "mask_ratio": 0.6, "seed": 0},
+                  {"trial_id": "a", "step": 8, "probe_accuracy": 0.5, "loss/sentinel2": 0.9},
+                  "completed", "r1"),
+        trial_row({"pretext": "sentinel2,aster", "loss_weighting": "unweighted", "lr": 1e-3,
+                   "mask_ratio": 0.6, "seed": 0},
+                  {"trial_id": "b", "step": 4, "probe_accuracy": 0.9}, "stopped", "r2"),
+        trial_row({"pretext": "all", "loss_weighting": "unweighted", "lr": 1e-3,
+                   "mask_ratio": 0.6, "seed": 1},
+                  {"trial_id": "c", "step": 8, "probe_accuracy": 0.7}, "completed", "r3"),
+    ]
+    assert rows[1]["pretext"] == "sentinel2+aster"
+    assert best_row(rows)["trial_id"] == "c"  # b scored higher but was stopped: no encoder
+    text = to_csv(rows)
+    assert text.splitlines()[0].startswith("trial_id,pretext,loss_weighting")
+    assert len(text.splitlines()) == 4
+    assert probe_figure(rows).startswith(b"\x89PNG")
+    assert probe_figure([]).startswith(b"\x89PNG")
