@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mpmae.config import ConfigError, load_config
 from mpmae.tune.config import TuneConfig
-from mpmae.tune.resources import concurrent_trials
+from mpmae.tune.resources import concurrent_trials, launcher_maxima
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
 from mpmae.tune.search_space import param_space, planned_trials, trial_config
 
@@ -81,6 +83,15 @@ def test_concurrency_from_resources():
     assert concurrent_trials({"CPU": 0.6}, {"CPU": 64}, 0.5, planned=3) == 3
     with pytest.raises(ConfigError, match="accelerator_gpu"):
         concurrent_trials(one_trial, {"CPU": 8}, 1, planned=2)
+
+
+def test_maxima_of_the_shipped_cluster_config():
+    import yaml
+
+    maxima = launcher_maxima(yaml.safe_load(Path("ray-cluster.yaml").read_text()))
+    # Head (2 CPU) + 8 x gpu_1x (16 CPU, 1 GPU) + 2 x gpu_8x (96 CPU, 8 GPU).
+    assert maxima["CPU"] == 2 + 8 * 16 + 2 * 96
+    assert maxima["accelerator_gpu"] == maxima["GPU"] == 8 + 16
 
 
 def test_results_table_best_and_figure():

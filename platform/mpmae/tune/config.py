@@ -91,6 +91,10 @@ class TuneConfig:
     max_concurrent_trials: int = field(default=0, metadata=doc(
         "Trials at once; 0: as many as the cluster's resources (autoscaler maxima "
         "included) hold"))
+    cluster_config: str = field(default="", metadata=doc(
+        "Cluster launcher YAML (ray-cluster.yaml) whose worker types' max_workers bound "
+        "what the autoscaler can add, for sizing max_concurrent_trials on a cluster that "
+        "does not publish its maxima; empty: what the cluster shows"))
     trial_cpus: float = field(default=0.1, metadata=doc(
         "CPUs held by each trial's driver function (it only waits on its trainer; the "
         "workers' own resources come from pretrain.scaling)"))

@@ -1,9 +1,18 @@
 """How many trials fit at once: the cluster's resources (autoscaler maxima included) over
-one trial's demand, leaving the data CPUs free."""
+one trial's demand, leaving the data CPUs free.
+
+An autoscaling cluster at zero workers shows only its head. Its maxima come from the GCS
+where the autoscaler publishes them (KubeRay's v2 autoscaler does), else from the cluster
+launcher config the sweep names (``cluster_config``: ray-cluster.yaml, or the fake
+cluster's config), whose node types times their ``max_workers`` bound what can appear.
+"""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import yaml
 
 from mpmae.config import ConfigError
 from mpmae.tune.config import TuneConfig
@@ -20,16 +29,32 @@ def trial_demand(cfg: TuneConfig) -> dict[str, float]:
     return demand
 
 
-def cluster_capacity() -> dict[str, float]:
-    """Per resource, the larger of what the cluster has now and what its autoscaler may
-    add (Ray Train reads the same maxima to size worker groups on autoscaling clusters)."""
+def cluster_capacity(cluster_config: str = "") -> dict[str, float]:
+    """Per resource, the largest of what the cluster has now, what its autoscaler
+    publishes as maxima (Ray Train reads the same to size worker groups) and what
+    ``cluster_config``'s node types can add up to."""
     import ray
     from ray._private.state import state
 
     capacity = dict(ray.cluster_resources())
-    for key, value in (state.get_max_resources_from_cluster_config() or {}).items():
-        capacity[key] = max(capacity.get(key, 0), value)
+    maxima = [state.get_max_resources_from_cluster_config() or {}]
+    if cluster_config:
+        maxima.append(launcher_maxima(yaml.safe_load(Path(cluster_config).read_text())))
+    for found in maxima:
+        for key, value in found.items():
+            capacity[key] = max(capacity.get(key, 0), value)
     return capacity
+
+
+def launcher_maxima(cluster: dict) -> dict[str, float]:
+    """Resources of a cluster launcher config at full size: the head plus every worker
+    type at its ``max_workers``."""
+    totals: dict[str, float] = {}
+    for name, node_type in cluster["available_node_types"].items():
+        count = 1 if name == cluster["head_node_type"] else node_type.get("max_workers", 0)
+        for key, value in node_type.get("resources", {}).items():
+            totals[key] = totals.get(key, 0) + count * value
+    return totals
 
 
 def concurrent_trials(demand: dict[str, float], capacity: dict[str, float],

@@ -163,7 +163,7 @@ def _concurrency(cfg: TuneConfig, progress) -> int:
     if cfg.max_concurrent_trials:
         n = min(cfg.max_concurrent_trials, planned)
     else:
-        n = concurrent_trials(trial_demand(cfg), cluster_capacity(),
+        n = concurrent_trials(trial_demand(cfg), cluster_capacity(cfg.cluster_config),
                               cfg.pretrain.scaling.data_cpus, planned)
     progress(f"{planned} trial(s), up to {n} at once")
     return n
