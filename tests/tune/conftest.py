@@ -53,3 +53,8 @@ def sweep_runs():
         return client, parents, trials
 
     return find
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: minutes long (the autoscaling sweep); deselect with -m 'not slow'")
