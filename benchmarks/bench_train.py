@@ -1,0 +1,131 @@
+"""Ray's overhead on pretraining: the Ray Train run vs a plain single-process PyTorch loop.
+
+Same model (atto, `all` pretext set, 56 px crops), same data (Parquet shards of 64 px tiles),
+same batch and CPU count, one run. The plain loop reads the shards with pyarrow in the
+training process; the Ray run streams them through Ray Data into one Ray Train worker.
+Both report steady-state tiles/s (start-up excluded) and the fraction of step time spent
+waiting for data. Prints JSON. Target on the 2-core machine: overhead ≤ 15 %.
+
+    python benchmarks/bench_train.py --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from mpmae.config import load_config
+from mpmae.data.normalise import Normaliser
+from mpmae.data.stream import TileCollate, TileDataset
+from mpmae.data.synth import synthesize
+from mpmae.model import MPMAE, MPMAEConfig
+from mpmae.train.config import PretrainConfig
+from mpmae.train.launch import pretrain
+
+
+def plain_batches(ds: TileDataset, columns: list[str], batch: int, rng: np.random.Generator):
+    """Endless raw batches: shards in a random order, each read in batch-sized slices."""
+    collate = TileCollate()
+    while True:
+        for path in rng.permutation(ds.shard_paths("train")):
+            pf = pq.ParquetFile(ds.root.fs.open_input_file(str(path)))
+            for record in pf.iter_batches(batch_size=batch, columns=columns):
+                if record.num_rows < batch:
+                    continue
+                yield collate({name: _numpy(col) for name, col in
+                               zip(record.schema.names, record.columns, strict=True)})
+
+
+def _numpy(column) -> np.ndarray:
+    if hasattr(column, "to_numpy_ndarray"):
+        return column.to_numpy_ndarray()
+    return column.to_numpy(zero_copy_only=False)
+
+
+def plain_loop(ds: TileDataset, cfg: PretrainConfig, steps: int, warmup: int) -> dict:
+    """A single-process PyTorch loop with the same model, optimiser and normalisation."""
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    model = MPMAE(MPMAEConfig(size="atto", pretext="all", img_size=56))
+    optimizer = torch.optim.AdamW(model.param_groups(0.05), lr=1e-3, betas=(0.9, 0.95))
+    norm = Normaliser(ds.manifest.stats, model.pretext, crop=56).train()
+    batches = plain_batches(ds, list(model.pretext.columns), cfg.train.batch_size,
+                            np.random.default_rng(0))
+    wait = busy = 0.0
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        raw = next(batches)
+        t1 = time.perf_counter()
+        output = model(norm(raw))
+        output.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        t2 = time.perf_counter()
+        if step >= warmup:
+            wait, busy = wait + t1 - t0, busy + t2 - t1
+    tiles = steps * cfg.train.batch_size
+    return {"tiles_per_s": round(tiles / (wait + busy), 2),
+            "data_wait_fraction": round(wait / (wait + busy), 3)}
+
+
+def ray_run(cfg: PretrainConfig) -> dict:
+    """The real `mpmae pretrain` path; throughput from the metrics it logged."""
+    import mlflow
+
+    start = time.perf_counter()
+    result = pretrain(cfg, progress=lambda _: None)
+    wall = time.perf_counter() - start
+    client = mlflow.MlflowClient(result.tracking_uri)
+    rates = [m.value for m in client.get_metric_history(result.mlflow_run_id, "tiles_per_s")]
+    waits = [m.value for m in client.get_metric_history(result.mlflow_run_id,
+                                                        "data_wait_fraction")]
+    # The first window holds start-up (worker, data pipeline, first epoch's file listing).
+    return {"tiles_per_s": round(statistics.median(rates[1:]), 2),
+            "data_wait_fraction": round(statistics.median(waits[1:]), 3),
+            "wall_s_including_startup": round(wall, 1), "windows": len(rates)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiles", type=int, default=768)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+    cpus = os.cpu_count()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MPMAE_HOME"] = tmp
+        data = os.path.join(tmp, "world")
+        synthesize(data, tiles=args.tiles, size=64, seed=0, downstream_tiles=0,
+                   progress=lambda _: None)
+        log_every = 5
+        cfg = load_config(PretrainConfig, None, [
+            f"data.uri={data}", "model.size=atto", "model.pretext=all", "model.img_size=56",
+            f"train.batch_size={args.batch}", f"train.max_steps={args.steps + log_every}",
+            f"train.log_every={log_every}", "train.figure_every=0",
+            f"train.checkpoint_every={10 * args.steps}", "scaling.num_workers=1",
+            f"scaling.cpus_per_worker={cpus - 0.5}", "scaling.data_cpus=0.5",
+            "mlflow.system_metrics=false", "mlflow.register_as=", "run_name=bench",
+        ])
+        plain = plain_loop(TileDataset.open(data), cfg, args.steps, warmup=3)
+        ray_res = ray_run(cfg)
+    print(json.dumps({
+        "machine": f"{platform.node()}: {cpus} CPU cores, no GPU",
+        "model": "atto, pretext all, 56px crops of 64px tiles",
+        "batch": args.batch, "steps": args.steps, "torch_threads": math.ceil(cpus - 0.5),
+        "plain_pytorch_pyarrow": plain, "ray_train": ray_res,
+        "ray_overhead": round(1 - ray_res["tiles_per_s"] / plain["tiles_per_s"], 3),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
