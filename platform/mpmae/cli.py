@@ -32,32 +32,30 @@ def _data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrain(args: argparse.Namespace) -> int:
+def _run_configured(args: argparse.Namespace, schema: type, run: Callable) -> int:
+    """Print the schema (--help-config) or load the config — failing before any cluster
+    work — and run it."""
     from mpmae.config import describe, load_config
-    from mpmae.train.config import PretrainConfig
 
     if args.help_config:
-        print(describe(PretrainConfig))
+        print(describe(schema))
         return 0
-    cfg = load_config(PretrainConfig, args.config, args.set)  # fails before any cluster work
+    run(load_config(schema, args.config, args.set))
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from mpmae.train.config import PretrainConfig
     from mpmae.train.launch import pretrain
 
-    pretrain(cfg)
-    return 0
+    return _run_configured(args, PretrainConfig, pretrain)
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from mpmae.config import describe, load_config
     from mpmae.tune.config import TuneConfig
-
-    if args.help_config:
-        print(describe(TuneConfig))
-        return 0
-    cfg = load_config(TuneConfig, args.config, args.set)  # fails before any cluster work
     from mpmae.tune.sweep import sweep
 
-    sweep(cfg)
-    return 0
+    return _run_configured(args, TuneConfig, sweep)
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
