@@ -62,8 +62,12 @@ class TileDataset:
             )
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
-             extra_columns: tuple[str, ...] = ()):
-        """A Ray Dataset of ``split`` with the columns ``pretext`` needs, files shuffled."""
+             extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0):
+        """A Ray Dataset of ``split`` with the columns ``pretext`` needs, files shuffled.
+
+        ``task_cpus``: CPUs each read task asks for; below 1 when training reserved only a
+        fraction of a CPU for data, or the reads could never be scheduled.
+        """
         import ray.data
         from ray.data import FileShuffleConfig
 
@@ -71,6 +75,7 @@ class TileDataset:
         shuffle = FileShuffleConfig(seed=seed) if seed is not None else None
         return ray.data.read_parquet(
             self.shard_paths(split), filesystem=self.root.fs, shuffle=shuffle,
+            ray_remote_args={"num_cpus": task_cpus},
         ).select_columns([*pretext.columns, *extra_columns])
 
 

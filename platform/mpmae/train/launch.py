@@ -216,8 +216,9 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
             # Credentials travel to the workers here, never in the config (which is logged).
             "storage_options": root.options,
         },
-        datasets={"train": dataset.read(cfg.data.split, cfg.model.pretext_set,
-                                        seed=cfg.train.seed)},
+        datasets={"train": dataset.read(
+            cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
+            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0)},
         scaling_config=_scaling(cfg),
         run_config=RunConfig(
             name=cfg.run_name,
