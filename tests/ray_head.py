@@ -1,6 +1,6 @@
 """A private Ray head for tests: own temp dir, own free ports, own token; stopped by pid.
 
-`ray stop` (and `ray stop --force`) would stop every Ray process of the user, including a
+`ray stop`, forced or not, would stop every Ray process of the user, including a
 cluster they are working with, so the head started here is shut down by the pids of the
 processes it spawned and nothing else.
 """
