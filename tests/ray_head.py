@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+# The by-pid process handling and port picking of infra/local (scripts, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra" / "local"))
+import pids
+from stack import free_ports
 
 PORT_FLAGS = (
     "--port",
@@ -43,18 +47,6 @@ class RayHead:
     address: str
     token: str
     temp_dir: Path
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the OS considers free now (all held open together so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @contextmanager
@@ -133,83 +125,12 @@ def _wait_listening(port: int, timeout_s: float) -> None:
 
 
 def _stop(proc: subprocess.Popen, temp_dir: Path) -> None:
-    """Terminate the head's process tree (by pid) and anything still naming its temp dir."""
-    known = _identities(_descendants(proc.pid) | _naming(str(temp_dir)))
-    proc.send_signal(signal.SIGTERM)  # --block: ray start shuts down what it started
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    known |= _identities(_naming(str(temp_dir)))
-    _signal_all(known, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _still_running(known):
-        time.sleep(0.2)
-    _signal_all(known, signal.SIGKILL)
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat fields after the command name (which may contain spaces)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _identities(pids: set[int]) -> dict[int, str]:
-    """pid → start time of the live (non-zombie) ones; guards against pid reuse."""
-    found = {}
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields and fields[0] != "Z":
-            found[pid] = fields[19]
-    return found
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
-        if fields:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
-def _descendants(pid: int) -> set[int]:
-    children = _children_map()
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def _naming(text: str) -> set[int]:
-    """Pids whose command line mentions ``text`` (our unique temp dir)."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            pids.add(int(entry.name))
-    return pids
-
-
-def _still_running(identities: dict[int, str]) -> set[int]:
-    """The recorded pids that are still the very processes we recorded."""
-    now = _identities(set(identities))
-    return {pid for pid, started in identities.items() if now.get(pid) == started}
-
-
-def _signal_all(identities: dict[int, str], sig: signal.Signals) -> None:
-    for pid in _still_running(identities):
-        with suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    """Stop the head (by pid) and anything still naming its temp dir: the same by-pid,
+    start-time-checked shutdown the local stack script uses."""
+    others = pids.identify_all(pids.descendants(proc.pid) | pids.naming(str(temp_dir)))
+    leader = pids.identify(proc.pid)
+    if leader is not None:  # --block: ray start shuts down what it started on SIGTERM
+        pids.stop(leader, others)
+    pids.terminate(pids.identify_all(pids.naming(str(temp_dir))))
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)  # reap it
