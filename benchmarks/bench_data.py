@@ -80,7 +80,7 @@ def bench_stream(ds: TileDataset, batch_size: int, epochs: int) -> dict:
 
 def bench_h5py(h5_path: str, rows: np.ndarray, batch_size: int) -> dict:
     """(c): a map-style dataset reading one sample at a time from each HDF5 dataset."""
-    names = [n for n in MODALITIES]
+    names = list(MODALITIES)
     tiles = nbytes = 0
     order = np.random.default_rng(0).permutation(rows)
     start = time.perf_counter()

@@ -34,8 +34,6 @@ class LoopState:
 
     step: int = 0
     tiles: int = 0
-    wait_s: float = 0.0
-    busy_s: float = 0.0
     last: Any = None  # (normalised batch, model output) of the latest micro-batch
     window: dict[str, float] = field(default_factory=lambda: {"t": time.perf_counter(),
                                                               "tiles": 0, "wait": 0.0})
