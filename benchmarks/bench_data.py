@@ -23,6 +23,7 @@ import time
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 
 from mpmae.data.mmearth_h5 import write_mmearth_release
 from mpmae.data.normalise import Normaliser
@@ -30,6 +31,7 @@ from mpmae.data.stream import TileDataset, torch_batches
 from mpmae.data.synth import synthesize
 from mpmae.modalities import MODALITIES, TaskKind, resolve_pretext
 from mpmae.storage import StorageOptions
+from mpmae.train.config import DataConfig
 
 PRETEXT = resolve_pretext("all")
 
@@ -56,7 +58,10 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
 
 
 def bench_stream(ds: TileDataset, batch_size: int, epochs: int) -> dict:
-    """(b): Ray Data → raw tensors → on-device normalisation, as a training worker sees it."""
+    """(b): Ray Data → raw tensors → on-device normalisation, as a training worker sees it
+    (with the training defaults: the shuffle buffer of DataConfig)."""
+    # The read tasks use both cores; idle OpenMP threads spinning here would take their CPU.
+    torch.set_num_threads(1)
     norm = Normaliser(ds.manifest.stats, PRETEXT, crop=56)
     data = ds.read("train", PRETEXT, seed=0)
     rates = []
@@ -64,8 +69,8 @@ def bench_stream(ds: TileDataset, batch_size: int, epochs: int) -> dict:
         tiles = nbytes = 0
         start = time.perf_counter()
         first = None
-        for raw in torch_batches(data, batch_size, shuffle_buffer=4 * batch_size, seed=0,
-                                 device="cpu"):
+        for raw in torch_batches(data, batch_size, shuffle_buffer=DataConfig().shuffle_buffer,
+                                 seed=0, device="cpu"):
             nbytes += tile_bytes(raw)
             tiles += len(norm(raw)["image"])
             if first is None:  # the pipeline's start-up, paid once per epoch

@@ -1,23 +1,27 @@
 """The Ray Data stream: a tile dataset URI → batches of raw torch tensors on the device.
 
-Shuffling never moves the whole dataset: shards were shuffled when written, the file order
-is reshuffled every epoch (``FileShuffleConfig`` reseeds per execution) and iteration draws
-from a local shuffle buffer. Only the columns the pretext set needs are read, and values
-stay in their stored dtypes until the :class:`~mpmae.data.normalise.Normaliser`.
+Shuffling never moves the whole dataset: shards were shuffled when written, the order of
+their row groups is permuted anew every epoch (:mod:`mpmae.data.row_group_source`) and
+iteration draws from a local shuffle buffer. Only the columns the pretext set needs are
+read, and values stay in their stored dtypes until the
+:class:`~mpmae.data.normalise.Normaliser`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
 from mpmae.data.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.normalise import S2_LEVEL_COLUMN
-from mpmae.data.shards import check_shard, read_shard_fully
+from mpmae.data.row_group_source import RowGroup, RowGroupSource
+from mpmae.data.shards import check_shard, open_shard, read_shard_fully
 from mpmae.modalities import PretextSet
 from mpmae.storage import Location, StorageOptions, resolve
 
@@ -28,6 +32,7 @@ class TileDataset:
 
     root: Location
     manifest: Manifest
+    _row_groups: dict[str, list[RowGroup]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, uri: str, storage: StorageOptions | None = None,
@@ -61,22 +66,36 @@ class TileDataset:
                 f"hold (it has {self.manifest.modalities}); choose a smaller pretext set"
             )
 
+    def row_groups(self, split: str) -> list[RowGroup]:
+        """Every row group of ``split``'s shards, from their footers (read once, in
+        parallel: on object storage each footer is a round trip)."""
+        if split not in self._row_groups:
+            shards = self.manifest.shards(split)
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                footers = pool.map(lambda s: open_shard(self.root, s.path).metadata, shards)
+                self._row_groups[split] = [
+                    RowGroup(s.path, i, meta.row_group(i).num_rows)
+                    for s, meta in zip(shards, footers, strict=True)
+                    for i in range(meta.num_row_groups)]
+        return self._row_groups[split]
+
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0):
-        """A Ray Dataset of ``split`` with the columns ``pretext`` needs, files shuffled.
+        """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
+        order every epoch (none with ``seed=None``).
 
         ``task_cpus``: CPUs each read task asks for; below 1 when training reserved only a
         fraction of a CPU for data, or the reads could never be scheduled.
         """
         import ray.data
-        from ray.data import FileShuffleConfig
 
         self.require(pretext)
-        shuffle = FileShuffleConfig(seed=seed) if seed is not None else None
-        return ray.data.read_parquet(
-            self.shard_paths(split), filesystem=self.root.fs, shuffle=shuffle,
-            ray_remote_args={"num_cpus": task_cpus},
-        ).select_columns([*pretext.columns, *extra_columns])
+        schema = self.manifest.schema()
+        columns = [*pretext.columns, *extra_columns]
+        source = RowGroupSource(self.root, self.row_groups(split),
+                                pa.schema([schema.field(c) for c in columns]), seed=seed)
+        return ray.data.read_datasource(source, num_cpus=task_cpus,
+                                        override_num_blocks=source.num_tasks)
 
 
 class TileCollate(NumpyBatchCollateFn):

@@ -42,8 +42,9 @@ class DataConfig:
     tile_size: int = field(default=64, metadata=doc(
         "Tile side in pixels; the synthetic dataset is generated at this size"))
     split: str = field(default="train", metadata=doc("Split to pretrain on"))
-    shuffle_buffer: int = field(default=512, metadata=doc(
-        "Rows in each worker's local shuffle buffer"))
+    shuffle_buffer: int = field(default=0, metadata=doc(
+        "Rows in each worker's local shuffle buffer; 0: none (read tasks already shuffle "
+        "tiles from random row groups of several shards, anew each epoch)"))
     eval_split: str = field(default="val", metadata=doc("Split for reconstructions and probes"))
     probe_uri: str = field(default="", metadata=doc(
         "Labelled set (train/test splits, a label column) for the linear probe of "
