@@ -21,7 +21,7 @@ def world(tmp_path_factory):
 
 def source(ds: TileDataset, seed, tiles_per_task=64) -> RowGroupSource:
     schema = ds.manifest.schema()
-    return RowGroupSource(ds.root, ds.row_groups("train"),
+    return RowGroupSource(ds.root, ds.footers("train"),
                           pa.schema([schema.field("tile_id"), schema.field("sentinel2")]),
                           seed=seed, tiles_per_task=tiles_per_task)
 
@@ -57,7 +57,7 @@ def test_without_a_seed_tiles_come_in_stored_order(world):
 
 def test_tasks_group_row_groups_and_report_their_rows(world):
     src = source(world, seed=0, tiles_per_task=128)
-    groups = world.row_groups("train")
+    groups = src.row_groups
     assert len(groups) > 2
     tasks = src.get_read_tasks(parallelism=1)
     assert len(tasks) == src.num_tasks < len(groups)

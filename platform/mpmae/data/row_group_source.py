@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
@@ -36,16 +37,19 @@ class RowGroup:
 
 
 class RowGroupSource(Datasource):
-    """Reads ``columns`` of ``row_groups`` under ``root``; ``tiles_per_task`` sets how much
-    one read task reads (bigger amortises task start-up, smaller starts the stream sooner)."""
+    """Reads ``schema``'s columns of the row groups of shards under ``root`` whose footers
+    are given; ``tiles_per_task`` sets how much one read task reads (bigger amortises task
+    start-up, smaller starts the stream sooner)."""
 
-    def __init__(self, root: Location, row_groups: list[RowGroup], schema: pa.Schema,
+    def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_task: int = 256) -> None:
         super().__init__()
-        if not row_groups:
+        self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
+                           for shard, meta in footers.items() for i in range(meta.num_row_groups)]
+        if not self.row_groups:
             raise DatasetError(f"no tiles to read in {root.uri}")
         self.root = root
-        self.row_groups = row_groups
+        self.footers = footers
         self.schema = schema
         self.seed = seed
         self.tiles_per_task = tiles_per_task
@@ -88,18 +92,20 @@ class RowGroupSource(Datasource):
             input_files=tuple(sorted({self.root.join(*g.shard.split("/")).path
                                       for g in groups})))
         root, columns = self.root, self.schema.names
+        footers = {g.shard: self.footers[g.shard] for g in groups}
         rng = (None if self.seed is None
                else np.random.default_rng((self.seed, self.executions, groups[0].index)))
-        return ReadTask(lambda: [shuffled(read_row_groups(root, groups, columns), rng)],
+        return ReadTask(lambda: [shuffled(read_row_groups(root, footers, groups, columns), rng)],
                         meta, schema=self.schema, per_task_row_limit=row_limit)
 
 
-def read_row_groups(root: Location, groups: list[RowGroup], columns: list[str]) -> pa.Table:
+def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],
+                    groups: list[RowGroup], columns: list[str]) -> pa.Table:
     """The row groups as one table; a failure names the shard and the row group."""
     files, tables = {}, []
     for g in groups:
         if g.shard not in files:
-            files[g.shard] = open_shard(root, g.shard)
+            files[g.shard] = open_shard(root, g.shard, footers[g.shard])
         try:
             tables.append(files[g.shard].read_row_group(g.index, columns=columns))
         except (pa.ArrowException, OSError) as e:

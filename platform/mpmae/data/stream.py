@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
 from mpmae.data.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.normalise import S2_LEVEL_COLUMN
-from mpmae.data.row_group_source import RowGroup, RowGroupSource
+from mpmae.data.row_group_source import RowGroupSource
 from mpmae.data.shards import check_shard, open_shard, read_shard_fully
 from mpmae.modalities import PretextSet
 from mpmae.storage import Location, StorageOptions, resolve
@@ -32,7 +33,7 @@ class TileDataset:
 
     root: Location
     manifest: Manifest
-    _row_groups: dict[str, list[RowGroup]] = field(default_factory=dict, repr=False)
+    _footers: dict[str, dict[str, pq.FileMetaData]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, uri: str, storage: StorageOptions | None = None,
@@ -66,18 +67,15 @@ class TileDataset:
                 f"hold (it has {self.manifest.modalities}); choose a smaller pretext set"
             )
 
-    def row_groups(self, split: str) -> list[RowGroup]:
-        """Every row group of ``split``'s shards, from their footers (read once, in
-        parallel: on object storage each footer is a round trip)."""
-        if split not in self._row_groups:
-            shards = self.manifest.shards(split)
+    def footers(self, split: str) -> dict[str, pq.FileMetaData]:
+        """The Parquet footer of each of ``split``'s shards, by manifest path: read once,
+        in parallel (on object storage each is a round trip), and handed to read tasks."""
+        if split not in self._footers:
+            shards = [s.path for s in self.manifest.shards(split)]
             with ThreadPoolExecutor(max_workers=16) as pool:
-                footers = pool.map(lambda s: open_shard(self.root, s.path).metadata, shards)
-                self._row_groups[split] = [
-                    RowGroup(s.path, i, meta.row_group(i).num_rows)
-                    for s, meta in zip(shards, footers, strict=True)
-                    for i in range(meta.num_row_groups)]
-        return self._row_groups[split]
+                metas = pool.map(lambda path: open_shard(self.root, path).metadata, shards)
+                self._footers[split] = dict(zip(shards, metas, strict=True))
+        return self._footers[split]
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0):
@@ -92,7 +90,7 @@ class TileDataset:
         self.require(pretext)
         schema = self.manifest.schema()
         columns = [*pretext.columns, *extra_columns]
-        source = RowGroupSource(self.root, self.row_groups(split),
+        source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed)
         return ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
