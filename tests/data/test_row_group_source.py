@@ -71,3 +71,14 @@ def test_tile_nbytes_estimates_the_decoded_arrow_size(world):
     table = pq.read_table(world.shard_paths("train")[0], columns=cols.names)
     # Arrow adds validity bitmaps and offsets; the estimate counts the values
     assert tile_nbytes(cols) * table.num_rows == pytest.approx(table.nbytes, rel=0.03)
+
+
+def test_shuffling_keeps_each_tiles_columns_together(world):
+    stored = pq.read_table(world.shard_paths("train"), columns=["tile_id", "sentinel2"])
+    by_id = dict(zip(stored.column("tile_id").to_pylist(),
+                     stored.column("sentinel2").combine_chunks().to_numpy_ndarray(), strict=True))
+    for task in source(world, seed=1).get_read_tasks(parallelism=1):
+        for block in task():
+            pixels = block.column("sentinel2").combine_chunks().to_numpy_ndarray()
+            for tile_id, tile in zip(block.column("tile_id").to_pylist(), pixels, strict=True):
+                assert (tile == by_id[tile_id]).all()
