@@ -73,19 +73,23 @@ class RowGroupSource(Datasource):
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
-        groups, n = self.epoch_order(), self.groups_per_task
-        return [self._task(groups[i : i + n], per_task_row_limit)
-                for i in range(0, len(groups), n)]
-
-    def epoch_order(self) -> list[RowGroup]:
-        """The row groups in this execution's order (a new one on every call)."""
         execution, self.executions = self.executions, self.executions + 1
+        groups, n = self.order(execution), self.groups_per_task
+        return [self._task(groups[i : i + n], self._rng(execution, task), per_task_row_limit)
+                for task, i in enumerate(range(0, len(groups), n))]
+
+    def order(self, execution: int) -> list[RowGroup]:
+        """The row groups in the order of the given execution (epoch)."""
         if self.seed is None:
             return list(self.row_groups)
         order = np.random.default_rng((self.seed, execution)).permutation(len(self.row_groups))
         return [self.row_groups[i] for i in order]
 
-    def _task(self, groups: list[RowGroup], row_limit: int | None) -> ReadTask:
+    def _rng(self, execution: int, task: int) -> np.random.Generator | None:
+        return None if self.seed is None else np.random.default_rng((self.seed, execution, task))
+
+    def _task(self, groups: list[RowGroup], rng: np.random.Generator | None,
+              row_limit: int | None) -> ReadTask:
         tiles = sum(g.tiles for g in groups)
         meta = BlockMetadata(
             num_rows=tiles, size_bytes=tiles * tile_nbytes(self.schema), exec_stats=None,
@@ -93,8 +97,6 @@ class RowGroupSource(Datasource):
                                       for g in groups})))
         root, columns = self.root, self.schema.names
         footers = {g.shard: self.footers[g.shard] for g in groups}
-        rng = (None if self.seed is None
-               else np.random.default_rng((self.seed, self.executions, groups[0].index)))
         return ReadTask(lambda: [shuffled(read_row_groups(root, footers, groups, columns), rng)],
                         meta, schema=self.schema, per_task_row_limit=row_limit)
 
