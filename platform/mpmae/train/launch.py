@@ -146,12 +146,15 @@ def init_ray(cfg: PretrainConfig) -> bool:
     """Connect to (or start) Ray; True if this call started it, so it should stop it."""
     import ray
 
-    ray.data.DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
         return False
     if cfg.scaling.address or os.environ.get("RAY_ADDRESS"):  # a cluster, or inside a Ray Job
         ray.init(address=cfg.scaling.address or None)
     else:
+        # No dashboard, on purpose. Ray Train's placement-group cleaner finds "the" cluster's
+        # state API by scanning this machine; with another Ray here that has a dashboard it
+        # asked that one, was told our controller is gone, and removed a healthy run's
+        # placement group (seen in Ray 2.60). Without ours it only logs a warning.
         ray.init(include_dashboard=False)
     return True
 
@@ -197,10 +200,15 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
                   callbacks: list, progress):
     """The run's TorchTrainer (storage ``root/run_name``: re-fitting it resumes) and its
     total optimizer steps."""
+    import ray.data
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     from mpmae.train.loop import train_loop
+
+    # The dataset keeps the context it was made in: here, in `mpmae pretrain` and in every
+    # Tune trial's process. Our progress line replaces Ray Data's bars.
+    ray.data.DataContext.get_current().enable_progress_bars = False
 
     per_epoch, total = plan_steps(
         dataset.manifest.split_tiles(cfg.data.split), cfg.train.batch_size,
