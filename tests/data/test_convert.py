@@ -17,7 +17,7 @@ from mpmae.data.convert import convert_mmearth
 from mpmae.data.manifest import MANIFEST_NAME, DatasetError, read_manifest
 from mpmae.data.mmearth_h5 import ReleaseError, example_arrays, write_mmearth_release
 from mpmae.data.schema import presence_bands
-from mpmae.data.shards import check_shard
+from mpmae.data.shards import check_shard, open_shard
 from mpmae.modalities import MODALITIES, S2_BANDS
 from mpmae.storage import fsspec_filesystem, resolve
 
@@ -139,8 +139,9 @@ def test_manifest_splits_stats_and_provenance(source, release, converted):
         in_split = [t for s in shards
                     for t in pq.read_table(converted / s.path).column("tile_id").to_pylist()]
         assert sorted(in_split) == sorted(ids[r] for r in SPLITS[split])
+        root = resolve(converted)
         for info in shards:
-            check_shard(resolve(converted), info, manifest.schema())
+            check_shard(root, info, open_shard(root, info.path).metadata, manifest.schema())
     published = json.loads((release / "data_tiny_band_stats.json").read_text())
     assert manifest.stats["sentinel2_l2a"] == published["sentinel2_l2a"]
     assert manifest.stats["sentinel1"]["mean"][0] == 0.0  # NaN → neutral

@@ -25,7 +25,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from mpmae.data.manifest import DatasetError
-from mpmae.data.shards import open_shard
+from mpmae.data.shards import corrupt_data, open_shard
 from mpmae.storage import Location
 
 
@@ -111,10 +111,7 @@ def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],
         try:
             tables.append(files[g.shard].read_row_group(g.index, columns=columns))
         except (pa.ArrowException, OSError) as e:
-            raise DatasetError(
-                f"shard {root.join(*g.shard.split('/')).uri} has corrupt data in row group "
-                f"{g.index} ({e}): delete it and re-run the conversion, or re-create the "
-                "dataset") from None
+            raise corrupt_data(root, g.shard, e, where=f" in row group {g.index}") from None
     return pa.concat_tables(tables)
 
 

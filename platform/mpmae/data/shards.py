@@ -55,12 +55,13 @@ def open_shard(root: Location, name: str,
         ) from None
 
 
-def check_shard(root: Location, info: ShardInfo, expected: pa.Schema) -> None:
-    """Footer-level check: readable, expected schema, tile count as in the manifest."""
-    pf = open_shard(root, info.path)
-    problems = schema_problems(pf.schema_arrow, expected)
-    if pf.metadata.num_rows != info.tiles:
-        problems.append(f"{pf.metadata.num_rows} tiles, dataset.json says {info.tiles}")
+def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
+                expected: pa.Schema) -> None:
+    """Footer-level check (``footer`` as :func:`open_shard` read it): expected schema,
+    tile count as in the manifest."""
+    problems = schema_problems(footer.schema.to_arrow_schema(), expected)
+    if footer.num_rows != info.tiles:
+        problems.append(f"{footer.num_rows} tiles, dataset.json says {info.tiles}")
     if problems:
         raise DatasetError(
             f"shard {root.join(*info.path.split('/')).uri} does not match dataset.json: "
@@ -76,10 +77,14 @@ def read_shard_fully(root: Location, info: ShardInfo) -> None:
         for i in range(pf.num_row_groups):
             pf.read_row_group(i)
     except (pa.ArrowException, OSError) as e:
-        raise DatasetError(
-            f"shard {root.join(*info.path.split('/')).uri} has corrupt data ({e}): delete "
-            "it and re-run the conversion, or re-create the dataset"
-        ) from None
+        raise corrupt_data(root, info.path, e) from None
+
+
+def corrupt_data(root: Location, name: str, error: Exception, where: str = "") -> DatasetError:
+    """The error for a shard whose pages do not decode (``where``: e.g. its row group)."""
+    return DatasetError(
+        f"shard {root.join(*name.split('/')).uri} has corrupt data{where} ({error}): delete "
+        "it and re-run the conversion, or re-create the dataset")
 
 
 def shard_is_complete(root: Location, name: str, tiles: int) -> bool:

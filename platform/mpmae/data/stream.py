@@ -48,8 +48,9 @@ class TileDataset:
     def check(self, splits: Iterable[str] | None = None) -> None:
         schema = self.manifest.schema()
         for split in splits or self.manifest.splits:
+            footers = self.footers(split)  # kept: read tasks get them too
             for info in self.manifest.shards(split):
-                check_shard(self.root, info, schema)
+                check_shard(self.root, info, footers[info.path], schema)
 
     def diagnose(self, split: str) -> None:
         """Decode every shard of ``split`` fully; raises a DatasetError naming a bad one."""
