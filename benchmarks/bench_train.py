@@ -89,7 +89,7 @@ def ray_run(cfg: PretrainConfig) -> dict:
     rates = [m.value for m in client.get_metric_history(result.mlflow_run_id, "tiles_per_s")]
     waits = [m.value for m in client.get_metric_history(result.mlflow_run_id,
                                                         "data_wait_fraction")]
-    # The first window holds start-up (worker, data pipeline, first epoch's file listing).
+    # The first window holds start-up (worker start, data pipeline start, first reads).
     return {"tiles_per_s": round(statistics.median(rates[1:]), 2),
             "data_wait_fraction": round(statistics.median(waits[1:]), 3),
             "wall_s_including_startup": round(wall, 1), "windows": len(rates)}

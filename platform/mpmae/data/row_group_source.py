@@ -3,8 +3,8 @@
 Why not ``read_parquet``: in Ray 2.60 every execution (every epoch) re-runs a file-listing
 operator and reads each shard whole in one task before its first block leaves, which cost
 3–4 s of a 4 s epoch on the 2-core benchmark. The manifest already lists the shards, so a
-read task here is a handful of row groups that the driver knows from the footers, and
-each row group leaves as its own block: the first batch arrives after one row group.
+read task here is a few row groups (~256 tiles) that the driver knows from the footers:
+the first batch arrives after one task's read, not a whole shard's.
 
 Shuffling: the row groups of all shards are permuted anew for every execution, seeded by
 ``(seed, execution number)``, and each read task shuffles the tiles of its row groups

@@ -1,10 +1,10 @@
 """The Ray Data stream: a tile dataset URI → batches of raw torch tensors on the device.
 
 Shuffling never moves the whole dataset: shards were shuffled when written, the order of
-their row groups is permuted anew every epoch (:mod:`mpmae.data.row_group_source`) and
-iteration draws from a local shuffle buffer. Only the columns the pretext set needs are
-read, and values stay in their stored dtypes until the
-:class:`~mpmae.data.normalise.Normaliser`.
+their row groups is permuted anew every epoch and each read task shuffles its tiles
+(:mod:`mpmae.data.row_group_source`); a local shuffle buffer on the consumer is optional.
+Only the columns the pretext set needs are read, and values stay in their stored dtypes
+until the :class:`~mpmae.data.normalise.Normaliser`.
 """
 
 from __future__ import annotations
