@@ -4,7 +4,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mpmae.data import row_group_source
 from mpmae.data.row_group_source import RowGroupSource, tile_nbytes
 from mpmae.data.stream import TileDataset
 from mpmae.data.synth import synthesize
@@ -20,11 +19,11 @@ def world(tmp_path_factory):
     return TileDataset.open(str(root))
 
 
-def source(ds: TileDataset, seed, tiles_per_task=64, epochs=1) -> RowGroupSource:
+def source(ds: TileDataset, seed, tiles_per_task=64) -> RowGroupSource:
     schema = ds.manifest.schema()
     return RowGroupSource(ds.root, ds.footers("train"),
                           pa.schema([schema.field("tile_id"), schema.field("sentinel2")]),
-                          seed=seed, tiles_per_task=tiles_per_task, epochs=epochs)
+                          seed=seed, tiles_per_task=tiles_per_task)
 
 
 def epoch(src: RowGroupSource) -> list[str]:
@@ -43,24 +42,6 @@ def test_every_epoch_reads_each_tile_once_in_a_new_order(world):
     for ids in epochs:
         assert sorted(ids) == expected
     assert len({tuple(ids) for ids in epochs}) == 3
-
-
-def test_a_pass_of_several_epochs_streams_the_same_epochs_back_to_back(world):
-    one_per_pass = source(world, seed=2)
-    separate = [epoch(one_per_pass) for _ in range(6)]
-    three_per_pass = source(world, seed=2, epochs=3)
-    assert three_per_pass.num_tasks == 3 * one_per_pass.num_tasks
-    passes = [epoch(three_per_pass) for _ in range(2)]
-    n = len(separate[0])
-    assert [p[i * n : (i + 1) * n] for p in passes for i in range(3)] == separate
-
-
-def test_a_pass_never_holds_more_than_the_task_cap(world, monkeypatch):
-    monkeypatch.setattr(row_group_source, "MAX_TASKS_PER_PASS", 10)
-    src = source(world, seed=0, epochs=100)
-    assert src.epochs_per_pass == 10 // src.tasks_per_epoch >= 1
-    monkeypatch.setattr(row_group_source, "MAX_TASKS_PER_PASS", 1)  # below one epoch
-    assert source(world, seed=0, epochs=100).epochs_per_pass == 1
 
 
 def test_the_same_seed_gives_the_same_epochs(world):

@@ -6,17 +6,11 @@ operator and reads each shard whole in one task before its first block leaves, w
 read task here is a few row groups (~256 tiles) that the driver knows from the footers:
 the first batch arrives after one task's read, not a whole shard's.
 
-Shuffling: the row groups of all shards are permuted anew for every epoch, seeded by
-``(seed, epoch)``, and each read task shuffles the tiles of its row groups (drawn from
-different shards) into one block. Shards were shuffled when written, so every
+Shuffling: the row groups of all shards are permuted anew for every execution, seeded by
+``(seed, execution number)``, and each read task shuffles the tiles of its row groups
+(drawn from different shards) into one block. Shards were shuffled when written, so every
 batch is a fresh random draw each epoch without a shuffle buffer on the consumer, where
 it would cost an extra copy of every tile on the training worker's CPU.
-
-Epochs per pass: one execution (one pass over the Ray Dataset) can stream several epochs
-back to back, each in its own order, so a multi-epoch run pays the pipeline's start-up
-(executor start, first read) once per pass instead of stalling the trainer at every epoch
-boundary. A pass holds at most ``MAX_TASKS_PER_PASS`` read tasks: the driver builds them
-all up front.
 """
 
 from __future__ import annotations
@@ -34,8 +28,6 @@ from mpmae.data.manifest import DatasetError
 from mpmae.data.shards import corrupt_data, open_shard
 from mpmae.storage import Location
 
-MAX_TASKS_PER_PASS = 8192
-
 
 @dataclass(frozen=True)
 class RowGroup:
@@ -47,11 +39,10 @@ class RowGroup:
 class RowGroupSource(Datasource):
     """Reads ``schema``'s columns of the row groups of shards under ``root`` whose footers
     are given; ``tiles_per_task`` sets how much one read task reads (bigger amortises task
-    start-up, smaller starts the stream sooner); each pass streams up to ``epochs``
-    epochs (fewer where they would exceed ``MAX_TASKS_PER_PASS`` read tasks)."""
+    start-up, smaller starts the stream sooner)."""
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
-                 seed: int | None = 0, tiles_per_task: int = 256, epochs: int = 1) -> None:
+                 seed: int | None = 0, tiles_per_task: int = 256) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -62,7 +53,6 @@ class RowGroupSource(Datasource):
         self.schema = schema
         self.seed = seed
         self.tiles_per_task = tiles_per_task
-        self.epochs_per_pass = max(1, min(epochs, MAX_TASKS_PER_PASS // self.tasks_per_epoch))
         self.executions = 0
 
     def get_name(self) -> str:
@@ -76,36 +66,27 @@ class RowGroupSource(Datasource):
         return max(1, round(self.tiles_per_task / max(g.tiles for g in self.row_groups)))
 
     @property
-    def tasks_per_epoch(self) -> int:
-        return math.ceil(len(self.row_groups) / self.groups_per_task)
-
-    @property
     def num_tasks(self) -> int:
         """Read tasks per execution: pass it as ``override_num_blocks``, or Ray Data splits
         every row group into many small blocks to reach its default of 200."""
-        return self.tasks_per_epoch * self.epochs_per_pass
+        return math.ceil(len(self.row_groups) / self.groups_per_task)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
         execution, self.executions = self.executions, self.executions + 1
-        first = execution * self.epochs_per_pass
-        return [task for epoch in range(first, first + self.epochs_per_pass)
-                for task in self._epoch_tasks(epoch, per_task_row_limit)]
-
-    def _epoch_tasks(self, epoch: int, row_limit: int | None) -> list[ReadTask]:
-        groups, n = self.order(epoch), self.groups_per_task
-        return [self._task(groups[i : i + n], self._rng(epoch, task), row_limit)
+        groups, n = self.order(execution), self.groups_per_task
+        return [self._task(groups[i : i + n], self._rng(execution, task), per_task_row_limit)
                 for task, i in enumerate(range(0, len(groups), n))]
 
-    def order(self, epoch: int) -> list[RowGroup]:
-        """The row groups in the order of the given epoch."""
+    def order(self, execution: int) -> list[RowGroup]:
+        """The row groups in the order of the given execution (epoch)."""
         if self.seed is None:
             return list(self.row_groups)
-        order = np.random.default_rng((self.seed, epoch)).permutation(len(self.row_groups))
+        order = np.random.default_rng((self.seed, execution)).permutation(len(self.row_groups))
         return [self.row_groups[i] for i in order]
 
-    def _rng(self, epoch: int, task: int) -> np.random.Generator | None:
-        return None if self.seed is None else np.random.default_rng((self.seed, epoch, task))
+    def _rng(self, execution: int, task: int) -> np.random.Generator | None:
+        return None if self.seed is None else np.random.default_rng((self.seed, execution, task))
 
     def _task(self, groups: list[RowGroup], rng: np.random.Generator | None,
               row_limit: int | None) -> ReadTask:

@@ -79,11 +79,9 @@ class TileDataset:
         return self._footers[split]
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
-             extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0, epochs: int = 1):
+             extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
-        order every epoch (none with ``seed=None``). One pass over it streams ``epochs``
-        epochs back to back (fewer for very large splits), so a long run is not held up by
-        the pipeline's start-up at every epoch boundary.
+        order every epoch (none with ``seed=None``).
 
         ``task_cpus``: CPUs each read task asks for; below 1 when training reserved only a
         fraction of a CPU for data, or the reads could never be scheduled.
@@ -94,8 +92,7 @@ class TileDataset:
         schema = self.manifest.schema()
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
-                                pa.schema([schema.field(c) for c in columns]), seed=seed,
-                                epochs=epochs)
+                                pa.schema([schema.field(c) for c in columns]), seed=seed)
         return ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
 

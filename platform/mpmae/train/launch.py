@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,8 +226,7 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
         },
         datasets={"train": dataset.read(
             cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
-            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0,
-            epochs=math.ceil(total / per_epoch))},
+            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0)},
         scaling_config=_scaling(cfg),
         run_config=RunConfig(
             name=cfg.run_name,

@@ -67,20 +67,17 @@ def train_loop(config: dict) -> None:
     shard = train.get_dataset_shard("train")
     dataset = TileDataset.open(cfg.data.uri, config["storage_options"], check=False)
     amp = _autocast(cfg, device)
-    # One pass over the shard streams the epochs the run needs back to back (launch sizes
-    # it); a pass that ends early (a huge split holds fewer epochs per pass) starts another.
-    passes = 0
     while state.step < total:
+        epoch = state.step // per_epoch
         batches = guarded(torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
-                                        seed=cfg.train.seed * 10_007 + passes * world + rank,
+                                        seed=cfg.train.seed * 10_007 + epoch * world + rank,
                                         device=device), dataset, cfg.data.split)
         before = state.step
-        _run_pass(cfg, model, normaliser, optimizer, scheduler, batches, state, amp, tracker,
-                  stop=total)
+        _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state, amp,
+                   tracker, stop=min(total, (epoch + 1) * per_epoch))
         if state.step == before:
-            raise RuntimeError(f"worker {rank} got no batch in pass {passes} over the data: "
-                               "the data split is too small for the batch size")
-        passes += 1
+            raise RuntimeError(f"worker {rank} got no batch in epoch {epoch}: the data split "
+                               "is too small for the batch size")
     tracker.finish(raw_model)
 
 
@@ -143,7 +140,7 @@ def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device) -> Non
     restore_rng(saved["rng"])
 
 
-def _run_pass(cfg, model, normaliser, optimizer, scheduler, batches, state: LoopState,
+def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: LoopState,
                amp, tracker, stop: int) -> None:
     accumulation, micro = cfg.train.accumulation, 0
     iterator = iter(batches)
