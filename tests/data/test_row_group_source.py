@@ -64,6 +64,14 @@ def test_tasks_group_row_groups_and_report_their_rows(world):
     assert sum(t.metadata.num_rows for t in tasks) == sum(g.tiles for g in groups)
 
 
+def test_each_epoch_starts_with_a_one_row_group_task(world):
+    src = source(world, seed=0, tiles_per_task=128)
+    for _ in range(2):
+        first, *rest = src.get_read_tasks(parallelism=1)
+        assert first.metadata.num_rows in {g.tiles for g in src.row_groups}  # one group
+        assert max(t.metadata.num_rows for t in rest) > first.metadata.num_rows
+
+
 def test_tile_nbytes_estimates_the_decoded_arrow_size(world):
     pretext = resolve_pretext("all")
     schema = world.manifest.schema()

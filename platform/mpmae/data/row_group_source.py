@@ -69,14 +69,20 @@ class RowGroupSource(Datasource):
     def num_tasks(self) -> int:
         """Read tasks per execution: pass it as ``override_num_blocks``, or Ray Data splits
         every row group into many small blocks to reach its default of 200."""
-        return math.ceil(len(self.row_groups) / self.groups_per_task)
+        return 1 + math.ceil((len(self.row_groups) - 1) / self.groups_per_task)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
         execution, self.executions = self.executions, self.executions + 1
-        groups, n = self.order(execution), self.groups_per_task
-        return [self._task(groups[i : i + n], self._rng(execution, task), per_task_row_limit)
-                for task, i in enumerate(range(0, len(groups), n))]
+        groups = self.order(execution)
+        return [self._task(chunk, self._rng(execution, task), per_task_row_limit)
+                for task, chunk in enumerate(self._chunks(groups))]
+
+    def _chunks(self, groups: list[RowGroup]) -> list[list[RowGroup]]:
+        """The first task reads one row group: at every epoch start the trainer waits for
+        the first block, and on a busy CPU a full-size task made that a 3–4 s stall."""
+        n = self.groups_per_task
+        return [groups[:1], *(groups[i : i + n] for i in range(1, len(groups), n))]
 
     def order(self, execution: int) -> list[RowGroup]:
         """The row groups in the order of the given execution (epoch)."""
