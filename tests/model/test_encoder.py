@@ -29,16 +29,31 @@ def _forward_backward(run, encoder, x, weights):
     return [f.detach() for f in features], x.grad, grads
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def exact_cuda():
+    """fp32 on CUDA without TF32, which would round convolutions to ~1e-3."""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize(("size", "stem", "patch", "side", "ratio"), CASES)
-def test_sparse_equals_dense_masked_reference(size, stem, patch, side, ratio, randomise):
+def test_sparse_equals_dense_masked_reference(size, stem, patch, side, ratio, device,
+                                              randomise, exact_cuda):
     torch.manual_seed(0)
-    encoder = randomise(build_encoder(size, patch_size=patch, stem=stem))
+    encoder = randomise(build_encoder(size, patch_size=patch, stem=stem)).to(device)
     reference = DenseMaskedReference(encoder)
-    x = torch.randn(2, 12, side, side)  # two samples = two different masks
+    x = torch.randn(2, 12, side, side, device=device)  # two samples = two different masks
     grid = (side // patch, side // patch)
-    mask = random_patch_mask(2, grid, ratio, generator=torch.Generator().manual_seed(1))
+    mask = random_patch_mask(2, grid, ratio, generator=torch.Generator().manual_seed(1),
+                             device=device)
     shapes = [f.shape for f in encoder.forward_features(x[:1], mask.hidden[:1])]
-    weights = [torch.randn(2, *s[1:]) for s in shapes]
+    weights = [torch.randn(2, *s[1:], device=device) for s in shapes]
 
     got = _forward_backward(lambda v: encoder.forward_features(v, mask), encoder, x, weights)
     ref = _forward_backward(lambda v: reference.forward_features(v, mask), encoder, x, weights)
