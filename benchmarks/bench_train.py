@@ -95,7 +95,8 @@ def ray_run(cfg: PretrainConfig) -> dict:
     # Windows are equal step counts, so their harmonic mean is tiles over time: stalls count.
     return {"tiles_per_s": round(statistics.harmonic_mean(rates[1:]), 2),
             "data_wait_fraction": round(statistics.median(waits[1:]), 3),
-            "wall_s_including_startup": round(wall, 1), "windows": len(rates)}
+            "wall_s_including_startup": round(wall, 1),
+            "window_tiles_per_s": [round(r, 1) for r in rates]}
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mpmae.config import from_dict
+from mpmae.data.epochs import EpochPrefetcher
 from mpmae.data.normalise import Normaliser
 from mpmae.data.stream import TileDataset, guarded, torch_batches
 from mpmae.model import MPMAE, MPMAEConfig
@@ -45,8 +46,7 @@ def train_loop(config: dict) -> None:
 
     _quiet_workers()
     cfg = from_dict(PretrainConfig, config["cfg"])
-    ctx = train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    rank = train.get_context().get_world_rank()
     torch.manual_seed(cfg.train.seed + rank)
     # Ray pins fractional-CPU workers to one thread; use the CPUs the worker reserved.
     torch.set_num_threads(max(1, math.ceil(cfg.scaling.cpus_per_worker)))
@@ -64,21 +64,31 @@ def train_loop(config: dict) -> None:
     normaliser = Normaliser(config["stats"], raw_model.pretext, crop=cfg.model.img_size)
     normaliser.to(device).train()
     tracker = _Tracker(cfg, config, raw_model.pretext, rank == 0)
+    amp = _autocast(cfg, device)
+    epoch = state.step // per_epoch
+    with EpochPrefetcher(_epoch_batches(cfg, config, device), first_epoch=epoch) as epochs:
+        while state.step < total:
+            _run_epoch(cfg, model, normaliser, optimizer, scheduler, epochs.epoch(epoch), state,
+                       amp, tracker, stop=min(total, (epoch + 1) * per_epoch))
+            epoch += 1
+    tracker.finish(raw_model)
+
+
+def _epoch_batches(cfg: PretrainConfig, config: dict, device: torch.device):
+    """epoch → this worker's raw batches of its shard of the stream, shuffled by epoch."""
+    from ray import train
+
+    ctx = train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     shard = train.get_dataset_shard("train")
     dataset = TileDataset.open(cfg.data.uri, config["storage_options"], check=False)
-    amp = _autocast(cfg, device)
-    while state.step < total:
-        epoch = state.step // per_epoch
-        batches = guarded(torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
-                                        seed=cfg.train.seed * 10_007 + epoch * world + rank,
-                                        device=device), dataset, cfg.data.split)
-        before = state.step
-        _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state, amp,
-                   tracker, stop=min(total, (epoch + 1) * per_epoch))
-        if state.step == before:
-            raise RuntimeError(f"worker {rank} got no batch in epoch {epoch}: the data split "
-                               "is too small for the batch size")
-    tracker.finish(raw_model)
+
+    def batches(epoch: int):
+        seed = cfg.train.seed * 10_007 + epoch * world + rank
+        return guarded(torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
+                                     seed=seed, device=device), dataset, cfg.data.split)
+
+    return batches
 
 
 def _quiet_workers() -> None:
