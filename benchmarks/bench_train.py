@@ -4,7 +4,8 @@ Same model (atto, `all` pretext set, 56 px crops), same data (Parquet shards of 
 same batch and CPU count, one run. The plain loop reads the shards with pyarrow in the
 training process; the Ray run streams them through Ray Data into one Ray Train worker.
 Both report steady-state tiles/s (start-up excluded; every later stall, report and
-checkpoint included) and the fraction of step time spent waiting for data. Plain and Ray
+checkpoint included) and the fraction of step time spent waiting for data; the Ray run also
+lists each logging window's tiles/s, so an epoch boundary shows as a dip. Plain and Ray
 runs alternate ``--repeats`` times; the overhead is the median over the pairs. Prints
 JSON. Target on the 2-core machine: overhead ≤ 15 %.
 

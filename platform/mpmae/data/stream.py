@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
+from mpmae.data import spin_guard
 from mpmae.data.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.normalise import S2_LEVEL_COLUMN
 from mpmae.data.row_group_source import RowGroupSource
@@ -93,6 +94,7 @@ class TileDataset:
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed)
+        spin_guard.install(ray.data.DataContext.get_current())
         return ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
 
