@@ -16,7 +16,7 @@ TINY = ["data.synth_tiles=48", "data.tile_size=16", "model.img_size=16",
         "mlflow.system_metrics=false", "run_name=own-ray"]
 
 
-def test_pretrain_starts_its_own_ray_and_draws_no_ray_data_bars(tmp_path):
+def test_pretrain_starts_its_own_ray_and_keeps_the_console_to_our_progress(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["MPMAE_HOME"] = str(tmp_path / "home")
@@ -28,3 +28,7 @@ def test_pretrain_starts_its_own_ray_and_draws_no_ray_data_bars(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done: run own-ray" in proc.stdout
     assert "Running Dataset" not in proc.stderr  # Ray Data's bars would garble our progress
+    console = proc.stdout + proc.stderr
+    for noise in ("Failed to query Ray Train Controller", "Starting execution of Dataset",
+                  "PreemptionWatcher", "RayDeprecationWarning", "array is not writable"):
+        assert noise not in console

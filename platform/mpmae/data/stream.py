@@ -9,6 +9,7 @@ until the :class:`~mpmae.data.normalise.Normaliser`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,6 +98,13 @@ class TileDataset:
         spin_guard.install(ray.data.DataContext.get_current())
         return ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
+
+
+# Batches are views of Arrow's read-only buffers, and torch warns once per process that
+# such tensors must not be written to. Nothing writes to them: the Normaliser makes every
+# output afresh, and a GPU gets a copy. Copying them to silence it would cost a pass.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                        category=UserWarning)
 
 
 class TileCollate(NumpyBatchCollateFn):

@@ -18,6 +18,7 @@ from mpmae.config import ConfigError, cache_dir, dump_yaml, override, to_dict
 from mpmae.data.stream import TileDataset
 from mpmae.storage import Location, resolve
 from mpmae.train.config import PretrainConfig
+from mpmae.train.quiet_workers import embedded_runtime_env
 from mpmae.train.schedule import plan_steps
 
 RUN_FILE = "run.json"
@@ -154,11 +155,13 @@ def init_ray(cfg: PretrainConfig) -> bool:
         # No dashboard, on purpose. Ray Train's placement-group cleaner finds "the" cluster's
         # state API by scanning this machine; with another Ray here that has a dashboard it
         # asked that one, was told our controller is gone, and removed a healthy run's
-        # placement group (seen in Ray 2.60). Without ours it only logs a warning.
+        # placement group (seen in Ray 2.60). Without ours it only logs a warning, once a
+        # second, which our workers hide (mpmae.train.quiet_workers).
         # Idle task workers are kept: by default Ray kills them after 1 s once a small
         # machine has more workers than CPUs, so every epoch's first read task started a
         # fresh process (imports included) — a 2–4 s stall per epoch on 2 cores.
         ray.init(include_dashboard=False,
+                 runtime_env=embedded_runtime_env(cache_dir()),
                  _system_config={"idle_worker_killing_time_threshold_ms": 600_000})
     return True
 
