@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from mpmae.storage import resolve
+
 CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 
 
@@ -55,7 +57,7 @@ def _ray_data_logging_config(folder: Path) -> Path | None:
         return None
     config = copy.deepcopy(DEFAULT_CONFIG)
     config["handlers"]["console"]["level"] = "WARNING"
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "ray-data-logging.yaml"
-    path.write_text(yaml.safe_dump(config))
+    # Atomic: a second local run rewriting it must never let a worker read half a file.
+    resolve(path).write_bytes_atomic(yaml.safe_dump(config).encode())
     return path
