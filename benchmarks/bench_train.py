@@ -12,8 +12,8 @@ JSON. Target on the 2-core machine: overhead ≤ 15 %.
 The overhead splits in two, measured by a third run between them: the plain loop itself
 (pyarrow reads in the training process, no Ray Data, no reports) inside one Ray Train
 worker of the embedded Ray. Plain → that is what running in a Ray Train worker costs (Ray's
-resident processes, the worker's training thread); that → the Ray run is what our pipeline
-costs (Ray Data stream, reports, MLflow, checkpoints).
+resident processes, Ray Train's actors, the worker process itself); that → the Ray run is
+what our pipeline costs (Ray Data stream, reports, MLflow, checkpoints).
 
     python benchmarks/bench_train.py --steps 40
 """
@@ -160,7 +160,7 @@ def main() -> None:
             f"scaling.cpus_per_worker={cpus - 0.5}", "scaling.data_cpus=0.5",
             "mlflow.system_metrics=false", "mlflow.register_as=", "run_name=bench",
         ])
-        # Alternate the two so that a slow spell of a shared machine hits both alike.
+        # Alternate the three so that a slow spell of a shared machine hits all alike.
         plain, in_worker, ray_runs = [], [], []
         for i in range(args.repeats):
             plain.append(plain_loop(TileDataset.open(data), cfg, args.steps, warmup=3))
