@@ -5,9 +5,9 @@ same batch and CPU count, one run. The plain loop reads the shards with pyarrow 
 training process; the Ray run streams them through Ray Data into one Ray Train worker.
 Both report steady-state tiles/s (start-up excluded; every later stall, report and
 checkpoint included) and the fraction of step time spent waiting for data; the Ray run also
-lists each logging window's tiles/s, so an epoch boundary shows as a dip. Plain and Ray
-runs alternate ``--repeats`` times; the overhead is the median over the pairs. Prints
-JSON. Target on the 2-core machine: overhead ≤ 15 %.
+lists each logging window's tiles/s, so an epoch boundary shows as a dip. The runs
+alternate ``--repeats`` times; the overhead is the median over the repeats. Prints JSON.
+Target on the 2-core machine: overhead ≤ 15 %.
 
 The overhead splits in two, measured by a third run between them: the plain loop itself
 (pyarrow reads in the training process, no Ray Data, no reports) inside one Ray Train
