@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
-from mpmae.data import spin_guard
+from mpmae.data import reservation_wait, spin_guard
 from mpmae.data.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.normalise import S2_LEVEL_COLUMN
 from mpmae.data.row_group_source import RowGroupSource
@@ -95,7 +95,9 @@ class TileDataset:
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed)
-        spin_guard.install(ray.data.DataContext.get_current())
+        context = ray.data.DataContext.get_current()
+        spin_guard.install(context)
+        reservation_wait.install(context)
         return ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
 
