@@ -19,11 +19,12 @@ def world(tmp_path_factory):
     return TileDataset.open(str(root))
 
 
-def source(ds: TileDataset, seed, tiles_per_task=64) -> RowGroupSource:
+def source(ds: TileDataset, seed, tiles_per_block=64, blocks_per_task=1) -> RowGroupSource:
     schema = ds.manifest.schema()
     return RowGroupSource(ds.root, ds.footers("train"),
                           pa.schema([schema.field("tile_id"), schema.field("sentinel2")]),
-                          seed=seed, tiles_per_task=tiles_per_task)
+                          seed=seed, tiles_per_block=tiles_per_block,
+                          blocks_per_task=blocks_per_task)
 
 
 def epoch(src: RowGroupSource) -> list[str]:
@@ -56,7 +57,7 @@ def test_without_a_seed_tiles_come_in_stored_order(world):
 
 
 def test_tasks_group_row_groups_and_report_their_rows(world):
-    src = source(world, seed=0, tiles_per_task=128)
+    src = source(world, seed=0, tiles_per_block=128)
     groups = src.row_groups
     assert len(groups) > 2
     tasks = src.get_read_tasks(parallelism=1)
@@ -64,8 +65,18 @@ def test_tasks_group_row_groups_and_report_their_rows(world):
     assert sum(t.metadata.num_rows for t in tasks) == sum(g.tiles for g in groups)
 
 
+def test_a_task_yields_its_tiles_block_by_block(world):
+    src = source(world, seed=0, tiles_per_block=64, blocks_per_task=2)
+    first, *rest = src.get_read_tasks(parallelism=1)
+    assert [len(b) for b in first()] == [first.metadata.num_rows]
+    blocks = list(rest[0]())
+    assert len(blocks) == 2  # a row group per block: each of the task's two groups
+    assert sum(len(b) for b in blocks) == rest[0].metadata.num_rows
+    assert 1 + len(rest) == src.num_tasks < len(src.row_groups)
+
+
 def test_each_epoch_starts_with_a_one_row_group_task(world):
-    src = source(world, seed=0, tiles_per_task=128)
+    src = source(world, seed=0, tiles_per_block=128)
     for _ in range(2):
         first, *rest = src.get_read_tasks(parallelism=1)
         assert first.metadata.num_rows in {g.tiles for g in src.row_groups}  # one group
@@ -90,3 +101,21 @@ def test_shuffling_keeps_each_tiles_columns_together(world):
             pixels = block.column("sentinel2").combine_chunks().to_numpy_ndarray()
             for tile_id, tile in zip(block.column("tile_id").to_pylist(), pixels, strict=True):
                 assert (tile == by_id[tile_id]).all()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("as_yielded", [True, False])
+def test_ray_data_passes_the_blocks_on_as_they_are_yielded(ray_local, tmp_path, as_yielded):
+    import ray.data
+
+    synthesize(str(tmp_path), tiles=300, size=8, seed=4, downstream_tiles=0,
+               tiles_per_shard=64, progress=lambda _: None)  # row groups of 64 tiles
+    ds = TileDataset.open(str(tmp_path))
+    src = source(ds, seed=0, tiles_per_block=64, blocks_per_task=2)
+    data = ray.data.read_datasource(src, override_num_blocks=src.num_tasks)
+    if as_yielded:
+        data.context.target_max_block_size = src.target_max_block_size
+    sizes = sorted(len(b["tile_id"]) for b in data.iter_batches(batch_size=None))
+    groups = sorted(g.tiles for g in src.row_groups)
+    # Ray Data's default merges a task's two blocks into one
+    assert (sizes == groups) is as_yielded

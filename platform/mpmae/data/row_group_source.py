@@ -3,12 +3,18 @@
 Why not ``read_parquet``: in Ray 2.60 every execution (every epoch) re-runs a file-listing
 operator and reads each shard whole in one task before its first block leaves, which cost
 3–4 s of a 4 s epoch on the 2-core benchmark. The manifest already lists the shards, so a
-read task here is a few row groups (~256 tiles) that the driver knows from the footers:
-the first batch arrives after one task's read, not a whole shard's.
+read task here is a few row groups that the driver knows from the footers: the first
+batch arrives after a row group or two are read, not a whole shard.
+
+A task yields its tiles as several blocks of ~256, each as soon as it is read. On the
+2-core benchmark, a Ray worker spent ~0.2 s between the end of one task's read and the
+start of the next (output, completion, next submission) against ~0.25 s reading 256
+tiles; four blocks per task pay that once per ~1024 tiles, and the first block of a
+task still leaves after one block's read.
 
 Shuffling: the row groups of all shards are permuted anew for every execution, seeded by
-``(seed, execution number)``, and each read task shuffles the tiles of its row groups
-(drawn from different shards) into one block. Shards were shuffled when written, so every
+``(seed, execution number)``, and each block shuffles the tiles of its row groups
+(drawn from different shards). Shards were shuffled when written, so every
 batch is a fresh random draw each epoch without a shuffle buffer on the consumer, where
 it would cost an extra copy of every tile on the training worker's CPU.
 """
@@ -16,6 +22,7 @@ it would cost an extra copy of every tile on the training worker's CPU.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +45,13 @@ class RowGroup:
 
 class RowGroupSource(Datasource):
     """Reads ``schema``'s columns of the row groups of shards under ``root`` whose footers
-    are given; ``tiles_per_task`` sets how much one read task reads (bigger amortises task
-    start-up, smaller starts the stream sooner)."""
+    are given. ``tiles_per_block``: how many tiles are shuffled together into one block
+    (bigger amortises per-block costs, smaller starts the stream sooner);
+    ``blocks_per_task``: how many blocks one read task yields in turn."""
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
-                 seed: int | None = 0, tiles_per_task: int = 256) -> None:
+                 seed: int | None = 0, tiles_per_block: int = 256,
+                 blocks_per_task: int = 4) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -52,7 +61,8 @@ class RowGroupSource(Datasource):
         self.footers = footers
         self.schema = schema
         self.seed = seed
-        self.tiles_per_task = tiles_per_task
+        self.tiles_per_block = tiles_per_block
+        self.blocks_per_task = blocks_per_task
         self.executions = 0
 
     def get_name(self) -> str:
@@ -62,14 +72,25 @@ class RowGroupSource(Datasource):
         return sum(g.tiles for g in self.row_groups) * tile_nbytes(self.schema)
 
     @property
-    def groups_per_task(self) -> int:
-        return max(1, round(self.tiles_per_task / max(g.tiles for g in self.row_groups)))
+    def groups_per_block(self) -> int:
+        return max(1, round(self.tiles_per_block / max(g.tiles for g in self.row_groups)))
+
+    @property
+    def target_max_block_size(self) -> int:
+        """The ``DataContext.target_max_block_size`` under which Ray Data passes this
+        source's blocks on as they are yielded. Ray Data merges yielded blocks until they
+        exceed it (a copy of every tile, and the first block waits for the second) and
+        slices blocks of 1.5× it: so between a full block's bytes / 1.5 and the bytes of
+        all but the smallest blocks (a shard's last row group may be short)."""
+        tiles = self.groups_per_block * max(g.tiles for g in self.row_groups)
+        return int(0.7 * tiles * tile_nbytes(self.schema))
 
     @property
     def num_tasks(self) -> int:
         """Read tasks per execution: pass it as ``override_num_blocks``, or Ray Data splits
         every row group into many small blocks to reach its default of 200."""
-        return 1 + math.ceil((len(self.row_groups) - 1) / self.groups_per_task)
+        per_task = self.groups_per_block * self.blocks_per_task
+        return 1 + math.ceil((len(self.row_groups) - 1) / per_task)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
@@ -80,8 +101,8 @@ class RowGroupSource(Datasource):
 
     def _chunks(self, groups: list[RowGroup]) -> list[list[RowGroup]]:
         """The first task reads one row group: at every epoch start the trainer waits for
-        the first block, and on a busy CPU a full-size task made that a 3–4 s stall."""
-        n = self.groups_per_task
+        the first block, and on a busy CPU a full-size block made that a 3–4 s stall."""
+        n = self.groups_per_block * self.blocks_per_task
         return [groups[:1], *(groups[i : i + n] for i in range(1, len(groups), n))]
 
     def order(self, execution: int) -> list[RowGroup]:
@@ -101,10 +122,14 @@ class RowGroupSource(Datasource):
             num_rows=tiles, size_bytes=tiles * tile_nbytes(self.schema), exec_stats=None,
             input_files=tuple(sorted({self.root.join(*g.shard.split("/")).path
                                       for g in groups})))
-        root, columns = self.root, self.schema.names
+        root, columns, n = self.root, self.schema.names, self.groups_per_block
         footers = {g.shard: self.footers[g.shard] for g in groups}
-        return ReadTask(lambda: [shuffled(read_row_groups(root, footers, groups, columns), rng)],
-                        meta, schema=self.schema, per_task_row_limit=row_limit)
+
+        def blocks() -> Iterator[pa.Table]:
+            for i in range(0, len(groups), n):
+                yield shuffled(read_row_groups(root, footers, groups[i : i + n], columns), rng)
+
+        return ReadTask(blocks, meta, schema=self.schema, per_task_row_limit=row_limit)
 
 
 def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],

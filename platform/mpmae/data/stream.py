@@ -98,8 +98,10 @@ class TileDataset:
         context = ray.data.DataContext.get_current()
         spin_guard.install(context)
         reservation_wait.install(context)
-        return ray.data.read_datasource(source, num_cpus=task_cpus,
+        data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
+        data.context.target_max_block_size = source.target_max_block_size  # this dataset's
+        return data
 
 
 # Batches are views of Arrow's read-only buffers, and torch warns once per process that
