@@ -35,6 +35,8 @@ from mpmae.data.manifest import DatasetError
 from mpmae.data.shards import corrupt_data, open_shard
 from mpmae.storage import Location
 
+LEADING_TASKS = 2  # one-row-group tasks that start every epoch
+
 
 @dataclass(frozen=True)
 class RowGroup:
@@ -90,7 +92,8 @@ class RowGroupSource(Datasource):
         """Read tasks per execution: pass it as ``override_num_blocks``, or Ray Data splits
         every row group into many small blocks to reach its default of 200."""
         per_task = self.groups_per_block * self.blocks_per_task
-        return 1 + math.ceil((len(self.row_groups) - 1) / per_task)
+        leading = min(LEADING_TASKS, len(self.row_groups))
+        return leading + math.ceil((len(self.row_groups) - leading) / per_task)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
@@ -100,10 +103,13 @@ class RowGroupSource(Datasource):
                 for task, chunk in enumerate(self._chunks(groups))]
 
     def _chunks(self, groups: list[RowGroup]) -> list[list[RowGroup]]:
-        """The first task reads one row group: at every epoch start the trainer waits for
-        the first block, and on a busy CPU a full-size block made that a 3–4 s stall."""
-        n = self.groups_per_block * self.blocks_per_task
-        return [groups[:1], *(groups[i : i + n] for i in range(1, len(groups), n))]
+        """The first tasks read one row group each: at every epoch start the trainer waits
+        for the first blocks (before its first batch, Ray Data's iterator takes in
+        ``prefetch_batches`` batches' worth and then one block more: two blocks with
+        :func:`~mpmae.data.stream.torch_batches`). On a busy CPU a full-size first block made
+        that a 3–4 s stall; two small ones, read side by side, arrive in ~0.13 s."""
+        k, n = LEADING_TASKS, self.groups_per_block * self.blocks_per_task
+        return [*([g] for g in groups[:k]), *(groups[i : i + n] for i in range(k, len(groups), n))]
 
     def order(self, execution: int) -> list[RowGroup]:
         """The row groups in the order of the given execution (epoch)."""

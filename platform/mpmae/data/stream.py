@@ -128,9 +128,15 @@ def torch_batches(
     seed: int | None = None,
     device: str | torch.device = "auto",
     drop_last: bool = True,
-    prefetch_batches: int = 2,
+    prefetch_batches: int = 1,
 ) -> Iterable[dict[str, torch.Tensor]]:
-    """Raw tensor batches from a Ray Dataset or a Train dataset shard (``DataIterator``)."""
+    """Raw tensor batches from a Ray Dataset or a Train dataset shard (``DataIterator``).
+
+    ``prefetch_batches``: batches Ray Data prepares ahead. Before the first batch of every
+    epoch its iterator waits for that many batches' worth of blocks and one block more, so
+    each one more delays every epoch's start by a block's read; the training loop keeps
+    batches ahead across epochs itself (:mod:`mpmae.data.epochs`).
+    """
     return source.iter_torch_batches(
         batch_size=batch_size,
         local_shuffle_buffer_size=shuffle_buffer if shuffle_buffer >= batch_size else None,
