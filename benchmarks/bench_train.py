@@ -40,6 +40,7 @@ from mpmae.data.synth import synthesize
 from mpmae.model import MPMAE, MPMAEConfig
 from mpmae.train.config import PretrainConfig
 from mpmae.train.launch import init_ray, pretrain
+from mpmae.train.memory_reuse import keep_freed_memory
 
 
 def plain_batches(ds: TileDataset, columns: list[str], batch: int, rng: np.random.Generator):
@@ -64,6 +65,7 @@ def _numpy(column) -> np.ndarray:
 def plain_loop(ds: TileDataset, cfg: PretrainConfig, steps: int, warmup: int) -> dict:
     """A single-process PyTorch loop with the same model, optimiser and normalisation."""
     torch.set_num_threads(os.cpu_count())
+    keep_freed_memory()  # as the training loop does
     torch.manual_seed(0)
     model = MPMAE(MPMAEConfig(size="atto", pretext="all", img_size=56))
     optimizer = torch.optim.AdamW(model.param_groups(0.05), lr=1e-3, betas=(0.9, 0.95))

@@ -26,6 +26,7 @@ from mpmae.model import MPMAE, MPMAEConfig
 from mpmae.storage import resolve
 from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
+from mpmae.train.memory_reuse import keep_freed_memory
 from mpmae.train.schedule import lr_factor
 
 
@@ -45,6 +46,7 @@ def train_loop(config: dict) -> None:
     from ray import train
 
     _quiet_workers()
+    keep_freed_memory()
     cfg = from_dict(PretrainConfig, config["cfg"])
     rank = train.get_context().get_world_rank()
     torch.manual_seed(cfg.train.seed + rank)
