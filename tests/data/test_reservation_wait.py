@@ -2,16 +2,15 @@ import sys
 from typing import ClassVar
 
 import pytest
-import ray.data
 from ray import cloudpickle
+from ray.data._internal.execution.execution_callback import ExecutionCallback
 
-from mpmae.data import reservation_wait
 from mpmae.data.reservation_wait import ReservationWait
 from mpmae.data.stream import TileDataset
 from mpmae.modalities import resolve_pretext
 
 
-class FirstBudget(reservation_wait.ExecutionCallback):
+class FirstBudget(ExecutionCallback):
     """Records the resources each execution is given when it starts."""
 
     seen: ClassVar[list] = []
@@ -23,13 +22,6 @@ class FirstBudget(reservation_wait.ExecutionCallback):
 # Read tasks carry the dataset's context, callbacks included, to Ray workers, which
 # cannot import this test module by name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-def test_install_adds_the_wait_once():
-    context = ray.data.DataContext()
-    reservation_wait.install(context)
-    reservation_wait.install(context)
-    assert context.custom_execution_callback_classes == [ReservationWait]
 
 
 @pytest.mark.ray

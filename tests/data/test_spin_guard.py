@@ -1,9 +1,7 @@
 import time
 
 import pytest
-import ray.data
 
-from mpmae.data import spin_guard
 from mpmae.data.spin_guard import MIN_BACKOFF_S, SpinGuard
 from mpmae.data.stream import TileDataset
 from mpmae.modalities import resolve_pretext
@@ -25,13 +23,6 @@ def test_a_step_that_waited_resets_the_backoff():
     time.sleep(0.01)  # as if ray.wait had blocked for a running task
     guard.on_execution_step(None)
     assert guard._backoff == MIN_BACKOFF_S
-
-
-def test_install_adds_the_guard_once():
-    context = ray.data.DataContext()
-    spin_guard.install(context)
-    spin_guard.install(context)
-    assert context.custom_execution_callback_classes == [SpinGuard]
 
 
 @pytest.mark.ray

@@ -31,8 +31,3 @@ class ReservationWait(ExecutionCallback):
         while autoscaler.get_total_resources().is_zero() and time.monotonic() < deadline:
             time.sleep(POLL_S)
 
-
-def install(context) -> None:
-    """Add the wait to a Ray ``DataContext`` once; datasets made after it carry it."""
-    if ReservationWait not in context.custom_execution_callback_classes:
-        context.custom_execution_callback_classes.append(ReservationWait)

@@ -34,8 +34,3 @@ class SpinGuard(ExecutionCallback):
             self._backoff = MIN_BACKOFF_S
         self._last = time.perf_counter()
 
-
-def install(context) -> None:
-    """Add the guard to a Ray ``DataContext`` once; datasets made after it carry it."""
-    if SpinGuard not in context.custom_execution_callback_classes:
-        context.custom_execution_callback_classes.append(SpinGuard)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
-from mpmae.data import reservation_wait, spin_guard
+from mpmae.data import ray_data_fixes
 from mpmae.data.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.normalise import S2_LEVEL_COLUMN
 from mpmae.data.row_group_source import RowGroupSource
@@ -95,9 +95,7 @@ class TileDataset:
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed)
-        context = ray.data.DataContext.get_current()
-        spin_guard.install(context)
-        reservation_wait.install(context)
+        ray_data_fixes.install(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
         data.context.target_max_block_size = source.target_max_block_size  # this dataset's
