@@ -30,6 +30,9 @@ def test_each_execution_starts_with_its_cpus_only_after_the_wait(ray_local, smal
     data = TileDataset.open(str(small_world)).read("train", resolve_pretext("S2"))
     callbacks = data.context.custom_execution_callback_classes
     assert ReservationWait in callbacks  # the stream carries it
+    # The first execution in a Ray session starts the coordinator actor, which can take
+    # longer than the wait; measure the epochs after it, as training runs them.
+    assert sum(len(b["sentinel2"]) for b in data.iter_batches(batch_size=32)) > 0
     # This dataset's own list (the process's context keeps its own); called after the
     # wait, FirstBudget sees what the executor's first look at its budget would.
     data.context.custom_execution_callback_classes = [
