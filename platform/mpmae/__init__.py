@@ -1,6 +1,12 @@
 """mpmae: Ray-distributed pretraining of the MMEarth Multi-Pretext Masked Autoencoder."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # The version lives in pyproject.toml only; an installed package knows it.
+    __version__ = version("mpmae")
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str):
