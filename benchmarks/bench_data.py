@@ -26,23 +26,29 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from mpmae.data.band_stats import stats_key, valid_mask
-from mpmae.data.mmearth_h5 import write_mmearth_release
-from mpmae.data.normalise import Normaliser
-from mpmae.data.stream import TileDataset, torch_batches
-from mpmae.data.synth import synthesize
+from mpmae.data.format.band_stats import stats_key, valid_mask
+from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.normalise import Normaliser
+from mpmae.data.stream.tile_dataset import TileDataset, torch_batches
 from mpmae.modalities import MODALITIES, S2_BANDS, TaskKind, resolve_pretext
 from mpmae.storage import StorageOptions
 from mpmae.train.config import DataConfig
 from mpmae.train.memory_reuse import keep_freed_memory
+
+# The per-sample h5py arm reads a release in MMEarth's own layout; the writer of tiny
+# releases is test support, shared with the converter's tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fake_mmearth import write_mmearth_release
 
 PRETEXT = resolve_pretext("all")
 

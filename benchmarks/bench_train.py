@@ -33,13 +33,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from mpmae.cluster.connect import connect
 from mpmae.config import from_dict, load_config, override, to_dict
-from mpmae.data.normalise import Normaliser
-from mpmae.data.stream import TileCollate, TileDataset
-from mpmae.data.synth import synthesize
+from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.normalise import Normaliser
+from mpmae.data.stream.tile_dataset import TileCollate, TileDataset
 from mpmae.model import MPMAE, MPMAEConfig
 from mpmae.train.config import PretrainConfig
-from mpmae.train.launch import init_ray, pretrain
+from mpmae.train.launch import pretrain
 from mpmae.train.memory_reuse import keep_freed_memory
 
 
@@ -106,7 +107,7 @@ def plain_in_ray_train(cfg: PretrainConfig, steps: int, storage: str) -> dict:
     from ray.train.torch import TorchTrainer
 
     out = os.path.join(storage, f"{cfg.run_name}.json")  # the worker runs on this machine
-    started = init_ray(cfg)
+    started = connect(cfg.scaling.address)
     try:
         TorchTrainer(
             _plain_in_worker,

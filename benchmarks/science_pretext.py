@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from mpmae.config import load_config
-from mpmae.data.manifest import read_manifest
-from mpmae.data.synth import DOWNSTREAM_DIR, synthesize
+from mpmae.data.format.manifest import read_manifest
+from mpmae.data.sources.synth import DOWNSTREAM_DIR, synthesize
 from mpmae.evaluate.probe import load_probe_set, probe_encoder
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder

@@ -60,7 +60,7 @@ def ray_local():
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A 96-tile synthetic world of 16px tiles, three splits, 2+ train shards."""
-    from mpmae.data.synth import synthesize
+    from mpmae.data.sources.synth import synthesize
 
     root = tmp_path_factory.mktemp("world")
     synthesize(str(root), tiles=96, size=16, seed=3, downstream_tiles=32, tiles_per_shard=32,

@@ -10,7 +10,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from mpmae.data.synth import synthesize
+    from mpmae.data.sources.synth import synthesize
 
     synthesize(args.dest, tiles=args.tiles, size=args.size, seed=args.seed,
                downstream_tiles=args.downstream_tiles, tiles_per_shard=args.tiles_per_shard)
@@ -18,7 +18,7 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 
 def _data_convert(args: argparse.Namespace) -> int:
-    from mpmae.data.convert import convert_mmearth
+    from mpmae.data.sources.convert import convert_mmearth
 
     convert_mmearth(args.src, args.dest, split=args.split, limit=args.limit,
                     target_shard_mb=args.shard_mb)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -35,6 +36,21 @@ class ConfigError(ValueError):
         self.key = key
         self.message = message
         super().__init__(f"{key}: {message}" if key else message)
+
+
+def require(ok: bool, key: str, message: str) -> None:
+    """For ``validate`` methods: raise a ConfigError on ``key`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(message, key)
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_name(value: str, key: str) -> None:
+    """Names become folder names and MLflow experiment/run names."""
+    require(NAME_PATTERN.fullmatch(value) is not None, key,
+            f"use letters, digits, '_', '.' and '-' only, got {value!r}")
 
 
 def cache_dir() -> Path:
@@ -79,13 +95,13 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
         for f in fields(cls)
         if f.name in data
     }
-    obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        try:
+    try:
+        obj = cls(**kwargs)  # a class may validate itself on construction
+        validate = getattr(obj, "validate", None)
+        if validate is not None:
             validate()
-        except ConfigError as e:
-            raise ConfigError(e.message, where + e.key) from None
+    except ConfigError as e:
+        raise ConfigError(e.message, where + e.key) from None
     return obj
 
 

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mpmae.data.manifest import DatasetError
-from mpmae.data.stream import TileDataset, guarded, torch_batches
-from mpmae.data.synth import synthesize
+from mpmae.data.format.manifest import DatasetError
+from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.tile_dataset import TileDataset, guarded, torch_batches
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import StorageError, StorageOptions
 

@@ -11,13 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fake_mmearth import example_arrays, write_mmearth_release
 
-from mpmae.data.band_stats import BandStats
-from mpmae.data.convert import convert_mmearth
-from mpmae.data.manifest import MANIFEST_NAME, DatasetError, read_manifest
-from mpmae.data.mmearth_h5 import ReleaseError, example_arrays, write_mmearth_release
-from mpmae.data.schema import presence_bands
-from mpmae.data.shards import check_shard, open_shard
+from mpmae.data.format.band_stats import BandStats
+from mpmae.data.format.manifest import MANIFEST_NAME, DatasetError, read_manifest
+from mpmae.data.format.schema import presence_bands
+from mpmae.data.format.shards import check_shard, open_shard
+from mpmae.data.sources.convert import convert_mmearth
+from mpmae.data.sources.mmearth_h5 import ReleaseError
 from mpmae.modalities import MODALITIES, S2_BANDS
 from mpmae.storage import fsspec_filesystem, resolve
 

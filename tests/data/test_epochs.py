@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from mpmae.data.epochs import EpochPrefetcher
+from mpmae.data.stream.epochs import EpochPrefetcher
 
 
 class Epochs:

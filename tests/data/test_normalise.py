@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from mpmae.data.normalise import S2_LEVEL_COLUMN, Normaliser
+from mpmae.data.stream.normalise import S2_LEVEL_COLUMN, Normaliser
 from mpmae.modalities import IGNORE_INDEX, resolve_pretext
 
 

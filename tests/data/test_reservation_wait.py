@@ -5,8 +5,8 @@ import pytest
 from ray import cloudpickle
 from ray.data._internal.execution.execution_callback import ExecutionCallback
 
-from mpmae.data.reservation_wait import ReservationWait
-from mpmae.data.stream import TileDataset
+from mpmae.data.ray_fixes.reservation_wait import ReservationWait
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
 
 

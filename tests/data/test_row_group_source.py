@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mpmae.data.row_group_source import LEADING_TASKS, RowGroupSource, tile_nbytes
-from mpmae.data.stream import TileDataset
-from mpmae.data.synth import synthesize
+from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.row_group_source import LEADING_TASKS, RowGroupSource, tile_nbytes
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
 
 

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from mpmae.data.spin_guard import MIN_BACKOFF_S, SpinGuard
-from mpmae.data.stream import TileDataset
+from mpmae.data.ray_fixes.spin_guard import MIN_BACKOFF_S, SpinGuard
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
 
 

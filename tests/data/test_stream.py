@@ -3,10 +3,10 @@ import sys
 import pytest
 import torch
 
-from mpmae.data.manifest import read_manifest
-from mpmae.data.normalise import S2_LEVEL_COLUMN, Normaliser
-from mpmae.data.stream import TileDataset, torch_batches
-from mpmae.data.synth import synthesize
+from mpmae.data.format.manifest import read_manifest
+from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.normalise import S2_LEVEL_COLUMN, Normaliser
+from mpmae.data.stream.tile_dataset import TileDataset, torch_batches
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import resolve
 

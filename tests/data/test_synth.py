@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mpmae.data.manifest import read_manifest
-from mpmae.data.synth import synthesize
+from mpmae.data.format.manifest import read_manifest
+from mpmae.data.sources.synth import synthesize
 from mpmae.modalities import MODALITIES
 from mpmae.storage import resolve
 

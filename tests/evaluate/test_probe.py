@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mpmae.data.manifest import read_manifest
+from mpmae.data.format.manifest import read_manifest
 from mpmae.evaluate.probe import linear_probe_accuracy, load_probe_set, probe_encoder
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder

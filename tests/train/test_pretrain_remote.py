@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from mlflow_server import mlflow_server
 
-from mpmae.data.synth import synthesize
+from mpmae.data.sources.synth import synthesize
 from mpmae.train.launch import pretrain
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3]

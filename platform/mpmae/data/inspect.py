@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pyarrow as pa
 
-from mpmae.data.schema import PRESENCE_COLUMN, presence_bands
-from mpmae.data.shards import open_shard
-from mpmae.data.stream import TileDataset
+from mpmae.data.format.schema import PRESENCE_COLUMN, presence_bands
+from mpmae.data.format.shards import open_shard
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import MODALITIES, RGB_BANDS, S2_BANDS, TaskKind, band_indices
 from mpmae.storage import StorageOptions, resolve
 

@@ -4,7 +4,7 @@ labelled set.
 Pretext sets cannot be compared by their losses (each sums different tasks), so a sweep
 compares them by this probe: embed the labelled set's train and test splits with the frozen
 encoder, fit a multinomial logistic regression on the train embeddings, report test accuracy.
-Sentinel-2 goes through the training :class:`~mpmae.data.normalise.Normaliser` with the
+Sentinel-2 goes through the training :class:`~mpmae.data.stream.normalise.Normaliser` with the
 *training* data's statistics and a centre crop, so the encoder sees what it was trained on.
 Everything is full-batch and seeded: the same encoder gives the same accuracy.
 """
@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor, nn
 
-from mpmae.data.normalise import S2_LEVEL_COLUMN, Normaliser
-from mpmae.data.schema import LABEL_COLUMN
-from mpmae.data.stream import TileDataset
+from mpmae.data.format.schema import LABEL_COLUMN
+from mpmae.data.stream.normalise import S2_LEVEL_COLUMN, Normaliser
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import PretextSet
 from mpmae.storage import StorageOptions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from mpmae.data.band_stats import stats_key
+from mpmae.data.format.band_stats import stats_key
 from mpmae.modalities import S2_BANDS, S2_LEVELS, band_indices
 from mpmae.model import ConvNeXtV2Encoder, save_encoder
 from mpmae.storage import Location

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpmae.cluster.connect import connect, on_a_cluster
 from mpmae.config import ConfigError, cache_dir, dump_yaml, override, to_dict
-from mpmae.data.stream import TileDataset
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.storage import Location, resolve
 from mpmae.train.config import PretrainConfig
-from mpmae.train.quiet_workers import embedded_runtime_env
 from mpmae.train.schedule import plan_steps
 
 RUN_FILE = "run.json"
@@ -47,7 +46,7 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     run_dir = root.join(cfg.run_name)
     run_id, resumed = open_run(cfg, run_dir)
     progress(("resuming" if resumed else "starting") + f" run {cfg.run_name} in {run_dir.uri}")
-    started_ray = init_ray(cfg)
+    started_ray = connect(cfg.scaling.address)
     try:
         trainer, steps = build_trainer(cfg, dataset, root, run_id, [ConsoleProgress()],
                                        progress)
@@ -86,8 +85,8 @@ def resolved(cfg: PretrainConfig) -> PretrainConfig:
 def _default_probe_uri(cfg: PretrainConfig) -> str:
     """``<data.uri>/downstream``; the synthetic world writes it next to the tiles, which
     may happen only later (first use), so that dataset's folder counts as having one."""
-    from mpmae.data.manifest import MANIFEST_NAME
-    from mpmae.data.synth import DOWNSTREAM_DIR
+    from mpmae.data.format.manifest import MANIFEST_NAME
+    from mpmae.data.sources.synth import DOWNSTREAM_DIR
 
     downstream = resolve(cfg.data.uri, cfg.storage.options()).join(DOWNSTREAM_DIR)
     if _is_embedded_synthetic(cfg) or downstream.join(MANIFEST_NAME).exists():
@@ -103,12 +102,12 @@ def _is_embedded_synthetic(cfg: PretrainConfig) -> bool:
 def open_dataset(cfg: PretrainConfig, progress) -> TileDataset:
     """Open the training data (the embedded synthetic world is generated on first use) and
     check it holds the pretext set's modalities."""
-    from mpmae.data.manifest import MANIFEST_NAME
+    from mpmae.data.format.manifest import MANIFEST_NAME
 
     options = cfg.storage.options()
     root = resolve(cfg.data.uri, options)
     if _is_embedded_synthetic(cfg) and not root.join(MANIFEST_NAME).exists():
-        from mpmae.data.synth import synthesize
+        from mpmae.data.sources.synth import synthesize
 
         progress(f"generating the synthetic dataset in {root.uri} (first use only)")
         synthesize(cfg.data.uri, tiles=cfg.data.synth_tiles, size=cfg.data.tile_size,
@@ -143,29 +142,6 @@ def read_run_file(run_dir: Location) -> dict:
         return {}
 
 
-def init_ray(cfg: PretrainConfig) -> bool:
-    """Connect to (or start) Ray; True if this call started it, so it should stop it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if cfg.scaling.address or os.environ.get("RAY_ADDRESS"):  # a cluster, or inside a Ray Job
-        ray.init(address=cfg.scaling.address or None)
-    else:
-        # No dashboard, on purpose. Ray Train's placement-group cleaner finds "the" cluster's
-        # state API by scanning this machine; with another Ray here that has a dashboard it
-        # asked that one, was told our controller is gone, and removed a healthy run's
-        # placement group (seen in Ray 2.60). Without ours it only logs a warning, once a
-        # second, which our workers hide (mpmae.train.quiet_workers).
-        # Idle task workers are kept: by default Ray kills them after 1 s once a small
-        # machine has more workers than CPUs, so every epoch's first read task started a
-        # fresh process (imports included) — a 2–4 s stall per epoch on 2 cores.
-        ray.init(include_dashboard=False,
-                 runtime_env=embedded_runtime_env(cache_dir()),
-                 _system_config={"idle_worker_killing_time_threshold_ms": 600_000})
-    return True
-
-
 def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location) -> BaseException:
     """A failed fit as one message: the workers' root cause and how to resume."""
     from ray.train import TrainingFailedError
@@ -189,8 +165,8 @@ def _scaling(cfg: PretrainConfig):
     total = ray.cluster_resources()
     use_gpu = s.use_gpu if s.use_gpu is not None else total.get("GPU", 0) >= s.num_workers
     needed = s.num_workers * s.cpus_per_worker + s.data_cpus
-    on_a_cluster = s.address or os.environ.get("RAY_ADDRESS")  # it may autoscale: don't judge
-    if not on_a_cluster and needed > total.get("CPU", 0):
+    # A cluster may autoscale: don't judge its size by what it has now.
+    if not on_a_cluster(s.address) and needed > total.get("CPU", 0):
         raise ConfigError(
             f"{s.num_workers} worker(s) × {s.cpus_per_worker} CPU + {s.data_cpus} CPU for data "
             f"need {needed:g} CPUs; this machine has {total.get('CPU', 0):g}. Lower "

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from mpmae.config import from_dict
-from mpmae.data.epochs import EpochPrefetcher
-from mpmae.data.normalise import Normaliser
-from mpmae.data.stream import TileDataset, guarded, torch_batches
+from mpmae.data.stream.epochs import EpochPrefetcher
+from mpmae.data.stream.normalise import Normaliser
+from mpmae.data.stream.tile_dataset import TileDataset, guarded, torch_batches
 from mpmae.model import MPMAE, MPMAEConfig
 from mpmae.storage import resolve
 from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint

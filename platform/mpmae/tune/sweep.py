@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpmae.cluster.connect import connect
 from mpmae.config import dump_yaml, flatten, override, to_dict
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import Location, resolve
 from mpmae.train.config import PretrainConfig
-from mpmae.train.launch import RUN_FILE, init_ray, open_dataset, read_run_file, resolved
+from mpmae.train.launch import RUN_FILE, open_dataset, read_run_file, resolved
 from mpmae.train.schedule import plan_steps
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
@@ -62,7 +63,7 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
     parent_id, resumed = _open_parent_run(cfg, sweep_dir)
     progress(("resuming" if resumed else "starting") + f" sweep {cfg.sweep_name} in "
              f"{sweep_dir.uri}")
-    started_ray = init_ray(cfg.pretrain)
+    started_ray = connect(cfg.pretrain.scaling.address)
     try:
         total = plan_steps(dataset.manifest.split_tiles(cfg.pretrain.data.split),
                            cfg.pretrain.train.batch_size, cfg.pretrain.train.accumulation,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mpmae.data.band_stats import stats_key
+from mpmae.data.format.band_stats import stats_key
 from mpmae.modalities import (
     MODALITIES,
     S2_LEVELS,

@@ -2,13 +2,14 @@
 
 Shuffling never moves the whole dataset: shards were shuffled when written, the order of
 their row groups is permuted anew every epoch and each read task shuffles its tiles
-(:mod:`mpmae.data.row_group_source`); a local shuffle buffer on the consumer is optional.
+(:mod:`mpmae.data.stream.row_group_source`); a local shuffle buffer on the consumer is optional.
 Only the columns the pretext set needs are read, and values stay in their stored dtypes
-until the :class:`~mpmae.data.normalise.Normaliser`.
+until the :class:`~mpmae.data.stream.normalise.Normaliser`.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +21,11 @@ import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
-from mpmae.data import ray_data_fixes
-from mpmae.data.manifest import DatasetError, Manifest, read_manifest
-from mpmae.data.normalise import S2_LEVEL_COLUMN
-from mpmae.data.row_group_source import RowGroupSource
-from mpmae.data.shards import check_shard, open_shard, read_shard_fully
+from mpmae.data import ray_fixes
+from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
+from mpmae.data.format.shards import check_shard, open_shard, read_shard_fully
+from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
+from mpmae.data.stream.row_group_source import RowGroupSource
 from mpmae.modalities import PretextSet
 from mpmae.storage import Location, StorageOptions, resolve
 
@@ -95,7 +96,7 @@ class TileDataset:
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed)
-        ray_data_fixes.install(ray.data.DataContext.get_current())
+        ray_fixes.install(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
         data.context.target_max_block_size = source.target_max_block_size  # this dataset's
@@ -104,9 +105,10 @@ class TileDataset:
 
 # Batches are views of Arrow's read-only buffers, and torch warns once per process that
 # such tensors must not be written to. Nothing writes to them: the Normaliser makes every
-# output afresh, and a GPU gets a copy. Copying them to silence it would cost a pass.
+# output afresh, and a GPU gets a copy. Copying them to silence it would cost a pass. The
+# filter holds only for the warning our collate's from_numpy raises (module=this one).
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
-                        category=UserWarning)
+                        category=UserWarning, module=re.escape(__name__))
 
 
 class TileCollate(NumpyBatchCollateFn):
@@ -133,7 +135,7 @@ def torch_batches(
     ``prefetch_batches``: batches Ray Data prepares ahead. Before the first batch of every
     epoch its iterator waits for that many batches' worth of blocks and one block more, so
     each one more delays every epoch's start by a block's read; the training loop keeps
-    batches ahead across epochs itself (:mod:`mpmae.data.epochs`).
+    batches ahead across epochs itself (:mod:`mpmae.data.stream.epochs`).
     """
     return source.iter_torch_batches(
         batch_size=batch_size,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mpmae.data.manifest import DatasetError, ShardInfo
-from mpmae.data.schema import schema_problems
+from mpmae.data.format.manifest import DatasetError, ShardInfo
+from mpmae.data.format.schema import schema_problems
 from mpmae.storage import Location, StorageError
 
 ROW_GROUP_TILES = 64

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from mpmae.data.schema import FORMAT_NAME, FORMAT_VERSION, presence_bands, tile_schema
+from mpmae.data.format.schema import FORMAT_NAME, FORMAT_VERSION, presence_bands, tile_schema
 from mpmae.modalities import MODALITIES
 from mpmae.storage import Location
 

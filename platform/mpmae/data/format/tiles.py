@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from mpmae.data.band_stats import valid_mask
-from mpmae.data.schema import LABEL_COLUMN, PRESENCE_COLUMN, tensor_column, tile_schema
+from mpmae.data.format.band_stats import valid_mask
+from mpmae.data.format.schema import LABEL_COLUMN, PRESENCE_COLUMN, tensor_column, tile_schema
 from mpmae.modalities import MODALITIES, TaskKind
 
 

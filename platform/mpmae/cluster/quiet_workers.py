@@ -1,16 +1,13 @@
 """Keeps Ray's internal noise that no user can act on out of the embedded Ray's console.
 
-Measured on one 55 s tiny run of ``mpmae pretrain`` (Ray 2.60), before this: 26 lines of
-"Failed to query Ray Train Controller actor state", one core-worker error about the
-preemption watcher's constructor arguments and one Ray deprecation warning that Ray Train
-raises against Ray Data, around a progress line of 6.
-
 - Ray Train starts a placement-group cleaner beside every run. It asks the Ray state API,
   which the dashboard serves, whether the run's controller still lives; the embedded Ray
-  has no dashboard (see ``init_ray``), so every check fails and logs a warning, once a
-  second. The cleaner frees a dead controller's resources on a long-lived cluster; the
-  embedded Ray ends with the run, so hiding it loses nothing.
-- The preemption watcher reacts to spot nodes being reclaimed; one laptop or VM has none.
+  has no dashboard (see :func:`mpmae.cluster.connect.connect`), so every check fails and
+  logs a warning, once a second. The cleaner frees a dead controller's resources on a
+  long-lived cluster; the embedded Ray ends with the run, so hiding it loses nothing.
+- The preemption watcher reacts to spot nodes being reclaimed; one laptop or VM has none
+  (on a single machine it also logs a core-worker error about its constructor arguments).
+- Ray Train raises a deprecation warning against Ray Data's own calls.
 - Ray Data logs three INFO lines to the console at every epoch of a training stream
   ("Starting execution…", its plan, "execution finished"); they stay in ray-data.log.
 """

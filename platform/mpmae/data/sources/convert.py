@@ -21,9 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 import mpmae
-from mpmae.data.band_stats import BandStats, stats_key
-from mpmae.data.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
-from mpmae.data.mmearth_h5 import (
+from mpmae.data.format.band_stats import BandStats, stats_key
+from mpmae.data.format.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
+from mpmae.data.format.schema import presence_bands
+from mpmae.data.format.shards import open_shard, shard_is_complete, shard_name, write_shard
+from mpmae.data.format.tiles import tiles_to_table
+from mpmae.data.sources.mmearth_h5 import (
     CONVERTED,
     NOT_CONVERTED,
     Release,
@@ -34,9 +37,6 @@ from mpmae.data.mmearth_h5 import (
     read_tiles,
     tile_presence,
 )
-from mpmae.data.schema import presence_bands
-from mpmae.data.shards import open_shard, shard_is_complete, shard_name, write_shard
-from mpmae.data.tiles import tiles_to_table
 from mpmae.modalities import MODALITIES, S2_LEVELS
 from mpmae.storage import Location, StorageOptions, resolve
 
@@ -242,9 +242,9 @@ def _run_in_ray(jobs, ctx: JobContext, num_workers: int | None, report) -> list[
     """One task per shard, at most ``num_workers`` in flight; stops at the first failure."""
     import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(ignore_reinit_error=True)
+    from mpmae.cluster.connect import connect
+
+    started_here = connect()  # as every mpmae command: RAY_ADDRESS, else the embedded Ray
     try:
         task = ray.remote(num_cpus=1)(_write_job)
         in_flight = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))

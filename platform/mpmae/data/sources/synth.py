@@ -9,11 +9,11 @@ from collections.abc import Callable
 import numpy as np
 
 import mpmae
-from mpmae.data.band_stats import BandStats
-from mpmae.data.manifest import Manifest, ShardInfo, write_manifest
-from mpmae.data.shards import shard_name, write_shard
-from mpmae.data.synth_world import LANDSCAPE_CLASSES, generate_chunk
-from mpmae.data.tiles import tiles_to_table
+from mpmae.data.format.band_stats import BandStats
+from mpmae.data.format.manifest import Manifest, ShardInfo, write_manifest
+from mpmae.data.format.shards import shard_name, write_shard
+from mpmae.data.format.tiles import tiles_to_table
+from mpmae.data.sources.synth_world import LANDSCAPE_CLASSES, generate_chunk
 from mpmae.modalities import MODALITIES
 from mpmae.storage import Location, StorageOptions, resolve
 

@@ -1,15 +1,15 @@
 """The execution callbacks that every stream carries: fixes for Ray 2.60's streaming executor.
 
-- :class:`~mpmae.data.spin_guard.SpinGuard`: its scheduling loop stops spinning while a
+- :class:`~mpmae.data.ray_fixes.spin_guard.SpinGuard`: its scheduling loop stops spinning while a
   training split is backpressured;
-- :class:`~mpmae.data.reservation_wait.ReservationWait`: every execution (epoch) starts on
+- :class:`~mpmae.data.ray_fixes.reservation_wait.ReservationWait`: every execution (epoch) starts on
   the CPUs it is given, not on one read task at a time.
 """
 
 from __future__ import annotations
 
-from mpmae.data.reservation_wait import ReservationWait
-from mpmae.data.spin_guard import SpinGuard
+from mpmae.data.ray_fixes.reservation_wait import ReservationWait
+from mpmae.data.ray_fixes.spin_guard import SpinGuard
 
 CALLBACKS = (SpinGuard, ReservationWait)
 

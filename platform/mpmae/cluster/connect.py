@@ -1,0 +1,36 @@
+"""How every mpmae command reaches Ray: a cluster's address, or a private local Ray with
+the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+
+from mpmae.cluster.quiet_workers import embedded_runtime_env
+from mpmae.config import cache_dir
+
+
+def on_a_cluster(address: str) -> bool:
+    """True when the command runs against a cluster (an address, or inside a Ray Job)."""
+    return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+def connect(address: str = "") -> bool:
+    """Connect to (or start) Ray; True if this call started it, so the caller stops it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if on_a_cluster(address):
+        ray.init(address=address or None)
+        return True
+    # No dashboard, on purpose. Ray Train's placement-group cleaner finds "the" cluster's
+    # state API by scanning this machine; with another Ray here that has a dashboard it
+    # asked that one, was told our controller is gone, and removed a healthy run's
+    # placement group (seen in Ray 2.60). Without ours it only logs a warning, once a
+    # second, which our workers hide (mpmae.cluster.quiet_workers).
+    # Idle task workers are kept: by default Ray kills them after 1 s once a small machine
+    # has more workers than CPUs, so every epoch's first read task started a fresh process.
+    ray.init(include_dashboard=False,
+             runtime_env=embedded_runtime_env(cache_dir()),
+             _system_config={"idle_worker_killing_time_threshold_ms": 600_000})
+    return True
