@@ -126,7 +126,7 @@ def test_overrides_are_typed():
     assert cfg.optim.base_lr == 1e-4 and cfg.optim.lr is None
     assert cfg.train.max_steps == 20 and cfg.scaling.use_gpu is False
     assert cfg.run_name == "2024-05-01"
-    assert cfg.model.pretext == ["sentinel2", "aster"]
+    assert cfg.model.pretext == ("sentinel2", "aster")
     assert cfg.model.pretext_set.tasks == ("sentinel2", "aster")
 
 

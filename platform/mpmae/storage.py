@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from mpmae.config import doc
+
 
 class StorageError(RuntimeError):
     """A store could not be reached or a path in it could not be read or written."""
@@ -52,6 +54,24 @@ class StorageOptions:
             "secret_access_key": "AWS_SECRET_ACCESS_KEY",
         }
         return {names[f.name]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The ``storage`` config section: where runs go. Credentials come only from
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, so they never land in a
+    saved config or in MLflow params."""
+
+    root: str = field(default="", metadata=doc(
+        "Folder or s3:// URI for runs and checkpoints; empty: <cache>/runs"))
+    endpoint_url: str = field(default="", metadata=doc(
+        "S3 endpoint (MinIO, Ceph…); empty: AWS_ENDPOINT_URL, else AWS itself"))
+    region: str = field(default="", metadata=doc(
+        "S3 region; empty: AWS_DEFAULT_REGION, else us-east-1"))
+
+    def options(self) -> StorageOptions:
+        """Endpoint and region from here, credentials from the environment."""
+        return StorageOptions.from_env(endpoint_url=self.endpoint_url, region=self.region)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from run_start import log_pretrain_encoder, start_pretrain_run
 
 import mpmae
-from mpmae.track.registry import download_encoder, log_encoder
-from mpmae.track.runs import end_run, log_figure, start_run
+from mpmae.track.registry import download_encoder
+from mpmae.track.runs import end_run, log_figure
 
 CARD = "# Test encoder\n\nAn atto encoder for the tests.\n"
 
@@ -23,8 +24,8 @@ def embeddings(release, x: np.ndarray) -> np.ndarray:
 
 def test_encoder_is_logged_registered_and_loads_back(make_cfg, release_dir, tmp_path):
     cfg = make_cfg(**{"model.size": "atto", "model.pretext": "all"})
-    run_id = start_run(cfg, run_name="final")
-    version = log_encoder(release_dir, cfg, model_card=CARD)
+    run_id = start_pretrain_run(cfg, run_name="final")
+    version = log_pretrain_encoder(release_dir, cfg, model_card=CARD)
     end_run()
     name = cfg.mlflow.register_as
     assert version == 1
@@ -56,8 +57,8 @@ def test_a_second_training_run_adds_a_version(make_cfg, release_dir):
     cfg = make_cfg()
     versions = []
     for attempt in range(2):
-        start_run(cfg, run_name=f"run-{attempt}")
-        versions.append(log_encoder(release_dir, cfg))
+        start_pretrain_run(cfg, run_name=f"run-{attempt}")
+        versions.append(log_pretrain_encoder(release_dir, cfg))
         end_run()
     assert versions == [1, 2]
     card = mlflow.MlflowClient().get_model_version(cfg.mlflow.register_as, "2").description
@@ -66,8 +67,8 @@ def test_a_second_training_run_adds_a_version(make_cfg, release_dir):
 
 def test_registration_off_logs_the_artifacts_only(make_cfg, release_dir):
     cfg = make_cfg(**{"mlflow.register_as": ""})
-    run_id = start_run(cfg, run_name="no-registry")
-    assert log_encoder(release_dir, cfg) is None
+    run_id = start_pretrain_run(cfg, run_name="no-registry")
+    assert log_pretrain_encoder(release_dir, cfg) is None
     end_run()
     client = mlflow.MlflowClient()
     assert len(client.list_artifacts(run_id, "encoder")) == 3
@@ -77,20 +78,20 @@ def test_registration_off_logs_the_artifacts_only(make_cfg, release_dir):
 
 def test_a_folder_that_is_not_a_release_is_refused_before_any_upload(make_cfg, tmp_path):
     cfg = make_cfg()
-    run_id = start_run(cfg, run_name="bad")
+    run_id = start_pretrain_run(cfg, run_name="bad")
     with pytest.raises(FileNotFoundError, match="release folder"):
-        log_encoder(tmp_path, cfg)
+        log_pretrain_encoder(tmp_path, cfg)
     end_run("FAILED")
     assert mlflow.MlflowClient().list_artifacts(run_id, "encoder") == []
 
 
 def test_logging_needs_an_active_run(make_cfg, release_dir):
     with pytest.raises(RuntimeError, match="start_run"):
-        log_encoder(release_dir, make_cfg())
+        log_pretrain_encoder(release_dir, make_cfg())
 
 
 def test_downloading_something_that_is_no_encoder_says_so(make_cfg, tmp_path):
-    run_id = start_run(make_cfg(), run_name="figures-only")
+    run_id = start_pretrain_run(make_cfg(), run_name="figures-only")
     log_figure(b"\x89PNG", step=1)
     end_run()
     with pytest.raises(FileNotFoundError, match="no mpmae encoder release"):

@@ -14,20 +14,21 @@ import mlflow
 import pytest
 import torch
 import yaml
+from run_start import start_pretrain_run
 
 from mpmae import __version__
 from mpmae.config import flatten, from_dict, override
+from mpmae.track.config import MlflowConfig
 from mpmae.track.runs import (
     MAX_PARAM_LENGTH,
     TRUNCATION_MARK,
     end_run,
     log_figure,
     log_metrics,
-    start_run,
     tracking_uri,
     training_metrics,
 )
-from mpmae.train.config import MlflowConfig, PretrainConfig
+from mpmae.train.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,7 @@ def test_tracking_uri_comes_from_config_then_environment_then_the_cache(monkeypa
 
 def test_a_run_logs_the_config_as_params_tags_and_yaml(make_cfg):
     cfg = make_cfg(**{"model.pretext": "rgb", "model.size": "femto"})
-    run_id = start_run(cfg, run_name="first", params={"trial": 3}, tags={"team": "eo"})
+    run_id = start_pretrain_run(cfg, run_name="first", params={"trial": 3}, tags={"team": "eo"})
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING" and run.info.run_name == "first"
@@ -74,16 +75,16 @@ def test_a_run_logs_the_config_as_params_tags_and_yaml(make_cfg):
 
 def test_a_resumed_run_reattaches_and_its_metrics_continue(make_cfg):
     cfg = make_cfg()
-    run_id = start_run(cfg, run_name="resumable")
+    run_id = start_pretrain_run(cfg, run_name="resumable")
     log_metrics({"loss": 2.0}, step=0)
     log_metrics({"loss": 1.5}, step=5)
     end_run("FAILED")
 
-    assert start_run(cfg, run_name="resumable", run_id=run_id) == run_id
+    assert start_pretrain_run(cfg, run_name="resumable", run_id=run_id) == run_id
     assert mlflow.active_run().info.status == "RUNNING"
     log_metrics({"loss": 1.0}, step=10)
     end_run("KILLED")
-    assert start_run(cfg, run_name="resumable", run_id=run_id) == run_id
+    assert start_pretrain_run(cfg, run_name="resumable", run_id=run_id) == run_id
     end_run()
 
     client = mlflow.MlflowClient()
@@ -94,11 +95,11 @@ def test_a_resumed_run_reattaches_and_its_metrics_continue(make_cfg):
 
 def test_a_resumed_run_keeps_its_first_params_and_says_which_changed(make_cfg, caplog):
     cfg = make_cfg()
-    run_id = start_run(cfg, run_name="r")
+    run_id = start_pretrain_run(cfg, run_name="r")
     end_run("FAILED")
     changed = override(cfg, {"train.max_steps": 500})
     with caplog.at_level(logging.WARNING, logger="mpmae.track.runs"):
-        start_run(changed, run_name="r", run_id=run_id, params={"resumes": 1})
+        start_pretrain_run(changed, run_name="r", run_id=run_id, params={"resumes": 1})
     end_run()
     assert "train.max_steps" in caplog.text
     params = mlflow.MlflowClient().get_run(run_id).data.params
@@ -111,7 +112,7 @@ def test_a_run_id_the_store_does_not_know_starts_a_new_tagged_run(make_cfg, capl
     cfg = make_cfg()
     lost = "0123456789abcdef0123456789abcdef"
     with caplog.at_level(logging.WARNING, logger="mpmae.track.runs"):
-        run_id = start_run(cfg, run_name="from-elsewhere", run_id=lost)
+        run_id = start_pretrain_run(cfg, run_name="from-elsewhere", run_id=lost)
     end_run()
     assert run_id != lost and lost in caplog.text
     assert mlflow.MlflowClient().get_run(run_id).data.tags["mpmae.resumed_from"] == lost
@@ -120,7 +121,7 @@ def test_a_run_id_the_store_does_not_know_starts_a_new_tagged_run(make_cfg, capl
 def test_long_and_many_params_are_truncated_and_batched(make_cfg):
     cfg = make_cfg()
     extra = {f"p{i:03d}": i for i in range(250)}
-    run_id = start_run(cfg, run_name="long", params={"long": "x" * 10_000, **extra})
+    run_id = start_pretrain_run(cfg, run_name="long", params={"long": "x" * 10_000, **extra})
     end_run()
     params = mlflow.MlflowClient().get_run(run_id).data.params
     assert len(params["long"]) == MAX_PARAM_LENGTH and params["long"].endswith(TRUNCATION_MARK)
@@ -137,7 +138,7 @@ def test_training_metrics_are_named_per_task_and_logged_per_step(make_cfg):
     assert metrics == {"loss": 3.0, "lr": 1e-4, "tiles_per_s": 120.0, "data_wait_fraction": 0.25,
                        "loss/sentinel2": 1.0, "loss/biome": 2.0,
                        "weight/sentinel2": 0.5, "weight/biome": 1.0}
-    run_id = start_run(make_cfg(), run_name="metrics")
+    run_id = start_pretrain_run(make_cfg(), run_name="metrics")
     log_metrics(metrics, step=5)
     log_metrics({**metrics, "loss/biome": 1.0}, step=10)
     end_run()
@@ -147,7 +148,7 @@ def test_training_metrics_are_named_per_task_and_logged_per_step(make_cfg):
 
 
 def test_figures_go_under_reconstructions_by_step(make_cfg):
-    run_id = start_run(make_cfg(), run_name="figures")
+    run_id = start_pretrain_run(make_cfg(), run_name="figures")
     assert log_figure(b"\x89PNG fake", step=100) == "reconstructions/step_000100.png"
     end_run()
     files = mlflow.MlflowClient().list_artifacts(run_id, "reconstructions")
@@ -157,7 +158,7 @@ def test_figures_go_under_reconstructions_by_step(make_cfg):
 def test_the_default_store_keeps_artifacts_next_to_its_database(make_cfg, monkeypatch,
                                                                  tmp_path):
     monkeypatch.setenv("MPMAE_HOME", str(tmp_path))
-    run_id = start_run(make_cfg(**{"mlflow.tracking_uri": ""}), run_name="embedded")
+    run_id = start_pretrain_run(make_cfg(**{"mlflow.tracking_uri": ""}), run_name="embedded")
     end_run()
     assert (tmp_path / "mlflow.db").is_file()
     artifact_uri = mlflow.MlflowClient().get_run(run_id).info.artifact_uri
@@ -172,7 +173,7 @@ HAS_PSUTIL = importlib.util.find_spec("psutil") is not None
 def test_system_metrics_are_sampled_into_the_run(make_cfg, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
-    run_id = start_run(make_cfg(**{"mlflow.system_metrics": True}), run_name="system")
+    run_id = start_pretrain_run(make_cfg(**{"mlflow.system_metrics": True}), run_name="system")
     client = mlflow.MlflowClient()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not client.get_run(run_id).data.metrics:
@@ -184,7 +185,7 @@ def test_system_metrics_are_sampled_into_the_run(make_cfg, monkeypatch):
 @pytest.mark.skipif(HAS_PSUTIL, reason="psutil is installed: system metrics really start")
 def test_system_metrics_without_psutil_warn_instead_of_failing(make_cfg, caplog):
     with caplog.at_level(logging.WARNING, logger="mpmae.track.runs"):
-        start_run(make_cfg(**{"mlflow.system_metrics": True}), run_name="no-psutil")
+        start_pretrain_run(make_cfg(**{"mlflow.system_metrics": True}), run_name="no-psutil")
     end_run()
     assert "psutil is not installed" in caplog.text
 

@@ -1,5 +1,6 @@
 """MP-MAE model: sparse-masked ConvNeXt V2 encoder, decoder, heads, losses, weighting."""
 
+from mpmae.model.config import MPMAEConfig
 from mpmae.model.convnextv2 import (
     ENCODER_SIZES,
     ConvNeXtV2Encoder,
@@ -9,7 +10,7 @@ from mpmae.model.convnextv2 import (
 )
 from mpmae.model.dense_reference import DenseMaskedReference
 from mpmae.model.masking import PatchMask, random_patch_mask
-from mpmae.model.mpmae import MPMAE, MPMAEConfig, MPMAEOutput, build_mpmae
+from mpmae.model.mpmae import MPMAE, MPMAEOutput, build_mpmae
 from mpmae.model.release import load_encoder, save_encoder
 
 __all__ = [

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mpmae.modalities import MODALITIES, TaskKind, resolve_pretext
+from mpmae.modalities import MODALITIES, TaskKind
+from mpmae.model.config import MPMAEConfig
 from mpmae.model.convnextv2 import build_encoder
 from mpmae.model.decoder import Decoder
 from mpmae.model.heads import build_heads
@@ -21,29 +22,6 @@ from mpmae.model.patches import unpatchify
 from mpmae.model.weighting import build_weighting
 
 SHARED_DECODER = "shared"
-
-
-@dataclass(frozen=True)
-class MPMAEConfig:
-    """The model's hyper-parameters. ``pretext``: a set name (S2, pix, img, all, rgb) or a
-    task list; it also fixes the input bands (``in_chans``)."""
-
-    size: str = "atto"
-    pretext: str | tuple[str, ...] = "all"
-    patch_size: int = 8
-    img_size: int = 56
-    mask_ratio: float = 0.6
-    decoder_dim: int = 512
-    decoder_depth: int = 1
-    share_decoder: bool = True
-    loss_weighting: str = "uncertainty"
-    stem: str = "mmearth"
-
-    def __post_init__(self) -> None:
-        if self.img_size % self.patch_size:
-            raise ValueError(
-                f"img_size {self.img_size} must be a multiple of patch_size {self.patch_size}"
-            )
 
 
 @dataclass
@@ -73,7 +51,7 @@ class MPMAE(nn.Module):
     def __init__(self, config: MPMAEConfig) -> None:
         super().__init__()
         self.config = config
-        self.pretext = resolve_pretext(config.pretext)
+        self.pretext = config.pretext_set
         self.encoder = build_encoder(
             config.size, self.pretext.in_chans, config.patch_size, config.stem
         )

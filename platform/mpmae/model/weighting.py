@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -42,10 +44,15 @@ class UnweightedSum(nn.Module):
         return total, weights
 
 
+# The registry of loss weightings: the config's choices come from its keys.
+WEIGHTINGS: dict[str, Callable[[tuple[str, ...]], nn.Module]] = {
+    "uncertainty": UncertaintyWeighting,
+    "unweighted": lambda tasks: UnweightedSum(),
+}
+
+
 def build_weighting(name: str, tasks: tuple[str, ...]) -> nn.Module:
-    """``"uncertainty"`` or ``"unweighted"``."""
-    if name == "uncertainty":
-        return UncertaintyWeighting(tasks)
-    if name == "unweighted":
-        return UnweightedSum()
-    raise ValueError(f"unknown loss weighting {name!r}; choose 'uncertainty' or 'unweighted'")
+    """One of :data:`WEIGHTINGS` for the pretext tasks ``tasks``."""
+    if name not in WEIGHTINGS:
+        raise ValueError(f"unknown loss weighting {name!r}; choose from {list(WEIGHTINGS)}")
+    return WEIGHTINGS[name](tasks)

@@ -17,10 +17,8 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mpmae import __version__
-
 if TYPE_CHECKING:
-    from mpmae.train.config import PretrainConfig
+    from mpmae.model.config import MPMAEConfig
 
 ENCODER_ARTIFACTS = "encoder"
 # Not "encoder": MLflow 3 resolves runs:/<id>/<name> to a logged model of that name, which
@@ -36,24 +34,24 @@ MAX_DESCRIPTION = 5000
 REQUIREMENTS = ("torch", "safetensors", "numpy")
 
 
-def log_encoder(release_dir: str | Path, settings: PretrainConfig,
+def log_encoder(release_dir: str | Path, *, register_as: str, model: MPMAEConfig,
                 model_card: str | None = None) -> int | None:
     """Log a release folder to the active run as ``encoder/`` (``model_card`` replaces its
-    README.md) and register it as ``settings.mlflow.register_as``; the new version, or
+    README.md) and register it as ``register_as`` (empty: don't); the new version, or
     None when registration is off."""
     import mlflow
 
     if mlflow.active_run() is None:
         raise RuntimeError("log_encoder logs into the active run: call "
                            "mpmae.track.runs.start_run first")
-    name = settings.mlflow.register_as
+    name = register_as
     with tempfile.TemporaryDirectory() as tmp:
         release = _with_card(Path(release_dir), Path(tmp) / RELEASE_ARTIFACT, model_card)
         mlflow.log_artifacts(str(release), ENCODER_ARTIFACTS)
         if not name:
             return None
         model_uri = _log_pyfunc(release)
-        return _register(model_uri, name, (release / CARD_FILE).read_text(), settings)
+        return _register(model_uri, name, (release / CARD_FILE).read_text(), model)
 
 
 def download_encoder(model_uri: str, dst: str | Path, *, tracking_uri: str | None = None) -> Path:
@@ -132,13 +130,13 @@ def _pinned(package: str) -> str:
     return f"{package}=={installed_version(package).split('+')[0]}"
 
 
-def _register(model_uri: str, name: str, card: str, settings: PretrainConfig) -> int:
+def _register(model_uri: str, name: str, card: str, model: MPMAEConfig) -> int:
     """A new version carrying the card as its description and tags to filter by."""
     import mlflow
 
-    tags = {"mpmae.version": __version__, "mpmae.pretext": settings.model.pretext_set.name,
-            "mpmae.model_size": settings.model.size}
-    version = mlflow.register_model(model_uri, name, tags=tags).version
+    from mpmae.track.runs import model_tags
+
+    version = mlflow.register_model(model_uri, name, tags=model_tags(model)).version
     if len(card) > MAX_DESCRIPTION:
         card = card[: MAX_DESCRIPTION - 60] + f"\n\n… (full card: {ENCODER_ARTIFACTS}/{CARD_FILE})"
     client = mlflow.MlflowClient()

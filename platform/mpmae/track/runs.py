@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mpmae import __version__
 from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
@@ -22,8 +22,9 @@ from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mpmae.model.config import MPMAEConfig
     from mpmae.model.mpmae import MPMAEOutput
-    from mpmae.train.config import MlflowConfig, PretrainConfig
+    from mpmae.track.config import MlflowConfig
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 CONFIG_ARTIFACT = "config.yaml"
@@ -45,42 +46,41 @@ def tracking_uri(settings: MlflowConfig) -> str:
     return f"sqlite:///{cache_dir() / 'mlflow.db'}"
 
 
-def experiment_name(cfg: PretrainConfig) -> str:
-    """One experiment per config: ``mlflow.experiment``, else the config's ``name``."""
-    return cfg.mlflow.experiment or cfg.name
-
-
 def start_run(
-    cfg: PretrainConfig,
+    settings: MlflowConfig,
     *,
+    experiment: str,
     run_name: str,
+    config: Any,
+    model: MPMAEConfig,
     run_id: str | None = None,
     params: Mapping[str, Scalar] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> str:
     """Start the run (or re-attach to ``run_id``), make it active and return its id.
 
-    Logs ``flatten(cfg)`` plus ``params`` as params, the mpmae tags plus ``tags``, and the
-    resolved config as ``config.yaml``. A ``run_id`` the tracking server does not know (or
-    that was deleted) starts a new run tagged ``mpmae.resumed_from`` instead of failing.
+    Logs ``flatten(config)`` plus ``params`` as params, the mpmae tags of
+    ``model`` plus ``tags``, and ``config`` as ``config.yaml``. A ``run_id`` the tracking
+    server does not know (or that was deleted) starts a new run tagged
+    ``mpmae.resumed_from`` instead of failing.
     """
     import mlflow
 
-    uri = tracking_uri(cfg.mlflow)
+    uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
-    all_tags = {**run_tags(cfg), **(tags or {})}
+    all_tags = {**run_tags(model), **(tags or {})}
     if run_id and not _resumable(client, run_id):
         _log.warning("MLflow run %s is not in %s (deleted, or another tracking server); "
                      "starting a new run", run_id, uri)
         all_tags["mpmae.resumed_from"] = run_id
         run_id = None
-    experiment_id = None if run_id else _experiment_id(client, experiment_name(cfg), uri)
+    experiment_id = None if run_id else _experiment_id(client, experiment, uri)
     run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name,
-                           tags=all_tags, log_system_metrics=_system_metrics(cfg.mlflow))
+                           tags=all_tags, log_system_metrics=_system_metrics(settings))
     active_id = run.info.run_id
-    _log_params(client, active_id, {**flatten(cfg), **(params or {})})
-    mlflow.log_text(dump_yaml(cfg), CONFIG_ARTIFACT)
+    _log_params(client, active_id, {**flatten(config), **(params or {})})
+    mlflow.log_text(dump_yaml(config), CONFIG_ARTIFACT)
     return active_id
 
 
@@ -128,13 +128,15 @@ def log_figure(png: bytes, step: int) -> str:
     return f"{FIGURE_DIR}/{name}"
 
 
-def run_tags(cfg: PretrainConfig) -> dict[str, str]:
-    """What a run is, for filtering in the UI: mpmae version, pretext set, size, commit."""
-    tags = {
-        "mpmae.version": __version__,
-        "mpmae.pretext": cfg.model.pretext_set.name,
-        "mpmae.model_size": cfg.model.size,
-    }
+def model_tags(model: MPMAEConfig) -> dict[str, str]:
+    """What a model is, for filtering runs and registered versions: version, pretext, size."""
+    return {"mpmae.version": __version__, "mpmae.pretext": model.pretext_set.name,
+            "mpmae.model_size": model.size}
+
+
+def run_tags(model: MPMAEConfig) -> dict[str, str]:
+    """What a run is, for filtering in the UI: :func:`model_tags` and the commit."""
+    tags = model_tags(model)
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

@@ -1,5 +1,8 @@
 """The pretraining config schema: what `mpmae pretrain --config FILE --set key=value` accepts.
 
+Each part owns its section (``data``: :mod:`mpmae.data.config`, ``storage``:
+:mod:`mpmae.storage`, ``model``: :mod:`mpmae.model.config`, ``mlflow``:
+:mod:`mpmae.track.config`); the optimiser, loop and scaling sections are the trainer's own.
 Defaults are the embedded demo: a synthetic dataset, a local folder as the store, MLflow in a
 local SQLite file, the atto model for a few epochs — it runs on two CPU cores in about ten
 minutes. The paper's MMEarth64 recipe is ``jobs/configs/mmearth64_atto.yaml``. Empty strings
@@ -10,106 +13,14 @@ mean "use the embedded default" (see each field's help); ``<cache>`` is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mpmae.config import ConfigError, doc
-from mpmae.modalities import PretextSet, resolve_pretext
-from mpmae.storage import StorageOptions
-
-ModelSize = Literal["atto", "femto", "pico", "nano", "tiny"]
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(message, key)
-
-
-def _check_name(value: str, key: str) -> None:
-    # Names become folder names and MLflow experiment/run names.
-    _require(NAME_PATTERN.fullmatch(value) is not None, key,
-             f"use letters, digits, '_', '.' and '-' only, got {value!r}")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    uri: str = field(default="", metadata=doc(
-        "Dataset folder or s3:// URI (Parquet shards + dataset.json); empty: a synthetic "
-        "dataset generated on first use in <cache>"))
-    synth_tiles: int = field(default=1024, metadata=doc("Tiles in the synthetic dataset"))
-    tile_size: int = field(default=64, metadata=doc(
-        "Tile side in pixels; the synthetic dataset is generated at this size"))
-    split: str = field(default="train", metadata=doc("Split to pretrain on"))
-    shuffle_buffer: int = field(default=0, metadata=doc(
-        "Rows in each worker's local shuffle buffer; 0: none (read tasks already shuffle "
-        "tiles from random row groups of several shards, anew each epoch)"))
-    eval_split: str = field(default="val", metadata=doc("Split for reconstructions and probes"))
-    probe_uri: str = field(default="", metadata=doc(
-        "Labelled set (train/test splits, a label column) for the linear probe of "
-        "train.probe_every; empty: <data.uri>/downstream if it exists"))
-
-    def validate(self) -> None:
-        _require(self.synth_tiles > 0, "synth_tiles", "must be positive")
-        _require(self.tile_size > 0, "tile_size", "must be positive")
-        _require(self.shuffle_buffer >= 0, "shuffle_buffer", "must be 0 or more")
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    """Where runs go. Credentials come only from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in
-    the environment, so they never land in a saved config or in MLflow params."""
-
-    root: str = field(default="", metadata=doc(
-        "Folder or s3:// URI for runs and checkpoints; empty: <cache>/runs"))
-    endpoint_url: str = field(default="", metadata=doc(
-        "S3 endpoint (MinIO, Ceph…); empty: AWS_ENDPOINT_URL, else AWS itself"))
-    region: str = field(default="", metadata=doc(
-        "S3 region; empty: AWS_DEFAULT_REGION, else us-east-1"))
-
-    def options(self) -> StorageOptions:
-        """Endpoint and region from here, credentials from the environment."""
-        return StorageOptions.from_env(endpoint_url=self.endpoint_url, region=self.region)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    size: ModelSize = field(default="atto", metadata=doc("ConvNeXt V2 encoder size"))
-    patch_size: int = field(default=8, metadata=doc(
-        "Masking patch side in pixels (a multiple of 8)"))
-    img_size: int = field(default=56, metadata=doc(
-        "Crop side fed to the model (a multiple of patch_size, at most data.tile_size)"))
-    mask_ratio: float = field(default=0.6, metadata=doc(
-        "Fraction of patches hidden from the encoder"))
-    pretext: str | list[str] = field(default="all", metadata=doc(
-        "Pretext set (S2, pix, img, all, rgb) or a list of tasks that includes sentinel2"))
-    loss_weighting: Literal["uncertainty", "unweighted"] = field(
-        default="uncertainty",
-        metadata=doc("How task losses combine: learned uncertainty weights or a plain sum"))
-    share_decoder: bool = field(default=True, metadata=doc(
-        "One decoder shared by all tasks (else one per task)"))
-    decoder_dim: int = field(default=512, metadata=doc("Decoder width"))
-    stem: Literal["mmearth", "convnext"] = field(default="mmearth", metadata=doc(
-        "Encoder stem: MMEarth's 3x3-conv stem or ConvNeXt's patchify stem"))
-
-    @property
-    def pretext_set(self) -> PretextSet:
-        return resolve_pretext(self.pretext)
-
-    def validate(self) -> None:
-        # The stem has stride patch/8 and three 2x downsamplings follow: one cell per patch.
-        _require(self.patch_size > 0 and self.patch_size % 8 == 0, "patch_size",
-                 f"must be a multiple of 8 (8, 16, 32…), got {self.patch_size}")
-        _require(self.img_size > 0 and self.img_size % self.patch_size == 0, "img_size",
-                 f"{self.img_size} is not a multiple of patch_size {self.patch_size}")
-        _require(0 <= self.mask_ratio < 1, "mask_ratio",
-                 f"must be in [0, 1), got {self.mask_ratio}")
-        _require(self.decoder_dim > 0, "decoder_dim", "must be positive")
-        try:
-            resolve_pretext(self.pretext)
-        except ValueError as e:
-            raise ConfigError(str(e), "pretext") from None
+from mpmae.config import check_name, doc, require
+from mpmae.data.config import DataConfig
+from mpmae.model.config import MPMAEConfig
+from mpmae.storage import StorageConfig
+from mpmae.track.config import MlflowConfig
 
 
 @dataclass(frozen=True)
@@ -130,14 +41,14 @@ class OptimConfig:
     min_lr: float = field(default=0.0, metadata=doc("Learning rate at the end of the decay"))
 
     def validate(self) -> None:
-        _require(self.base_lr > 0, "base_lr", "must be positive")
-        _require(self.lr is None or self.lr > 0, "lr", "must be positive or null")
-        _require(self.weight_decay >= 0, "weight_decay", "must be 0 or more")
-        _require(all(0 <= b < 1 for b in self.betas), "betas", "each beta must be in [0, 1)")
-        _require(self.epochs > 0, "epochs", "must be positive")
-        _require(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
+        require(self.base_lr > 0, "base_lr", "must be positive")
+        require(self.lr is None or self.lr > 0, "lr", "must be positive or null")
+        require(self.weight_decay >= 0, "weight_decay", "must be 0 or more")
+        require(all(0 <= b < 1 for b in self.betas), "betas", "each beta must be in [0, 1)")
+        require(self.epochs > 0, "epochs", "must be positive")
+        require(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
                  f"must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
-        _require(self.min_lr >= 0, "min_lr", "must be 0 or more")
+        require(self.min_lr >= 0, "min_lr", "must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -161,10 +72,10 @@ class TrainLoopConfig:
 
     def validate(self) -> None:
         for key in ("batch_size", "accumulation", "checkpoint_every", "log_every"):
-            _require(getattr(self, key) >= 1, key, "must be 1 or more")
+            require(getattr(self, key) >= 1, key, "must be 1 or more")
         for key in ("figure_every", "probe_every"):
-            _require(getattr(self, key) >= 0, key, "must be 0 (never) or more")
-        _require(self.max_steps is None or self.max_steps >= 1, "max_steps",
+            require(getattr(self, key) >= 0, key, "must be 0 (never) or more")
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps",
                  "must be 1 or more, or null")
 
 
@@ -187,21 +98,10 @@ class ScalingConfig:
         "types that have it (ray-cluster.yaml's accelerator_gpu); empty: none"))
 
     def validate(self) -> None:
-        _require(self.num_workers >= 1, "num_workers", "must be 1 or more")
-        _require(self.cpus_per_worker > 0, "cpus_per_worker", "must be positive")
-        _require(self.data_cpus >= 0, "data_cpus", "must be 0 or more")
-        _require(self.max_failures >= -1, "max_failures", "must be -1 (unlimited) or more")
-
-
-@dataclass(frozen=True)
-class MlflowConfig:
-    tracking_uri: str = field(default="", metadata=doc(
-        "MLflow server; empty: MLFLOW_TRACKING_URI, else sqlite:///<cache>/mlflow.db"))
-    experiment: str = field(default="", metadata=doc("MLflow experiment; empty: name"))
-    register_as: str = field(default="mpmae-encoder", metadata=doc(
-        "Registered model name for the encoder; empty: don't register"))
-    system_metrics: bool = field(default=True, metadata=doc(
-        "Log CPU/GPU/memory usage next to the training metrics"))
+        require(self.num_workers >= 1, "num_workers", "must be 1 or more")
+        require(self.cpus_per_worker > 0, "cpus_per_worker", "must be positive")
+        require(self.data_cpus >= 0, "data_cpus", "must be 0 or more")
+        require(self.max_failures >= -1, "max_failures", "must be -1 (unlimited) or more")
 
 
 @dataclass(frozen=True)
@@ -212,7 +112,7 @@ class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig, metadata=doc("Training data"))
     storage: StorageConfig = field(default_factory=StorageConfig, metadata=doc(
         "Where runs and checkpoints go"))
-    model: ModelConfig = field(default_factory=ModelConfig, metadata=doc(
+    model: MPMAEConfig = field(default_factory=MPMAEConfig, metadata=doc(
         "The MP-MAE model and its pretext tasks"))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=doc(
         "Optimizer and learning-rate schedule"))
@@ -229,14 +129,19 @@ class PretrainConfig:
         return self.train.batch_size * self.train.accumulation * self.scaling.num_workers
 
     @property
+    def experiment(self) -> str:
+        """One MLflow experiment per config: ``mlflow.experiment``, else ``name``."""
+        return self.mlflow.experiment or self.name
+
+    @property
     def resolved_lr(self) -> float:
         if self.optim.lr is not None:
             return self.optim.lr
         return self.optim.base_lr * self.effective_batch / 256
 
     def validate(self) -> None:
-        _check_name(self.name, "name")
+        check_name(self.name, "name")
         if self.run_name:
-            _check_name(self.run_name, "run_name")
-        _require(self.model.img_size <= self.data.tile_size, "model.img_size",
+            check_name(self.run_name, "run_name")
+        require(self.model.img_size <= self.data.tile_size, "model.img_size",
                  f"{self.model.img_size} is larger than data.tile_size {self.data.tile_size}")

@@ -23,8 +23,10 @@ def release_metadata(cfg: PretrainConfig, stats: dict, bands: tuple[str, ...]) -
         **{level: {k: [stats[stats_key("sentinel2", level)][k][i] for i in index]
                    for k in ("mean", "std")} for level in S2_LEVELS},
     }
+    pretext = cfg.model.pretext
     return {"input_bands": list(bands), "normalisation": normalisation,
-            "pretext": cfg.model.pretext, "mask_ratio": cfg.model.mask_ratio,
+            "pretext": pretext if isinstance(pretext, str) else list(pretext),
+            "mask_ratio": cfg.model.mask_ratio,
             "trained_on": cfg.data.uri or "synthetic world", "run_name": cfg.run_name}
 
 
@@ -41,5 +43,5 @@ def export_encoder(encoder: ConvNeXtV2Encoder, cfg: PretrainConfig, stats: dict,
                               metadata=release_metadata(cfg, stats, pretext.input_bands))
         for file in sorted(folder.iterdir()):
             target.join(file.name).write_bytes_atomic(file.read_bytes())
-        log_encoder(folder, cfg)
+        log_encoder(folder, register_as=cfg.mlflow.register_as, model=cfg.model)
     return target.uri

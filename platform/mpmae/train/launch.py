@@ -1,26 +1,25 @@
 """``mpmae pretrain`` on the driver: prepare data and run bookkeeping, then fit a TorchTrainer.
 
-A run lives in ``<storage.root>/<run_name>/``: Ray Train's checkpoints, ``run.json`` (the
-MLflow run id, so a re-run re-attaches instead of duplicating), ``config.yaml`` and, at the
-end, the ``encoder/`` release. Re-running with the same run name resumes from the latest
-checkpoint.
+A run lives in ``<storage.root>/<run_name>/``: Ray Train's checkpoints, the run file and
+config of :mod:`mpmae.track.run_folder` and, at the end, the ``encoder/`` release.
+Re-running with the same run name resumes from the latest checkpoint.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpmae.cluster.connect import connect, on_a_cluster
-from mpmae.config import ConfigError, cache_dir, dump_yaml, override, to_dict
+from mpmae.config import ConfigError, cache_dir, override
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.storage import Location, resolve
+from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
+from mpmae.train.export import RELEASE_DIR
 from mpmae.train.schedule import plan_steps
-
-RUN_FILE = "run.json"
+from mpmae.train.worker_spec import WorkerSpec
 
 
 @dataclass
@@ -37,29 +36,28 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     """Run (or resume) pretraining as configured; returns where everything landed."""
     import ray
 
-    from mpmae.track.runs import end_run, tracking_uri
+    from mpmae.track.runs import tracking_uri
     from mpmae.train.progress import ConsoleProgress
 
     cfg = resolved(cfg)
     dataset = open_dataset(cfg, progress)
     root = resolve(cfg.storage.root, cfg.storage.options())
-    run_dir = root.join(cfg.run_name)
-    run_id, resumed = open_run(cfg, run_dir)
-    progress(("resuming" if resumed else "starting") + f" run {cfg.run_name} in {run_dir.uri}")
-    started_ray = connect(cfg.scaling.address)
-    try:
-        trainer, steps = build_trainer(cfg, dataset, root, run_id, [ConsoleProgress()],
-                                       progress)
-        trainer.fit()
-    except BaseException as error:
-        end_run("FAILED")
-        raise _explained(error, cfg, run_dir) from None
-    finally:
-        if started_ray:
-            ray.shutdown()
-    end_run("FINISHED")
-    result = RunResult(cfg.run_name, run_dir.uri, run_dir.join("encoder").uri, run_id,
-                       tracking_uri(cfg.mlflow), steps)
+    with tracked_run(root.join(cfg.run_name), cfg.mlflow, experiment=cfg.experiment,
+                     name=cfg.run_name, config=cfg, model=cfg.model) as run:
+        progress(("resuming" if run.resumed else "starting") +
+                 f" run {run.name} in {run.folder.uri}")
+        started_ray = connect(cfg.scaling.address)
+        try:
+            trainer, steps = build_trainer(cfg, dataset, root, run, [ConsoleProgress()],
+                                           progress)
+            trainer.fit()
+        except BaseException as error:
+            raise _explained(error, cfg, run.folder) from None
+        finally:
+            if started_ray:
+                ray.shutdown()
+    result = RunResult(run.name, run.folder.uri, run.folder.join(RELEASE_DIR).uri,
+                       run.mlflow_run_id, tracking_uri(cfg.mlflow), steps)
     progress(_summary(result))
     return result
 
@@ -120,28 +118,6 @@ def open_dataset(cfg: PretrainConfig, progress) -> TileDataset:
     return dataset
 
 
-def open_run(cfg: PretrainConfig, run_dir: Location,
-             tags: dict[str, str] | None = None) -> tuple[str, bool]:
-    """Start the run's MLflow run, or re-attach to the one its ``run.json`` names; save
-    the run file and the resolved config. (run id, True if it was a resume)."""
-    from mpmae.track.runs import start_run
-
-    previous = read_run_file(run_dir)
-    run_id = start_run(cfg, run_name=cfg.run_name, run_id=previous.get("mlflow_run_id"),
-                       tags=tags)
-    run_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
-    run_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
-    return run_id, bool(previous)
-
-
-def read_run_file(run_dir: Location) -> dict:
-    """What the folder's ``run.json`` says (empty when there is none yet)."""
-    try:
-        return json.loads(run_dir.join(RUN_FILE).read_bytes())
-    except FileNotFoundError:
-        return {}
-
-
 def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location) -> BaseException:
     """A failed fit as one message: the workers' root cause and how to resume."""
     from ray.train import TrainingFailedError
@@ -179,10 +155,10 @@ def _scaling(cfg: PretrainConfig):
                          resources_per_worker=resources)
 
 
-def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run_id: str,
+def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run: TrackedRun,
                   callbacks: list, progress):
-    """The run's TorchTrainer (storage ``root/run_name``: re-fitting it resumes) and its
-    total optimizer steps."""
+    """The run's TorchTrainer (storage: ``root/<run name>``, the run's folder, so
+    re-fitting it resumes) and its total optimizer steps."""
     import ray.data
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
@@ -198,21 +174,17 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
         cfg.train.accumulation, cfg.scaling.num_workers, cfg.optim.epochs, cfg.train.max_steps)
     progress(f"{total} optimizer steps ({per_epoch}/epoch), effective batch "
              f"{cfg.effective_batch}, lr {cfg.resolved_lr:.3g}")
+    spec = WorkerSpec(cfg, dataset.root, dataset.manifest, run.folder, run.mlflow_run_id,
+                      total_steps=total, steps_per_epoch=per_epoch)
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={
-            "cfg": to_dict(cfg), "stats": dataset.manifest.stats, "total_steps": total,
-            "steps_per_epoch": per_epoch, "run_name": cfg.run_name,
-            "run_dir": root.join(cfg.run_name).uri, "mlflow_run_id": run_id,
-            # Credentials travel to the workers here, never in the config (which is logged).
-            "storage_options": root.options,
-        },
+        train_loop_config={"spec": spec},
         datasets={"train": dataset.read(
             cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
             task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0)},
         scaling_config=_scaling(cfg),
         run_config=RunConfig(
-            name=cfg.run_name,
+            name=run.name,
             storage_path=root.path,
             storage_filesystem=root.fs if root.is_s3 else None,
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),

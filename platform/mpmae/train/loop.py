@@ -18,16 +18,15 @@ from typing import Any
 
 import torch
 
-from mpmae.config import from_dict
 from mpmae.data.stream.epochs import EpochPrefetcher
 from mpmae.data.stream.normalise import Normaliser
-from mpmae.data.stream.tile_dataset import TileDataset, guarded, torch_batches
-from mpmae.model import MPMAE, MPMAEConfig
-from mpmae.storage import resolve
+from mpmae.data.stream.tile_dataset import guarded, torch_batches
+from mpmae.model import MPMAE
 from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
 from mpmae.train.memory_reuse import keep_freed_memory
 from mpmae.train.schedule import lr_factor
+from mpmae.train.worker_spec import WorkerSpec
 
 
 @dataclass
@@ -42,12 +41,13 @@ class LoopState:
 
 
 def train_loop(config: dict) -> None:
-    """Ray Train entry point. ``config`` holds the resolved config and the run's facts."""
+    """Ray Train entry point. ``config["spec"]`` is the run's :class:`WorkerSpec`."""
     from ray import train
 
     _quiet_workers()
     keep_freed_memory()
-    cfg = from_dict(PretrainConfig, config["cfg"])
+    spec: WorkerSpec = config["spec"]
+    cfg = spec.cfg
     rank = train.get_context().get_world_rank()
     torch.manual_seed(cfg.train.seed + rank)
     # Ray pins fractional-CPU workers to one thread; use the CPUs the worker reserved.
@@ -56,19 +56,19 @@ def train_loop(config: dict) -> None:
     device = next(raw_model.parameters()).device
     optimizer = torch.optim.AdamW(raw_model.param_groups(cfg.optim.weight_decay),
                                   lr=cfg.resolved_lr, betas=tuple(cfg.optim.betas))
-    total, per_epoch = config["total_steps"], config["steps_per_epoch"]
+    total, per_epoch = spec.total_steps, spec.steps_per_epoch
     warmup = round(cfg.optim.warmup_epochs * per_epoch)
     min_ratio = cfg.optim.min_lr / cfg.resolved_lr if cfg.resolved_lr else 0.0
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup, total, min_ratio))
     state = LoopState()
     _resume(raw_model, optimizer, scheduler, state, device)
-    normaliser = Normaliser(config["stats"], raw_model.pretext, crop=cfg.model.img_size)
+    normaliser = Normaliser(spec.stats, raw_model.pretext, crop=cfg.model.img_size)
     normaliser.to(device).train()
-    tracker = _Tracker(cfg, config, raw_model.pretext, rank == 0)
+    tracker = _Tracker(spec, raw_model.pretext, rank == 0)
     amp = _autocast(cfg, device)
     epoch = state.step // per_epoch
-    with EpochPrefetcher(_epoch_batches(cfg, config, device), first_epoch=epoch) as epochs:
+    with EpochPrefetcher(_epoch_batches(spec, device), first_epoch=epoch) as epochs:
         while state.step < total:
             _run_epoch(cfg, model, normaliser, optimizer, scheduler, epochs.epoch(epoch), state,
                        amp, tracker, stop=min(total, (epoch + 1) * per_epoch))
@@ -76,14 +76,15 @@ def train_loop(config: dict) -> None:
     tracker.finish(raw_model)
 
 
-def _epoch_batches(cfg: PretrainConfig, config: dict, device: torch.device):
+def _epoch_batches(spec: WorkerSpec, device: torch.device):
     """epoch → this worker's raw batches of its shard of the stream, shuffled by epoch."""
     from ray import train
 
+    cfg = spec.cfg
     ctx = train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     shard = train.get_dataset_shard("train")
-    dataset = TileDataset.open(cfg.data.uri, config["storage_options"], check=False)
+    dataset = spec.dataset()
 
     def batches(epoch: int):
         seed = cfg.train.seed * 10_007 + epoch * world + rank
@@ -108,12 +109,7 @@ def _quiet_workers() -> None:
 def _build_model(cfg: PretrainConfig) -> tuple[torch.nn.Module, MPMAE]:
     from ray.train.torch import prepare_model
 
-    m = cfg.model
-    pretext = m.pretext if isinstance(m.pretext, str) else tuple(m.pretext)
-    raw = MPMAE(MPMAEConfig(size=m.size, pretext=pretext, patch_size=m.patch_size,
-                            img_size=m.img_size, mask_ratio=m.mask_ratio,
-                            decoder_dim=m.decoder_dim, share_decoder=m.share_decoder,
-                            loss_weighting=m.loss_weighting, stem=m.stem))
+    raw = MPMAE(cfg.model)
     model = prepare_model(raw)
     raw = model.module if hasattr(model, "module") else model
     if cfg.train.compile:
@@ -121,12 +117,12 @@ def _build_model(cfg: PretrainConfig) -> tuple[torch.nn.Module, MPMAE]:
     return model, raw
 
 
-def _load_probe_set(cfg: PretrainConfig, stats: dict, storage):
+def _load_probe_set(spec: WorkerSpec):
     from mpmae.evaluate.probe import load_probe_set
-    from mpmae.modalities import resolve_pretext
 
-    bands = resolve_pretext(cfg.model.pretext).input_bands
-    return load_probe_set(cfg.data.probe_uri, stats, bands, cfg.model.img_size, storage)
+    cfg = spec.cfg
+    return load_probe_set(cfg.data.probe_uri, spec.stats, cfg.model.pretext_set.input_bands,
+                          cfg.model.img_size, spec.data_root.options)
 
 
 def _autocast(cfg: PretrainConfig, device: torch.device):
@@ -192,21 +188,23 @@ def _no_sync(model, sync: bool):
 class _Tracker:
     """Reports to Ray Train; on rank 0 also logs to MLflow and writes checkpoints."""
 
-    def __init__(self, cfg: PretrainConfig, config: dict, pretext, is_chief: bool) -> None:
+    def __init__(self, spec: WorkerSpec, pretext, is_chief: bool) -> None:
         from ray import train
 
-        self.cfg, self.config, self.pretext, self.is_chief = cfg, config, pretext, is_chief
+        self.spec, self.cfg, self.pretext, self.is_chief = spec, spec.cfg, pretext, is_chief
         self.world = train.get_context().get_world_size()
-        self.total = config["total_steps"]
+        self.total = spec.total_steps
         self.probe_set = None
         # The latest probe result, carried in every report: Tune wants its metric in each.
         self.probe: dict[str, float] = {}
         if is_chief:
             from mpmae.track.runs import start_run
 
-            start_run(cfg, run_name=config["run_name"], run_id=config["mlflow_run_id"])
+            cfg = spec.cfg
+            start_run(cfg.mlflow, experiment=cfg.experiment, run_name=cfg.run_name, config=cfg,
+                      model=cfg.model, run_id=spec.mlflow_run_id)
             if cfg.train.probe_every:
-                self.probe_set = _load_probe_set(cfg, config["stats"], config["storage_options"])
+                self.probe_set = _load_probe_set(spec)
 
     def after_step(self, model, state: LoopState, optimizer, scheduler) -> None:
         t = self.cfg.train
@@ -268,7 +266,7 @@ class _Tracker:
         raw = getattr(raw, "_orig_mod", raw)
         return {"model": raw.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": state.step, "tiles": state.tiles,
-                "rng": rng_state(), "mlflow_run_id": self.config["mlflow_run_id"],
+                "rng": rng_state(), "mlflow_run_id": self.spec.mlflow_run_id,
                 "config": dump_yaml(self.cfg)}
 
     def _figure(self, state: LoopState) -> None:
@@ -283,5 +281,4 @@ class _Tracker:
         if self.is_chief:
             from mpmae.train.export import export_encoder
 
-            export_encoder(model.encoder, self.cfg, self.config["stats"],
-                           resolve(self.config["run_dir"], self.config["storage_options"]))
+            export_encoder(model.encoder, self.cfg, self.spec.stats, self.spec.run_dir)

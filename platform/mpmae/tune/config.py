@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mpmae.config import ConfigError, doc
+from mpmae.config import ConfigError, check_name, doc, require
 from mpmae.modalities import resolve_pretext
-from mpmae.train.config import PretrainConfig, _check_name, _require
-
-Weighting = Literal["uncertainty", "unweighted"]
+from mpmae.model.config import Weighting
+from mpmae.train.config import PretrainConfig
 
 
 @dataclass(frozen=True)
@@ -41,23 +40,23 @@ class SearchConfig:
 
     def validate(self) -> None:
         for key in ("pretext", "loss_weighting", "lr", "mask_ratio", "seed"):
-            _require(len(getattr(self, key)) > 0, key, "needs at least one value")
+            require(len(getattr(self, key)) > 0, key, "needs at least one value")
         for i, spec in enumerate(self.pretext):
             try:
                 resolve_pretext(spec)
             except ValueError as e:
                 raise ConfigError(str(e), f"pretext[{i}]") from None
-        _require(all(v > 0 for v in self.lr), "lr", "every learning rate must be positive")
-        _require(all(0 <= v < 1 for v in self.mask_ratio), "mask_ratio",
+        require(all(v > 0 for v in self.lr), "lr", "every learning rate must be positive")
+        require(all(0 <= v < 1 for v in self.mask_ratio), "mask_ratio",
                  "every mask ratio must be in [0, 1)")
         for key, low_ok in (("lr_range", lambda lo: lo > 0), ("mask_ratio_range",
                                                              lambda lo: lo >= 0)):
             bounds = getattr(self, key)
             if bounds is None:
                 continue
-            _require(self.mode == "random", key, "only applies with mode: random")
+            require(self.mode == "random", key, "only applies with mode: random")
             low, high = bounds
-            _require(low_ok(low) and low < high and (key == "lr_range" or high < 1), key,
+            require(low_ok(low) and low < high and (key == "lr_range" or high < 1), key,
                      f"needs low < high within the value's range, got {list(bounds)}")
 
 
@@ -71,8 +70,8 @@ class SchedulerConfig:
         "ASHA keeps 1/reduction_factor of the trials at each rung"))
 
     def validate(self) -> None:
-        _require(self.grace_period >= 1, "grace_period", "must be 1 or more")
-        _require(self.reduction_factor > 1, "reduction_factor", "must be more than 1")
+        require(self.grace_period >= 1, "grace_period", "must be 1 or more")
+        require(self.reduction_factor > 1, "reduction_factor", "must be more than 1")
 
 
 @dataclass(frozen=True)
@@ -102,14 +101,14 @@ class TuneConfig:
         "Register the best trial's encoder as pretrain.mlflow.register_as"))
 
     def validate(self) -> None:
-        _check_name(self.name, "name")
+        check_name(self.name, "name")
         if self.sweep_name:
-            _check_name(self.sweep_name, "sweep_name")
-        _require(self.num_samples >= 1, "num_samples", "must be 1 or more")
-        _require(self.max_concurrent_trials >= 0, "max_concurrent_trials",
+            check_name(self.sweep_name, "sweep_name")
+        require(self.num_samples >= 1, "num_samples", "must be 1 or more")
+        require(self.max_concurrent_trials >= 0, "max_concurrent_trials",
                  "must be 0 (sized from the cluster) or more")
-        _require(self.trial_cpus >= 0, "trial_cpus", "must be 0 or more")
-        _require(self.pretrain.train.probe_every >= 1, "pretrain.train.probe_every",
+        require(self.trial_cpus >= 0, "trial_cpus", "must be 0 or more")
+        require(self.pretrain.train.probe_every >= 1, "pretrain.train.probe_every",
                  "the sweep's objective is the linear probe: set it to 1 or more")
-        _require(not self.pretrain.run_name, "pretrain.run_name",
+        require(not self.pretrain.run_name, "pretrain.run_name",
                  "trials name their runs themselves; leave it empty (use sweep_name)")

@@ -11,18 +11,18 @@ their own checkpoints.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mpmae.cluster.connect import connect
-from mpmae.config import dump_yaml, flatten, override, to_dict
+from mpmae.config import override, to_dict
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import Location, resolve
+from mpmae.track.run_folder import read_run_file, tracked_run
 from mpmae.train.config import PretrainConfig
-from mpmae.train.launch import RUN_FILE, open_dataset, read_run_file, resolved
+from mpmae.train.launch import open_dataset, resolved
 from mpmae.train.schedule import plan_steps
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
@@ -52,36 +52,31 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
     """Run (or resume) the sweep as configured."""
     import ray
 
-    from mpmae.track.runs import end_run
-
     cfg = _resolved(cfg)
     dataset = open_dataset(cfg.pretrain, progress)
     for spec in cfg.search.pretext:  # fail now, not in the trial that draws it
         dataset.require(resolve_pretext(spec))
     root = resolve(cfg.pretrain.storage.root, cfg.pretrain.storage.options())
-    sweep_dir = root.join(cfg.sweep_name)
-    parent_id, resumed = _open_parent_run(cfg, sweep_dir)
-    progress(("resuming" if resumed else "starting") + f" sweep {cfg.sweep_name} in "
-             f"{sweep_dir.uri}")
-    started_ray = connect(cfg.pretrain.scaling.address)
-    try:
-        total = plan_steps(dataset.manifest.split_tiles(cfg.pretrain.data.split),
-                           cfg.pretrain.train.batch_size, cfg.pretrain.train.accumulation,
-                           cfg.pretrain.scaling.num_workers, cfg.pretrain.optim.epochs,
-                           cfg.pretrain.train.max_steps)[1]
-        grid = _tuner(cfg, sweep_dir, parent_id, total, progress).fit()
-        if grid.num_terminated + grid.num_errors < len(grid):
-            raise KeyboardInterrupt  # Tune stopped on a signal and saved its state
-        rows = _rows(grid, sweep_dir.join(TRIALS_DIR), total)
-        best, version = _publish(cfg, rows, sweep_dir)
-    except BaseException:
-        end_run("FAILED")
-        raise
-    finally:
-        if started_ray:
-            ray.shutdown()
-    end_run("FINISHED")
-    result = SweepResult(cfg.sweep_name, sweep_dir.uri, parent_id, rows, best, version)
+    with _parent_run(cfg, root.join(cfg.sweep_name)) as parent:
+        sweep_dir = parent.folder
+        progress(("resuming" if parent.resumed else "starting") + f" sweep {parent.name} in "
+                 f"{sweep_dir.uri}")
+        started_ray = connect(cfg.pretrain.scaling.address)
+        try:
+            total = plan_steps(dataset.manifest.split_tiles(cfg.pretrain.data.split),
+                               cfg.pretrain.train.batch_size, cfg.pretrain.train.accumulation,
+                               cfg.pretrain.scaling.num_workers, cfg.pretrain.optim.epochs,
+                               cfg.pretrain.train.max_steps)[1]
+            grid = _tuner(cfg, sweep_dir, parent.mlflow_run_id, total, progress).fit()
+            if grid.num_terminated + grid.num_errors < len(grid):
+                raise KeyboardInterrupt  # Tune stopped on a signal and saved its state
+            rows = _rows(grid, sweep_dir.join(TRIALS_DIR), total)
+            best, version = _publish(cfg, rows, sweep_dir)
+        finally:
+            if started_ray:
+                ray.shutdown()
+    result = SweepResult(cfg.sweep_name, sweep_dir.uri, parent.mlflow_run_id, rows, best,
+                         version)
     progress(_summary(result))
     return result
 
@@ -95,22 +90,13 @@ def _resolved(cfg: TuneConfig) -> TuneConfig:
                           "pretrain": to_dict(pretrain)})
 
 
-def _open_parent_run(cfg: TuneConfig, sweep_dir: Location) -> tuple[str, bool]:
-    """The sweep's MLflow run: new, or the one the sweep folder's run.json names."""
-    import mlflow
-
-    from mpmae.track.runs import start_run
-
-    previous = read_run_file(sweep_dir)
+def _parent_run(cfg: TuneConfig, sweep_dir: Location):
+    """The sweep's MLflow run and folder (a re-run re-attaches), with the sweep config as
+    params and tagged with every pretext set searched."""
     labels = ",".join(resolve_pretext(p).name for p in cfg.search.pretext)
-    sweep_params = {k: v for k, v in flatten(cfg).items() if not k.startswith("pretrain.")}
-    run_id = start_run(cfg.pretrain, run_name=cfg.sweep_name,
-                       run_id=previous.get("mlflow_run_id"), params=sweep_params,
+    return tracked_run(sweep_dir, cfg.pretrain.mlflow, experiment=cfg.pretrain.experiment,
+                       name=cfg.sweep_name, config=cfg, model=cfg.pretrain.model,
                        tags={SWEEP_TAG: cfg.sweep_name, "mpmae.pretext": labels})
-    mlflow.log_text(dump_yaml(cfg), "sweep.yaml")
-    sweep_dir.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
-    sweep_dir.join("config.yaml").write_bytes_atomic(dump_yaml(cfg).encode())
-    return run_id, bool(previous)
 
 
 def _trial_base(cfg: TuneConfig, sweep_dir: Location) -> PretrainConfig:
@@ -225,8 +211,8 @@ def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
         for name in release.list_files():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(release.join(*name.split("/")).read_bytes())
-        settings = override(trial_cfg, {"mlflow.register_as": cfg.pretrain.mlflow.register_as})
-        return str(log_encoder(folder, settings))
+        return str(log_encoder(folder, register_as=cfg.pretrain.mlflow.register_as,
+                               model=trial_cfg.model))
 
 
 def _summary(r: SweepResult) -> str:

@@ -25,8 +25,8 @@ def run_trial(params: dict[str, Any], *, base: dict, sweep_name: str, parent_run
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from mpmae.storage import resolve
-    from mpmae.track.runs import end_run
-    from mpmae.train.launch import build_trainer, open_dataset, open_run
+    from mpmae.track.run_folder import tracked_run
+    from mpmae.train.launch import build_trainer, open_dataset
     from mpmae.tune.search_space import trial_config
 
     trial_id = tune.get_context().get_trial_id()
@@ -34,15 +34,11 @@ def run_trial(params: dict[str, Any], *, base: dict, sweep_name: str, parent_run
                    {"run_name": trial_id})
     dataset = open_dataset(cfg, progress=_quiet)
     root = resolve(cfg.storage.root, cfg.storage.options())
-    run_id, _ = open_run(cfg, root.join(cfg.run_name), tags={
-        PARENT_TAG: parent_run_id, SWEEP_TAG: sweep_name, TRIAL_TAG: trial_id})
-    try:
-        trainer, _ = build_trainer(cfg, dataset, root, run_id, [TuneReportCallback()], _quiet)
+    tags = {PARENT_TAG: parent_run_id, SWEEP_TAG: sweep_name, TRIAL_TAG: trial_id}
+    with tracked_run(root.join(trial_id), cfg.mlflow, experiment=cfg.experiment,
+                     name=trial_id, config=cfg, model=cfg.model, tags=tags) as run:
+        trainer, _ = build_trainer(cfg, dataset, root, run, [TuneReportCallback()], _quiet)
         trainer.fit()
-    except BaseException:
-        end_run("FAILED")
-        raise
-    end_run("FINISHED")
 
 
 def _quiet(_: str) -> None:

@@ -1,0 +1,29 @@
+"""The ``data`` config section: which tiles a run trains on and how the stream reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mpmae.config import doc, require
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    uri: str = field(default="", metadata=doc(
+        "Dataset folder or s3:// URI (Parquet shards + dataset.json); empty: a synthetic "
+        "dataset generated on first use in <cache>"))
+    synth_tiles: int = field(default=1024, metadata=doc("Tiles in the synthetic dataset"))
+    tile_size: int = field(default=64, metadata=doc(
+        "Tile side in pixels; the synthetic dataset is generated at this size"))
+    split: str = field(default="train", metadata=doc("Split to pretrain on"))
+    shuffle_buffer: int = field(default=0, metadata=doc(
+        "Rows in each worker's local shuffle buffer; 0: none (read tasks already shuffle "
+        "tiles from random row groups of several shards, anew each epoch)"))
+    probe_uri: str = field(default="", metadata=doc(
+        "Labelled set (train/test splits, a label column) for the linear probe of "
+        "train.probe_every; empty: <data.uri>/downstream if it exists"))
+
+    def validate(self) -> None:
+        require(self.synth_tiles > 0, "synth_tiles", "must be positive")
+        require(self.tile_size > 0, "tile_size", "must be positive")
+        require(self.shuffle_buffer >= 0, "shuffle_buffer", "must be 0 or more")

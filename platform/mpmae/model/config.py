@@ -1,0 +1,63 @@
+"""The MP-MAE model's config: what ``MPMAE`` is built from and what the ``model`` section
+of ``mpmae pretrain`` accepts, one and the same. Sizes, stems and loss weightings are
+the keys of their registries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mpmae.config import ConfigError, doc, require
+from mpmae.modalities import PretextSet, resolve_pretext
+from mpmae.model.convnextv2 import ENCODER_SIZES
+from mpmae.model.stems import STEMS
+from mpmae.model.weighting import WEIGHTINGS
+
+ModelSize = Literal[tuple(ENCODER_SIZES)]
+Stem = Literal[tuple(STEMS)]
+Weighting = Literal[tuple(WEIGHTINGS)]
+
+
+@dataclass(frozen=True)
+class MPMAEConfig:
+    """The model's hyper-parameters. ``pretext`` also fixes the input bands (``in_chans``)."""
+
+    size: ModelSize = field(default="atto", metadata=doc("ConvNeXt V2 encoder size"))
+    pretext: str | tuple[str, ...] = field(default="all", metadata=doc(
+        "Pretext set (S2, pix, img, all, rgb) or a list of tasks that includes sentinel2"))
+    patch_size: int = field(default=8, metadata=doc(
+        "Masking patch side in pixels (a multiple of 8)"))
+    img_size: int = field(default=56, metadata=doc(
+        "Crop side fed to the model (a multiple of patch_size, at most data.tile_size)"))
+    mask_ratio: float = field(default=0.6, metadata=doc(
+        "Fraction of patches hidden from the encoder"))
+    decoder_dim: int = field(default=512, metadata=doc("Decoder width"))
+    decoder_depth: int = field(default=1, metadata=doc("ConvNeXt V2 blocks in the decoder"))
+    share_decoder: bool = field(default=True, metadata=doc(
+        "One decoder shared by all tasks (else one per task)"))
+    loss_weighting: Weighting = field(default="uncertainty", metadata=doc(
+        "How task losses combine: learned uncertainty weights or a plain sum"))
+    stem: Stem = field(default="mmearth", metadata=doc(
+        "Encoder stem: MMEarth's 3x3-conv stem or ConvNeXt's patchify stem"))
+
+    def __post_init__(self) -> None:
+        self.validate()  # also when code builds one directly, not only from a config file
+
+    @property
+    def pretext_set(self) -> PretextSet:
+        return resolve_pretext(self.pretext)
+
+    def validate(self) -> None:
+        # The stem has stride patch/8 and three 2x downsamplings follow: one cell per patch.
+        require(self.patch_size > 0 and self.patch_size % 8 == 0, "patch_size",
+                f"must be a multiple of 8 (8, 16, 32…), got {self.patch_size}")
+        require(self.img_size > 0 and self.img_size % self.patch_size == 0, "img_size",
+                f"{self.img_size} is not a multiple of patch_size {self.patch_size}")
+        require(0 <= self.mask_ratio < 1, "mask_ratio",
+                f"must be in [0, 1), got {self.mask_ratio}")
+        require(self.decoder_dim > 0, "decoder_dim", "must be positive")
+        require(self.decoder_depth > 0, "decoder_depth", "must be positive")
+        try:
+            resolve_pretext(self.pretext)
+        except ValueError as e:
+            raise ConfigError(str(e), "pretext") from None

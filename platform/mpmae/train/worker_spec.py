@@ -1,0 +1,33 @@
+"""What every Ray Train worker is handed: the resolved run, typed, resolved once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mpmae.data.format.manifest import Manifest
+from mpmae.data.stream.tile_dataset import TileDataset
+from mpmae.storage import Location
+from mpmae.train.config import PretrainConfig
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """The resolved config, the dataset (its manifest carries the band statistics), the
+    run's folder and MLflow run, and the step plan. Locations carry their storage options
+    (credentials included), so they travel here, never in the logged config."""
+
+    cfg: PretrainConfig
+    data_root: Location
+    manifest: Manifest
+    run_dir: Location
+    mlflow_run_id: str
+    total_steps: int
+    steps_per_epoch: int
+
+    @property
+    def stats(self) -> dict:
+        return self.manifest.stats
+
+    def dataset(self) -> TileDataset:
+        """The training dataset, without re-reading its manifest or footers."""
+        return TileDataset(self.data_root, self.manifest)
