@@ -3,11 +3,10 @@
 Every step allocates the same large tensors again (the normalised batch, activations).
 glibc's malloc serves them from fresh pages or from its heap depending on a threshold it
 moves as the process runs, and trims freed memory at the top of the heap, so a process
-can settle into faulting in every new page: on the 2-core benchmark one run of a stream
-consumer took 2.3 M page faults and 50 % more CPU than another run of the same script
-(551 k; 175 k in every run with this). Fixing the threshold at its largest and trimming
-only above 1 GiB keeps freed memory in the heap for the next batch; a process's footprint
-stays near its peak.
+can settle into faulting in every new page, and two runs of the same script can differ
+widely in page faults and CPU (measured: docs/ray-2.60.md). Fixing the threshold at its
+largest and trimming only above 1 GiB keeps freed memory in the heap for the next batch;
+a process's footprint stays near its peak.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Ray 2.60's streaming executor learns what it may use from its cluster autoscaler
 asks the autoscaling coordinator actor without blocking: the first answer of a new
 execution is the empty cache of a request still in flight, and the executor keeps that
 answer for a second (``GLOBAL_LIMITS_UPDATE_INTERVAL_S``). With no budget only its
-liveness rule runs tasks, one at a time: measured on the 2-core benchmark, the first
-second of every epoch read on one worker, 55 % of a 1.8 s epoch. This callback waits
+liveness rule runs tasks, one at a time, so the first second of every epoch reads on one
+worker whatever the CPUs it was given (measured: docs/ray-2.60.md). This callback waits
 before the execution starts until that first answer is in, a round trip of a few ms.
 """
 

@@ -3,10 +3,10 @@
 Ray 2.60's streaming executor blocks in ``ray.wait`` only while tasks are running. When a
 training split is backpressured (the trainer has not yet taken the blocks already read)
 and no read task runs, every step of its loop returns at once: the SplitCoordinator then
-burns ~0.65 of a CPU until the trainer catches up — measured on the 2-core machine, where
-it cut training speed by a third for the first ~15 steps of every epoch larger than a few
-read tasks. This callback notices back-to-back steps that did not wait and sleeps, longer
-the longer the spin lasts (a fixed 10 ms pause still left it at 0.13 CPU; this: 0.09).
+spins on a CPU until the trainer catches up, and on a small machine that CPU is taken from
+training during the first steps of every epoch larger than a few read tasks. This callback
+notices back-to-back steps that did not wait and sleeps, longer the longer the spin lasts
+(a fixed short pause still left much of the spin). Measured figures: docs/ray-2.60.md.
 """
 
 from __future__ import annotations

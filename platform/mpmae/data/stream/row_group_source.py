@@ -1,16 +1,16 @@
 """A Ray Data datasource over a tile dataset's Parquet row groups, reordered every epoch.
 
 Why not ``read_parquet``: in Ray 2.60 every execution (every epoch) re-runs a file-listing
-operator and reads each shard whole in one task before its first block leaves, which cost
-3–4 s of a 4 s epoch on the 2-core benchmark. The manifest already lists the shards, so a
+operator and reads each shard whole in one task before its first block leaves, most of a
+small epoch (measured: docs/ray-2.60.md). The manifest already lists the shards, so a
 read task here is a few row groups that the driver knows from the footers: the first
 batch arrives after a row group or two are read, not a whole shard.
 
-A task yields its tiles as several blocks of ~256, each as soon as it is read. On the
-2-core benchmark, a Ray worker spent ~0.2 s between the end of one task's read and the
-start of the next (output, completion, next submission) against ~0.25 s reading 256
-tiles; four blocks per task pay that once per ~1024 tiles, and the first block of a
-task still leaves after one block's read.
+A task yields its tiles as several blocks of ~256, each as soon as it is read. A Ray
+worker spends time between the end of one task's read and the start of the next (output,
+completion, next submission), on a small machine about as long as reading one block
+(measured: docs/ray-2.60.md); four blocks per task pay that once per ~1024 tiles, and the
+first block of a task still leaves after one block's read.
 
 Shuffling: the row groups of all shards are permuted anew for every execution, seeded by
 ``(seed, execution number)``, and each block shuffles the tiles of its row groups
@@ -155,7 +155,7 @@ def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],
 def shuffled(table: pa.Table, rng: np.random.Generator | None) -> pa.Table:
     """``table``'s rows in a random order (as read without ``rng``). Tensor columns are
     scattered chunk by chunk into one new array: a single copy, where Arrow's ``take`` on
-    fixed-shape tensors is ~15× slower and combining chunks first would copy twice."""
+    fixed-shape tensors is much slower and combining chunks first would copy twice."""
     if rng is None:
         return table
     order = rng.permutation(table.num_rows)
