@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -35,6 +34,7 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from machine import machine
 
 from mpmae.data.format.band_stats import stats_key, valid_mask
 from mpmae.data.sources.synth import synthesize
@@ -255,7 +255,7 @@ def main() -> None:
         h5_path, rows = write_h5_copy(ds, os.path.join(tmp, "h5"))
         stats = ds.manifest.stats
         result = {
-            "machine": f"{platform.node()} {os.cpu_count()} CPU cores, no GPU",
+            "machine": machine(),
             "tiles_train": ds.manifest.split_tiles("train"), "tile_size": args.size,
             "batch": args.batch, "modalities": "all", "repeats": args.repeats,
             "local": run_arms({

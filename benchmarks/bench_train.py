@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from machine import machine
 
 from mpmae.cluster.connect import connect
 from mpmae.config import from_dict, load_config, override, to_dict
@@ -172,7 +172,7 @@ def main() -> None:
             ray_runs.append(ray_run(override(cfg, {"run_name": f"bench{i}"})))
     overheads = _costs(plain, ray_runs)
     print(json.dumps({
-        "machine": f"{platform.node()}: {cpus} CPU cores, no GPU",
+        "machine": machine(),
         "model": "atto, pretext all, 56px crops of 64px tiles",
         "batch": args.batch, "steps": args.steps, "torch_threads": math.ceil(cpus - 0.5),
         "plain_pytorch_pyarrow": plain, "plain_loop_in_ray_train_worker": in_worker,

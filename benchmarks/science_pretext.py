@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine
 
 from mpmae.config import load_config
 from mpmae.data.format.manifest import read_manifest
@@ -64,6 +65,7 @@ def main() -> None:
     baseline = _random_init(data, args.size, args.seeds)
     means = {p: statistics.mean(v) for p, v in scores.items()}
     print(json.dumps({
+        "machine": machine(),
         "setup": {"tiles": args.tiles, "labelled_tiles": args.downstream,
                   "tile_px": args.size, "steps": args.steps,
                   "batch": args.batch, "lr": args.lr, "seeds": args.seeds, "model": "atto",

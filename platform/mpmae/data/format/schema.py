@@ -15,7 +15,6 @@ from mpmae.modalities import MODALITIES, TaskKind
 
 FORMAT_NAME = "mpmae-tiles"
 FORMAT_VERSION = 1
-META_COLUMNS = ("tile_id", "s2_type", "split")
 PRESENCE_COLUMN = "bands_present"
 LABEL_COLUMN = "label"
 
