@@ -1,0 +1,45 @@
+"""The ``mpmae evaluate`` config: the protocols' recipes and what to evaluate on.
+
+Defaults are MMEarth's downstream recipe (``mpmae evaluate --help-config`` lists every key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mpmae.config import doc, require
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    k: int = field(default=20, metadata=doc("Neighbours that vote"))
+    temperature: float = field(default=0.07, metadata=doc(
+        "Vote weight exp(cosine similarity / temperature)"))
+
+    def validate(self) -> None:
+        require(self.k >= 1, "k", "must be 1 or more")
+        require(self.temperature > 0, "temperature", "must be positive")
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    """MMEarth's linear probe: lr 8e-4 at batch 1024 (blr 2e-4 × batch / 256), wd 0.3,
+    cosine to 1e-6 without warm-up, label smoothing 0.2, 100 epochs, last epoch scored."""
+
+    blr: float = field(default=2e-4, metadata=doc(
+        "Learning rate per 256 samples of batch"))
+    batch_size: int = field(default=1024, metadata=doc(
+        "Embeddings per step (all of them when the train split is smaller)"))
+    weight_decay: float = field(default=0.3, metadata=doc("AdamW weight decay"))
+    epochs: int = field(default=100, metadata=doc("Epochs over the cached embeddings"))
+    min_lr: float = field(default=1e-6, metadata=doc("Learning rate at the end of the decay"))
+    label_smoothing: float = field(default=0.2, metadata=doc(
+        "Label smoothing of the cross-entropy (of the BCE for multi-label)"))
+
+    def validate(self) -> None:
+        require(self.blr > 0, "blr", "must be positive")
+        require(self.batch_size >= 1, "batch_size", "must be 1 or more")
+        require(self.weight_decay >= 0, "weight_decay", "must be 0 or more")
+        require(self.epochs >= 1, "epochs", "must be 1 or more")
+        require(self.min_lr >= 0, "min_lr", "must be 0 or more")
+        require(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
