@@ -17,8 +17,10 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from mpmae.errors import MpmaeError
 
-class StorageError(RuntimeError):
+
+class StorageError(MpmaeError, RuntimeError):
     """A store could not be reached or a path in it could not be read or written."""
 
 
