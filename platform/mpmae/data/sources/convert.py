@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import mpmae
+from mpmae.config import ConfigError
 from mpmae.data.format.band_stats import BandStats, stats_key
 from mpmae.data.format.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
 from mpmae.data.format.schema import presence_bands
@@ -141,7 +142,8 @@ def _select_splits(release: Release, split: str | None, limit: int | None) -> di
     if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
         raise ReleaseError(f"{release.splits} should map split names to lists of row indices")
     if split is not None and split not in doc:
-        raise ValueError(f"split '{split}' is not in {release.splits}; it has {sorted(doc)}")
+        raise ConfigError(f"split '{split}' is not in {release.splits}; choose one of "
+                          f"{sorted(doc)}, or leave the split out to convert them all")
     if limit is not None and limit < 1:
         raise ValueError("limit must be at least 1 tile per split")
     names = [split] if split is not None else list(doc)
