@@ -58,6 +58,16 @@ def test_an_invalid_value_names_its_flag(tmp_path, capsys):
     assert not (tmp_path / "world").exists()
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["data", "convert", "SRC", "DEST", "--limit", "0"], "--limit: must be at least 1 tile"),
+    (["data", "convert", "SRC", "DEST", "--shard-mb", "-1"], "--shard-mb: must be positive"),
+    (["data", "inspect", "URI", "--tiles", "0"], "--tiles: must be 1 or more"),
+])
+def test_every_verb_checks_its_options_before_it_starts(argv, message, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"mpmae: error: {message}")
+
+
 def test_synth_writes_a_dataset(tmp_path, capsys):
     dest = tmp_path / "world"
     assert main(["data", "synth", str(dest), "--tiles", "16", "--size", "16",
