@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
+
+from mpmae.config_flags import add_config_flags, config_from_args
+from mpmae.data.inspect_config import InspectConfig
+from mpmae.data.sources.config import ConvertConfig, SynthConfig
+from mpmae.errors import MpmaeError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -12,23 +18,21 @@ Handler = Callable[[argparse.Namespace], int]
 def _data_synth(args: argparse.Namespace) -> int:
     from mpmae.data.sources.synth import synthesize
 
-    synthesize(args.dest, tiles=args.tiles, size=args.size, seed=args.seed,
-               downstream_tiles=args.downstream_tiles, tiles_per_shard=args.tiles_per_shard)
+    synthesize(args.dest, **asdict(config_from_args(SynthConfig, args)))
     return 0
 
 
 def _data_convert(args: argparse.Namespace) -> int:
     from mpmae.data.sources.convert import convert_mmearth
 
-    convert_mmearth(args.src, args.dest, split=args.split, limit=args.limit,
-                    target_shard_mb=args.shard_mb)
+    convert_mmearth(args.src, args.dest, **asdict(config_from_args(ConvertConfig, args)))
     return 0
 
 
 def _data_inspect(args: argparse.Namespace) -> int:
     from mpmae.data.inspect import inspect_dataset
 
-    print(inspect_dataset(args.uri, png=args.png, tiles=args.tiles))
+    print(inspect_dataset(args.uri, **asdict(config_from_args(InspectConfig, args))))
     return 0
 
 
@@ -92,26 +96,18 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("synth", help="write a synthetic world (+ labelled downstream set)")
     p.add_argument("dest", help="folder or s3://bucket/prefix")
-    p.add_argument("--tiles", type=int, default=1024)
-    p.add_argument("--size", type=int, default=64, help="tile size in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--downstream-tiles", type=int, default=None,
-                   help="labelled tiles for probing (default: tiles/4; 0 = none)")
-    p.add_argument("--tiles-per-shard", type=int, default=512)
+    add_config_flags(p, SynthConfig)
     p.set_defaults(func=_data_synth)
 
     p = verbs.add_parser("convert", help="official MMEarth release (HDF5 + JSON) → tile format")
     p.add_argument("src", help="folder holding data_*.h5 and its three JSON files, or the .h5")
     p.add_argument("dest", help="folder or s3://bucket/prefix")
-    p.add_argument("--split", choices=["train", "val", "test"], default=None)
-    p.add_argument("--limit", type=int, default=None, help="first N tiles of each split")
-    p.add_argument("--shard-mb", type=int, default=128, help="target shard size")
+    add_config_flags(p, ConvertConfig)
     p.set_defaults(func=_data_convert)
 
     p = verbs.add_parser("inspect", help="schema, counts, statistics and a PNG of tiles")
     p.add_argument("uri", help="dataset folder or s3://bucket/prefix")
-    p.add_argument("--png", default=None, help="write a sheet of tiles to this PNG")
-    p.add_argument("--tiles", type=int, default=4)
+    add_config_flags(p, InspectConfig)
     p.set_defaults(func=_data_inspect)
 
 
@@ -135,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as error:
-        # Our errors already say what went wrong and what to do: no traceback noise.
+    except MpmaeError as error:
+        # Its message says what went wrong and what to do; a traceback would bury it. Any
+        # other error (torch, CUDA, a bug) keeps its traceback: that is what one debugs with.
         print(f"mpmae: error: {error}", file=sys.stderr)
         return 2
 

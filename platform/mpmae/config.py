@@ -25,11 +25,13 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from mpmae.errors import MpmaeError
+
 T = TypeVar("T")
 Scalar = str | int | float | bool
 
 
-class ConfigError(ValueError):
+class ConfigError(MpmaeError, ValueError):
     """A config key or value is wrong; ``key`` is its dotted path where known."""
 
     def __init__(self, message: str, key: str = "") -> None:

@@ -18,6 +18,8 @@ from enum import Enum
 
 import numpy as np
 
+from mpmae.errors import MpmaeError
+
 IGNORE_INDEX = -1
 
 
@@ -173,6 +175,10 @@ PRETEXT_SETS: dict[str, PretextSet] = {
 }
 
 
+class PretextError(MpmaeError, ValueError):
+    """A pretext task list names unknown tasks or lacks the MAE target."""
+
+
 def resolve_pretext(spec: str | list[str] | tuple[str, ...]) -> PretextSet:
     """A pretext set from its name (``"all"``) or an explicit task list (must include S2)."""
     if isinstance(spec, str):
@@ -181,12 +187,12 @@ def resolve_pretext(spec: str | list[str] | tuple[str, ...]) -> PretextSet:
         spec = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [t for t in spec if t not in MODALITIES]
     if unknown:
-        raise ValueError(
+        raise PretextError(
             f"unknown pretext task(s) {unknown}; choose a set from {sorted(PRETEXT_SETS)} "
             f"or tasks from {list(MODALITIES)}"
         )
     if "sentinel2" not in spec:
-        raise ValueError("a pretext task list must include 'sentinel2' (the MAE target)")
+        raise PretextError("a pretext task list must include 'sentinel2' (the MAE target)")
     ordered = tuple(t for t in MODALITIES if t in spec)
     return PretextSet("+".join(ordered), ordered)
 

@@ -18,10 +18,19 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from mpmae.config import doc
+from mpmae.errors import MpmaeError
 
 
-class StorageError(RuntimeError):
+class StorageError(MpmaeError, RuntimeError):
     """A store could not be reached or a path in it could not be read or written."""
+
+
+class StorageURIError(MpmaeError, ValueError):
+    """A URI names no store we can use (an unknown scheme, an s3:// URI without a bucket)."""
+
+
+class PathNotFoundError(MpmaeError, FileNotFoundError):
+    """Nothing exists at a URI. Readers catch it (as FileNotFoundError) to say what to do."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,11 @@ class Location:
             with self.fs.open_input_stream(self.path) as f:
                 return f.read()
         except FileNotFoundError:
-            raise
+            raise PathNotFoundError(f"{self.uri} does not exist") from None
         except OSError as e:
+            # Some stores report a missing object as a plain OSError: ask which it was.
             if not self.exists():
-                raise FileNotFoundError(f"{self.uri} does not exist") from None
+                raise PathNotFoundError(f"{self.uri} does not exist") from None
             raise _unreachable(self, e) from None
 
     def write_bytes_atomic(self, data: bytes) -> None:
@@ -160,14 +170,14 @@ def resolve(uri: str | os.PathLike, options: StorageOptions | None = None) -> Lo
     if parsed.scheme == "s3":
         opts = options or StorageOptions.from_env()
         if not parsed.netloc:
-            raise ValueError(f"{text!r} has no bucket: write s3://BUCKET/PREFIX")
+            raise StorageURIError(f"{text!r} has no bucket: write s3://BUCKET/PREFIX")
         path = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
         return Location(text.rstrip("/"), s3_filesystem(opts), path, opts)
     if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # 1 letter: a Windows drive
         local = parsed.path if parsed.scheme == "file" else text
         path = str(Path(local).expanduser().resolve())
         return Location(path, pafs.LocalFileSystem(), path, options or StorageOptions())
-    raise ValueError(f"unsupported storage URI {text!r}: use a local path, file:// or s3://")
+    raise StorageURIError(f"unsupported storage URI {text!r}: use a local path, file:// or s3://")
 
 
 def s3_filesystem(opts: StorageOptions) -> pafs.S3FileSystem:

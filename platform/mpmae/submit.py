@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from mpmae.errors import MpmaeError
 from mpmae.ray_auth import ClusterToken, find_token
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 1}
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 
 
-class SubmitError(RuntimeError):
+class SubmitError(MpmaeError, RuntimeError):
     """The job could not be submitted or followed; the message says what to do."""
 
 

@@ -74,7 +74,7 @@ def release(source, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def converted(release, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("converted")
-    convert_mmearth(str(release), str(dest), target_shard_mb=SHARD_MB, parallel=False,
+    convert_mmearth(str(release), str(dest), shard_mb=SHARD_MB, parallel=False,
                     progress=quiet)
     return dest
 
@@ -168,7 +168,7 @@ def test_tiles_are_shuffled_across_shards(source, release, converted, tmp_path):
     in_order = [ids[r] for r in SPLITS["train"]]
     assert first != in_order[: len(first)]
     assert first != sorted(first)
-    convert_mmearth(str(release), str(tmp_path), target_shard_mb=SHARD_MB, seed=1,
+    convert_mmearth(str(release), str(tmp_path), shard_mb=SHARD_MB, seed=1,
                     split="train", parallel=False, progress=quiet)
     other = pq.read_table(tmp_path / "train/part-00000.parquet").column("tile_id").to_pylist()
     assert other != first
@@ -189,7 +189,7 @@ def test_split_and_limit(source, release, tmp_path):
 
 
 def test_rerun_writes_only_the_missing_shard(release, tmp_path):
-    convert_mmearth(str(release), str(tmp_path), target_shard_mb=SHARD_MB, parallel=False,
+    convert_mmearth(str(release), str(tmp_path), shard_mb=SHARD_MB, parallel=False,
                     progress=quiet)
     shards = sorted(tmp_path.rglob("*.parquet"))
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards}
@@ -197,7 +197,7 @@ def test_rerun_writes_only_the_missing_shard(release, tmp_path):
     victim = tmp_path / "train/part-00001.parquet"
     victim.unlink()
     lines: list[str] = []
-    convert_mmearth(str(release), str(tmp_path), target_shard_mb=SHARD_MB, parallel=False,
+    convert_mmearth(str(release), str(tmp_path), shard_mb=SHARD_MB, parallel=False,
                     progress=lines.append)
     assert [line.split()[1] for line in lines if "wrote" in line] == [
         "train/part-00001.parquet:"]
@@ -242,14 +242,14 @@ def corrupt(source, release, converted, tmp_path_factory) -> Path:
 def test_corrupt_chunk_fails_midway_and_a_rerun_completes(release, corrupt, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ReleaseError, match=r"'sentinel2' in .*data_tiny\.h5"):
-        convert_mmearth(str(corrupt), str(out), target_shard_mb=SHARD_MB, parallel=False,
+        convert_mmearth(str(corrupt), str(out), shard_mb=SHARD_MB, parallel=False,
                         progress=quiet)
     assert (out / "train/part-00000.parquet").exists()
     assert not (out / MANIFEST_NAME).exists()
     with pytest.raises(DatasetError, match="did not finish"):
         read_manifest(resolve(out))
     lines: list[str] = []
-    convert_mmearth(str(release), str(out), target_shard_mb=SHARD_MB, parallel=False,
+    convert_mmearth(str(release), str(out), shard_mb=SHARD_MB, parallel=False,
                     progress=lines.append)
     assert sum("kept" in line for line in lines) == 2
     assert read_manifest(resolve(out)).num_tiles == NUM_TILES
@@ -292,13 +292,13 @@ def test_bad_layout_is_named(release, tmp_path, damage, message):
 
 @pytest.mark.ray
 def test_ray_tasks_write_the_same_shards(ray_local, release, converted, corrupt, tmp_path):
-    manifest = convert_mmearth(str(release), str(tmp_path / "ok"), target_shard_mb=SHARD_MB,
+    manifest = convert_mmearth(str(release), str(tmp_path / "ok"), shard_mb=SHARD_MB,
                                num_workers=2, progress=quiet)
     assert manifest.splits == read_manifest(resolve(converted)).splits
     for info in (s for v in manifest.splits.values() for s in v):
         assert (tmp_path / "ok" / info.path).read_bytes() == (converted / info.path).read_bytes()
     with pytest.raises(ReleaseError, match=r"'sentinel2' in .*data_tiny\.h5"):
-        convert_mmearth(str(corrupt), str(tmp_path / "bad"), target_shard_mb=SHARD_MB,
+        convert_mmearth(str(corrupt), str(tmp_path / "bad"), shard_mb=SHARD_MB,
                         num_workers=2, progress=quiet)
     assert not (tmp_path / "bad" / MANIFEST_NAME).exists()
     assert ray_local.is_initialized()  # the caller's Ray is left running
@@ -312,7 +312,7 @@ def test_s3_source_and_destination(s3_endpoint, s3_bucket, release, converted):
         s3.put(str(path), f"{bucket.path}/release/{path.name}")
     dest = f"{s3_bucket}/tiles"
     manifest = convert_mmearth(f"{s3_bucket}/release", dest, storage=s3_endpoint,
-                               target_shard_mb=SHARD_MB, parallel=False, progress=quiet)
+                               shard_mb=SHARD_MB, parallel=False, progress=quiet)
     root = resolve(dest, s3_endpoint)
     assert read_manifest(root).splits == manifest.splits
     for info in (s for v in manifest.splits.values() for s in v):

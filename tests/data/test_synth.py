@@ -1,7 +1,9 @@
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
+from mpmae.config import ConfigError
 from mpmae.data.format.manifest import read_manifest
 from mpmae.data.sources.synth import synthesize
 from mpmae.modalities import MODALITIES
@@ -82,3 +84,9 @@ def test_downstream_set_is_labelled_and_readable_without_mpmae(small_world):
     df = pd.read_parquet(small_world / "downstream" / m.shards("train")[0].path)
     assert df["label"].between(0, 8).all() and len(df) == m.shards("train")[0].tiles
     assert df["sentinel2"].iloc[0].size == 13 * 16 * 16  # pandas sees the flat values
+
+
+def test_a_bad_option_names_its_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"^size: must be 8 pixels or more, got 4$"):
+        synthesize(str(tmp_path), tiles=8, size=4, progress=lambda _: None)
+    assert not any(tmp_path.iterdir())

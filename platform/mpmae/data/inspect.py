@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from mpmae.data.format.schema import PRESENCE_COLUMN, presence_bands
 from mpmae.data.format.shards import open_shard
+from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import MODALITIES, RGB_BANDS, S2_BANDS, TaskKind, band_indices
 from mpmae.storage import StorageOptions, resolve
@@ -67,7 +68,7 @@ def sample_tiles(ds: TileDataset, count: int) -> pa.Table:
     return pf.read_row_group(0).slice(0, count)
 
 
-def tile_sheet_png(ds: TileDataset, count: int = 4) -> bytes:
+def tile_sheet_png(ds: TileDataset, count: int = InspectConfig.tiles) -> bytes:
     """A PNG: one row per tile; S2 RGB then every other pixel modality, image values as text."""
     import matplotlib
 
@@ -123,9 +124,11 @@ def _image_values(table: pa.Table, row: int) -> str:
     return "\n".join(lines)
 
 
-def inspect_dataset(uri: str, png: str | None = None, tiles: int = 4,
+def inspect_dataset(uri: str, png: str = InspectConfig.png, tiles: int = InspectConfig.tiles,
                     storage: StorageOptions | None = None) -> str:
-    """Check the dataset, return its summary; write the tile sheet to ``png`` if given."""
+    """Check the dataset, return its summary; write a sheet of ``tiles`` tiles to ``png``
+    unless it is empty. The options are :class:`InspectConfig`'s."""
+    InspectConfig(png=png, tiles=tiles).validate()
     ds = TileDataset.open(uri, storage)
     text = summarize(ds)
     if png:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor, nn
 
+from mpmae.data.format.manifest import DatasetError
 from mpmae.data.format.schema import LABEL_COLUMN
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN, Normaliser
 from mpmae.data.stream.tile_dataset import TileDataset
@@ -48,11 +49,12 @@ def load_probe_set(uri: str, stats: dict, input_bands: tuple[str, ...], img_size
     dataset = TileDataset.open(uri, storage, check=False)
     labels = dataset.manifest.labels
     if not labels:
-        raise ValueError(f"{uri} holds no labels: a probe needs a labelled set such as the "
+        raise DatasetError(f"{uri} holds no labels: a probe needs a labelled set such as the "
                          "synthetic world's downstream/ folder")
     missing = [s for s in PROBE_SPLITS if s not in dataset.manifest.splits]
     if missing:
-        raise ValueError(f"{uri} lacks the split(s) {missing} a probe fits and scores on")
+        raise DatasetError(f"{uri} lacks the split(s) {missing} a probe fits and scores on: "
+                           "point the probe at a labelled set with train and test splits")
     normaliser = Normaliser(stats, PretextSet("probe", ("sentinel2",), input_bands),
                             crop=img_size).eval()
     train, test = (_read_split(dataset, split, normaliser, max_tiles) for split in PROBE_SPLITS)

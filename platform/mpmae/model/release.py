@@ -19,6 +19,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from mpmae import __version__
+from mpmae.errors import MpmaeError
 from mpmae.model.convnextv2 import ConvNeXtV2Encoder, EncoderConfig
 
 RELEASE_FORMAT = "mpmae-encoder"
@@ -27,6 +28,14 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 REQUIRED_METADATA = ("input_bands", "normalisation")
+
+
+class ReleaseFolderError(MpmaeError, ValueError):
+    """A release folder, or the metadata given to write one, is missing or wrong."""
+
+
+class ReleaseNotFoundError(ReleaseFolderError, FileNotFoundError):
+    """The path holds no release folder (a FileNotFoundError too, for existing callers)."""
 
 
 def save_encoder(
@@ -41,10 +50,11 @@ def save_encoder(
     """
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
-        raise ValueError(f"release metadata lacks {missing}: a user cannot prepare inputs without")
+        raise ReleaseFolderError(f"release metadata lacks {missing}: a user cannot prepare "
+                                 "inputs without them")
     bands = list(metadata["input_bands"])
     if len(bands) != encoder.config.in_chans:
-        raise ValueError(
+        raise ReleaseFolderError(
             f"{len(bands)} input_bands given for an encoder with {encoder.config.in_chans} inputs"
         )
     extra = {k: v for k, v in metadata.items() if k not in (*REQUIRED_METADATA, "model_card")}
@@ -79,12 +89,17 @@ def read_release_config(path: str | Path) -> dict[str, Any]:
     """The ``config.json`` of a release folder, checked for format and version."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
-        raise FileNotFoundError(f"{file} not found: is {path} an mpmae encoder release folder?")
-    config = json.loads(file.read_text())
-    if config.get("format") != RELEASE_FORMAT:
-        raise ValueError(f"{file} is not an {RELEASE_FORMAT} config")
+        raise ReleaseNotFoundError(f"{file} not found: is {path} an mpmae encoder release folder?")
+    try:
+        config = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise ReleaseFolderError(f"{file} is not valid JSON ({e}): the release folder is "
+                                 "damaged; copy or download it again") from None
+    if not isinstance(config, dict) or config.get("format") != RELEASE_FORMAT:
+        raise ReleaseFolderError(f"{file} is not an {RELEASE_FORMAT} config: point at a release "
+                                 "folder, such as the encoder/ folder of a pretraining run")
     if config.get("format_version", 0) > RELEASE_FORMAT_VERSION:
-        raise ValueError(
+        raise ReleaseFolderError(
             f"release format {config['format_version']} is newer than this mpmae "
             f"({RELEASE_FORMAT_VERSION}); upgrade mpmae to load it"
         )

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from mpmae.errors import MpmaeError
+
 STATE_FILE = "state.pt"
 MANIFEST_FILE = "checkpoint.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MpmaeError, RuntimeError):
     """A checkpoint is incomplete or damaged."""
 
 

@@ -10,13 +10,14 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from mpmae.data.format.schema import FORMAT_NAME, FORMAT_VERSION, presence_bands, tile_schema
+from mpmae.errors import MpmaeError
 from mpmae.modalities import MODALITIES
 from mpmae.storage import Location
 
 MANIFEST_NAME = "dataset.json"
 
 
-class DatasetError(ValueError):
+class DatasetError(MpmaeError, ValueError):
     """A dataset (manifest or shard) is missing, malformed or inconsistent."""
 
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import mpmae
+from mpmae.config import ConfigError
 from mpmae.data.format.band_stats import BandStats, stats_key
 from mpmae.data.format.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
 from mpmae.data.format.schema import presence_bands
 from mpmae.data.format.shards import open_shard, shard_is_complete, shard_name, write_shard
 from mpmae.data.format.tiles import tiles_to_table
+from mpmae.data.sources.config import ConvertConfig, Split
 from mpmae.data.sources.mmearth_h5 import (
     CONVERTED,
     NOT_CONVERTED,
@@ -87,23 +89,24 @@ def convert_mmearth(
     src: str,
     dest: str,
     *,
-    split: str | None = None,
-    limit: int | None = None,
+    split: Split | None = ConvertConfig.split,
+    limit: int | None = ConvertConfig.limit,
+    shard_mb: float = ConvertConfig.shard_mb,
+    seed: int = ConvertConfig.seed,
+    parallel: bool = ConvertConfig.parallel,
+    num_workers: int | None = ConvertConfig.num_workers,
     storage: StorageOptions | None = None,
-    target_shard_mb: float = 128,
-    seed: int = 0,
     progress: Progress = print,
-    parallel: bool = True,
-    num_workers: int | None = None,
 ) -> Manifest:
     """Convert the MMEarth release at ``src`` (folder or .h5) into tile shards at ``dest``.
 
-    ``split`` converts only that split; ``limit`` only the first N tiles of each split (in
-    ``splits.json`` order). Shards hold about ``target_shard_mb`` of raw tile bytes.
-    ``parallel`` runs one Ray task per shard (``num_workers`` in flight, default: the
-    cluster's CPUs; a local Ray is started if none is) — else everything runs in-process.
-    Raises :class:`ReleaseError` (a ``DatasetError``) for a missing or damaged release.
+    The options are :class:`ConvertConfig`'s (defaults and meaning there); a bad one raises
+    a ConfigError naming it. Raises :class:`ReleaseError` (a ``DatasetError``) for a missing
+    or damaged release.
     """
+    cfg = ConvertConfig(split=split, limit=limit, shard_mb=shard_mb, seed=seed,
+                        parallel=parallel, num_workers=num_workers)
+    cfg.validate()
     started = time.perf_counter()
     release = find_release(src, storage)
     root = resolve(dest, storage)
@@ -111,7 +114,7 @@ def convert_mmearth(
     with release.open_h5() as h5:
         num_tiles, tile_size = check_layout(h5, release.h5)
         _check_rows(selected, num_tiles, release)
-        jobs = _plan(h5, release, selected, _tiles_per_shard(tile_size, target_shard_mb), seed)
+        jobs = _plan(h5, release, selected, _tiles_per_shard(tile_size, shard_mb), seed)
     published = _published_stats(release)
     progress(f"{release.file_names['h5']}: {num_tiles} tiles of {tile_size}px; converting "
              + ", ".join(f"{k} {len(v)}" for k, v in selected.items())
@@ -126,8 +129,7 @@ def convert_mmearth(
         modalities=list(CONVERTED),
         stats=stats,
         splits=shards,
-        provenance=_provenance(release, selected, split, limit, seed, target_shard_mb,
-                               stats_note),
+        provenance=_provenance(release, selected, cfg, stats_note),
         license=LICENSE,
     )
     write_manifest(root, manifest)
@@ -141,9 +143,8 @@ def _select_splits(release: Release, split: str | None, limit: int | None) -> di
     if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
         raise ReleaseError(f"{release.splits} should map split names to lists of row indices")
     if split is not None and split not in doc:
-        raise ValueError(f"split '{split}' is not in {release.splits}; it has {sorted(doc)}")
-    if limit is not None and limit < 1:
-        raise ValueError("limit must be at least 1 tile per split")
+        raise ConfigError(f"split '{split}' is not in {release.splits}; choose one of "
+                          f"{sorted(doc)}, or leave the split out to convert them all")
     names = [split] if split is not None else list(doc)
     try:
         selected = {n: np.asarray(doc[n][:limit], dtype=np.int64) for n in names if doc[n]}
@@ -165,14 +166,14 @@ def _check_rows(selected: dict[str, np.ndarray], num_tiles: int, release: Releas
         raise ReleaseError(f"{release.splits} lists some rows twice (within or across splits)")
 
 
-def _tiles_per_shard(tile_size: int, target_shard_mb: float) -> int:
+def _tiles_per_shard(tile_size: int, shard_mb: float) -> int:
     """Tiles whose raw stored bytes (native dtypes, presence vector) fill one shard."""
     per_tile = len(presence_bands(list(CONVERTED)))
     for name in CONVERTED:
         m = MODALITIES[name]
         values = m.num_bands * tile_size * tile_size if m.kind.is_pixel else max(1, m.num_bands)
         per_tile += values * np.dtype(m.dtype).itemsize
-    return max(1, int(target_shard_mb * 2**20) // per_tile)
+    return max(1, int(shard_mb * 2**20) // per_tile)
 
 
 def _plan(h5, release: Release, selected: dict, per_shard: int, seed: int) -> list[ShardJob]:
@@ -382,15 +383,16 @@ def _compute_stats(root: Location, shards: list[ShardInfo], keys: dict[str, str]
     return {k: v for k, v in stats.result().items() if k in keys}
 
 
-def _provenance(release: Release, selected: dict, split, limit, seed, target_shard_mb,
+def _provenance(release: Release, selected: dict, cfg: ConvertConfig,
                 stats_note: dict) -> dict:
     return {
         "source": {"dataset": "MMEarth", "files": release.file_names,
                    "tiles": {k: len(v) for k, v in selected.items()}},
         "converter": {"name": "mpmae data convert", "version": mpmae.__version__},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "options": {"split": split, "limit": limit, "seed": seed,
-                    "target_shard_mb": target_shard_mb},
+        # The options that decide the shards' content; the key names predate ConvertConfig.
+        "options": {"split": cfg.split, "limit": cfg.limit, "seed": cfg.seed,
+                    "target_shard_mb": cfg.shard_mb},
         "not_converted": {n: "not in the mpmae modality catalogue" for n in NOT_CONVERTED},
         "biome_eco_region": "one-hot → class index (argmax); all-zero one-hot → nodata",
         "stats": stats_note,

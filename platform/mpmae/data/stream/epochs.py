@@ -14,9 +14,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
+from mpmae.errors import MpmaeError
+
 T = TypeVar("T")
 
 _POLL_S = 0.1  # how often a blocked producer looks whether it was closed
+
+
+class EmptyEpochError(MpmaeError, RuntimeError):
+    """An epoch yielded no batch at all (a split smaller than one batch, with drop_last)."""
 
 
 class _Failure:
@@ -82,8 +88,9 @@ class EpochPrefetcher(Generic[T]):
                     if not self._put((epoch, batch)):
                         return
                 if empty:
-                    raise RuntimeError(f"epoch {epoch} delivered no batch: the data split is "
-                                       "too small for the batch size")
+                    raise EmptyEpochError(
+                        f"epoch {epoch} delivered no batch: the data split is too small for "
+                        "the batch size; use a smaller batch size or a larger split")
                 epoch += 1
         except BaseException as error:  # handed to the consumer, raised in its thread
             self._put((epoch, _Failure(error)))

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mpmae.data.format.band_stats import stats_key
+from mpmae.data.format.manifest import DatasetError
 from mpmae.modalities import (
     MODALITIES,
     S2_LEVELS,
@@ -91,7 +92,8 @@ class Normaliser(nn.Module):
         if self.crop is None or self.crop == size:
             return raw
         if self.crop > size:
-            raise ValueError(f"crop {self.crop} is larger than the {size}px tiles")
+            raise DatasetError(f"the {self.crop}px input crop is larger than the dataset's "
+                               f"{size}px tiles: use an input size of at most {size}px")
         n = raw["sentinel2"].shape[0]
         if self.training:
             top, left = torch.randint(0, size - self.crop + 1, (2, n), generator=generator)
@@ -117,7 +119,7 @@ def _zscore(values: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torc
 
 def _stat_tensors(stats: dict, key: str, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
     if key not in stats:
-        raise KeyError(
+        raise DatasetError(
             f"dataset.json has no band statistics '{key}' needed for {modality}; "
             "re-create the dataset or add the statistics"
         )

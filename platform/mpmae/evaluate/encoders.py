@@ -1,0 +1,98 @@
+"""What ``mpmae evaluate ENCODER`` can name, opened as a frozen encoder with its bands.
+
+- a release folder (``model.safetensors`` + ``config.json``);
+- an MLflow model URI (``models:/mpmae-encoder/3``, ``models:/NAME@alias``, ``runs:/ID/encoder``);
+- a pretraining run name (its ``encoder/`` release under the storage root);
+- ``random:SIZE``: a random-init encoder of that size and our Sentinel-2 input bands, the
+  baseline every pretrained encoder should beat.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mpmae.config import ConfigError, cache_dir
+from mpmae.modalities import S2_INPUT_BANDS
+from mpmae.model import ENCODER_SIZES, ConvNeXtV2Encoder, build_encoder, load_encoder
+from mpmae.storage import StorageOptions, resolve
+from mpmae.track.run_folder import read_run_file
+
+RANDOM_PREFIX = "random:"
+RELEASE_DIR = "encoder"
+
+
+@dataclass
+class Encoder:
+    """A frozen encoder and what a downstream reader needs to feed it."""
+
+    name: str
+    module: ConvNeXtV2Encoder
+    input_bands: tuple[str, ...]
+    normalisation: dict[str, Any] | None  # None: only the dataset's statistics apply
+    tags: dict[str, str] = field(default_factory=dict)  # where it came from, for MLflow
+
+
+def open_encoder(spec: str, *, runs_root: str = "", storage: StorageOptions | None = None,
+                 tracking_uri: str | None = None) -> Encoder:
+    """The encoder ``spec`` names (see the module docstring), in eval mode on the CPU."""
+    if spec.startswith(RANDOM_PREFIX):
+        return _random(spec)
+    if spec.startswith(("models:/", "runs:/")):
+        return _from_mlflow(spec, tracking_uri)
+    if Path(spec, "config.json").is_file():
+        return _from_release(spec, load_encoder(spec), {"mpmae.encoder_source": "folder"})
+    return _from_run(spec, runs_root or str(cache_dir() / "runs"), storage)
+
+
+def _random(spec: str) -> Encoder:
+    size = spec.removeprefix(RANDOM_PREFIX)
+    if size not in ENCODER_SIZES:
+        raise ConfigError(f"unknown encoder size {size!r} in {spec!r}; choose from "
+                          f"{', '.join(RANDOM_PREFIX + s for s in ENCODER_SIZES)}")
+    torch.manual_seed(0)  # the same baseline every time
+    module = build_encoder(size, in_chans=len(S2_INPUT_BANDS)).eval()
+    return Encoder(spec, module, S2_INPUT_BANDS, None, {"mpmae.encoder_source": "random"})
+
+
+def _from_release(name: str, module: ConvNeXtV2Encoder, tags: dict[str, str]) -> Encoder:
+    config = module.release_config
+    return Encoder(name, module, tuple(config["input_bands"]), config["normalisation"], tags)
+
+
+def _from_mlflow(uri: str, tracking_uri: str | None) -> Encoder:
+    import mlflow
+
+    from mpmae.track.registry import download_encoder
+
+    tags = {"mpmae.encoder_source": uri}
+    if uri.startswith("models:/") and "@" not in uri:
+        name, _, version = uri.removeprefix("models:/").partition("/")
+        found = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(name, version)
+        tags |= {"mpmae.encoder_version": str(found.version),
+                 "mpmae.encoder_run_id": found.run_id or ""}
+    elif uri.startswith("runs:/"):
+        tags["mpmae.encoder_run_id"] = uri.removeprefix("runs:/").split("/")[0]
+    folder = download_encoder(uri, tempfile.mkdtemp(prefix="mpmae-encoder-"),
+                              tracking_uri=tracking_uri)
+    return _from_release(uri, load_encoder(folder), tags)
+
+
+def _from_run(name: str, runs_root: str, storage: StorageOptions | None) -> Encoder:
+    run_dir = resolve(runs_root, storage).join(name)
+    release = run_dir.join(RELEASE_DIR)
+    if not release.join("config.json").exists():
+        raise ConfigError(
+            f"{name!r} is neither an encoder release folder, an MLflow model URI, "
+            f"random:SIZE, nor a finished run in {runs_root} ({release.uri} holds no "
+            "release): pass one of those")
+    local = Path(tempfile.mkdtemp(prefix="mpmae-encoder-"))
+    for file in release.list_files():
+        (local / file).write_bytes(release.join(file).read_bytes())
+    tags = {"mpmae.encoder_source": release.uri,
+            "mpmae.encoder_run_id": read_run_file(run_dir).get("mlflow_run_id", "")}
+    return _from_release(name, load_encoder(local), tags)
