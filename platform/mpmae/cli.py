@@ -12,8 +12,6 @@ from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.sources.config import ConvertConfig, SynthConfig
 from mpmae.errors import MpmaeError
 
-Handler = Callable[[argparse.Namespace], int]
-
 
 def _data_synth(args: argparse.Namespace) -> int:
     from mpmae.data.sources.synth import synthesize

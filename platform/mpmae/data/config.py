@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mpmae.config import doc, require
+from mpmae.data.sources.config import SynthConfig
 
 
 @dataclass(frozen=True)
@@ -12,8 +13,9 @@ class DataConfig:
     uri: str = field(default="", metadata=doc(
         "Dataset folder or s3:// URI (Parquet shards + dataset.json); empty: a synthetic "
         "dataset generated on first use in <cache>"))
-    synth_tiles: int = field(default=1024, metadata=doc("Tiles in the synthetic dataset"))
-    tile_size: int = field(default=64, metadata=doc(
+    synth_tiles: int = field(default=SynthConfig.tiles, metadata=doc(
+        "Tiles in the synthetic dataset"))
+    tile_size: int = field(default=SynthConfig.size, metadata=doc(
         "Tile side in pixels; the synthetic dataset is generated at this size"))
     split: str = field(default="train", metadata=doc("Split to pretrain on"))
     shuffle_buffer: int = field(default=0, metadata=doc(

@@ -17,6 +17,8 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mpmae.model.release import ReleaseNotFoundError
+
 if TYPE_CHECKING:
     from mpmae.model.config import MPMAEConfig
 
@@ -73,7 +75,7 @@ def download_encoder(model_uri: str, dst: str | Path, *, tracking_uri: str | Non
         release = flavor.get("artifacts", {}).get(RELEASE_ARTIFACT)
         if release:
             return local / release["path"]
-    raise FileNotFoundError(
+    raise ReleaseNotFoundError(
         f"{model_uri} holds no mpmae encoder release (no config.json, no pyfunc "
         f"'{RELEASE_ARTIFACT}' artifact): pass models:/NAME/VERSION of a model registered "
         f"by mpmae, or runs:/RUN_ID/{ENCODER_ARTIFACTS}"

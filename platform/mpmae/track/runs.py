@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mpmae import __version__
 from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
+from mpmae.errors import MpmaeError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -35,6 +36,10 @@ PARAMS_PER_BATCH = 100
 TRUNCATION_MARK = "...[truncated]"
 
 _log = logging.getLogger(__name__)
+
+
+class TrackingError(MpmaeError, RuntimeError):
+    """The tracking server holds something that stops a run: the message says what to do."""
 
 
 def tracking_uri(settings: MlflowConfig) -> str:
@@ -172,7 +177,7 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
                 raise
             found = client.get_experiment_by_name(name)
     if found.lifecycle_stage != "active":
-        raise RuntimeError(
+        raise TrackingError(
             f"MLflow experiment {name!r} is deleted: restore it (`mlflow experiments restore "
             f"--experiment-id {found.experiment_id}`) or set mlflow.experiment to another name"
         )

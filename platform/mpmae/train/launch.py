@@ -14,6 +14,7 @@ from pathlib import Path
 from mpmae.cluster.connect import connect, on_a_cluster
 from mpmae.config import ConfigError, cache_dir, override
 from mpmae.data.stream.tile_dataset import TileDataset
+from mpmae.errors import MpmaeError
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
@@ -52,7 +53,7 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
                                            progress)
             trainer.fit()
         except BaseException as error:
-            raise _explained(error, cfg, run.folder) from None
+            raise _explained(error, cfg, run.folder, progress) from None
         finally:
             if started_ray:
                 ray.shutdown()
@@ -118,8 +119,15 @@ def open_dataset(cfg: PretrainConfig, progress) -> TileDataset:
     return dataset
 
 
-def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location) -> BaseException:
-    """A failed fit as one message: the workers' root cause and how to resume."""
+class RunFailedError(MpmaeError, RuntimeError):
+    """A run stopped on one of our errors (bad data, config): the message says how to go on."""
+
+
+def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location,
+               progress) -> BaseException:
+    """A failed fit whose root cause is one of our errors becomes one message with it and
+    how to resume; any other failure (torch, CUDA, a bug) is re-raised with its traceback
+    after the resume hint is printed."""
     from ray.train import TrainingFailedError
 
     if not isinstance(error, TrainingFailedError):
@@ -127,9 +135,12 @@ def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location) -> 
     cause = error
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    return RuntimeError(
-        f"training failed: {cause}\nCheckpoints of run {cfg.run_name} stay in {run_dir.uri}; "
-        f"fix the cause and resume with: mpmae pretrain --set run_name={cfg.run_name} …")
+    hint = (f"Checkpoints of run {cfg.run_name} stay in {run_dir.uri}; fix the cause and "
+            f"resume with: mpmae pretrain --set run_name={cfg.run_name} …")
+    if isinstance(cause, MpmaeError):
+        return RunFailedError(f"training failed: {cause}\n{hint}")
+    progress(f"training failed ({type(cause).__name__}). {hint}")
+    return error
 
 
 def _scaling(cfg: PretrainConfig):

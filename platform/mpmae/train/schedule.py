@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from mpmae.config import ConfigError
+
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
     """Multiplier of the peak learning rate at optimizer ``step`` (0-based)."""
@@ -23,10 +25,10 @@ def plan_steps(tiles: int, batch_size: int, accumulation: int, num_workers: int,
     micro_batches = tiles // num_workers // batch_size
     per_epoch = micro_batches // accumulation
     if per_epoch < 1:
-        raise ValueError(
+        raise ConfigError(
             f"{tiles} tiles cannot fill one optimizer step of {num_workers} worker(s) × "
             f"batch {batch_size} × accumulation {accumulation}: use a smaller "
-            "train.batch_size / train.accumulation or more data"
+            "train.batch_size / train.accumulation or more data", key="train.batch_size"
         )
     total = max(1, math.ceil(epochs * per_epoch))
     return per_epoch, min(total, max_steps) if max_steps else total
