@@ -16,18 +16,16 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 import mpmae
 from mpmae.config import ConfigError
-from mpmae.data.format.band_stats import BandStats, stats_key
 from mpmae.data.format.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
 from mpmae.data.format.schema import presence_bands
-from mpmae.data.format.shards import open_shard, shard_is_complete, shard_name, write_shard
-from mpmae.data.format.tiles import tiles_to_table
+from mpmae.data.format.shards import shard_name
 from mpmae.data.sources.config import ConvertConfig, Split
+from mpmae.data.sources.convert_jobs import JobContext, ShardJob, ShardResult, run_jobs
 from mpmae.data.sources.mmearth_h5 import (
     CONVERTED,
     NOT_CONVERTED,
@@ -36,10 +34,9 @@ from mpmae.data.sources.mmearth_h5 import (
     check_layout,
     find_release,
     read_metadata,
-    read_tiles,
-    tile_presence,
 )
-from mpmae.modalities import MODALITIES, S2_LEVELS
+from mpmae.data.sources.release_stats import complete_stats, published_stats
+from mpmae.modalities import MODALITIES
 from mpmae.storage import Location, StorageOptions, resolve
 
 CITATION = (
@@ -52,37 +49,8 @@ LICENSE = (
     "This dataset is a format conversion of it by mpmae (one-hot biome/ecoregion stored as "
     f"class indices; cloud products dropped). Attribute it by citing: {CITATION}"
 )
-NEUTRAL_STATS = ("mean", 0.0), ("std", 1.0), ("min", 0.0), ("max", 0.0)
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ShardJob:
-    """One shard to write: HDF5 rows in written order, with their metadata and BANDS."""
-
-    split: str
-    name: str
-    rows: np.ndarray
-    tile_ids: list[str]
-    s2_types: list[str]
-    tile_bands: list[dict | None]
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """What every job needs besides its rows (picklable: URIs, not filesystems)."""
-
-    release: Release
-    dest: str
-    storage: StorageOptions
-    tile_size: int
-
-
-@dataclass(frozen=True)
-class ShardResult:
-    info: ShardInfo
-    written: bool
 
 
 def convert_mmearth(
@@ -115,15 +83,15 @@ def convert_mmearth(
         num_tiles, tile_size = check_layout(h5, release.h5)
         _check_rows(selected, num_tiles, release)
         jobs = _plan(h5, release, selected, _tiles_per_shard(tile_size, shard_mb), seed)
-    published = _published_stats(release)
+    published = published_stats(release)
     progress(f"{release.file_names['h5']}: {num_tiles} tiles of {tile_size}px; converting "
              + ", ".join(f"{k} {len(v)}" for k, v in selected.items())
              + f" tiles into {len(jobs)} shards at {root.uri}")
     _retract_manifest(root, progress)
     ctx = JobContext(release, root.uri, root.options, tile_size)
-    results = _run(jobs, ctx, parallel, num_workers, _reporter(progress, started))
+    results = run_jobs(jobs, ctx, parallel, num_workers, _reporter(progress, started))
     shards = {k: _split_shards(results, k) for k in selected}
-    stats, stats_note = _complete_stats(published, release, root, shards, progress)
+    stats, stats_note = complete_stats(published, release, root, shards, progress)
     manifest = Manifest(
         tile_size=tile_size,
         modalities=list(CONVERTED),
@@ -228,159 +196,10 @@ def _reporter(progress: Progress, started: float) -> Callable[[ShardResult], Non
     return report
 
 
-def _run(jobs, ctx: JobContext, parallel: bool, num_workers: int | None,
-         report: Callable[[ShardResult], None]) -> list[ShardResult]:
-    if parallel:
-        return _run_in_ray(jobs, ctx, num_workers, report)
-    results = []
-    for job in jobs:
-        results.append(_write_job(job, ctx))
-        report(results[-1])
-    return results
-
-
-def _run_in_ray(jobs, ctx: JobContext, num_workers: int | None, report) -> list[ShardResult]:
-    """One task per shard, at most ``num_workers`` in flight; stops at the first failure."""
-    import ray
-
-    from mpmae.cluster.connect import connect
-
-    started_here = connect()  # as every mpmae command: RAY_ADDRESS, else the embedded Ray
-    try:
-        task = ray.remote(num_cpus=1)(_write_job)
-        in_flight = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        pending: dict = {}
-        results: list[ShardResult] = []
-        try:
-            for job in jobs:
-                if len(pending) >= in_flight:
-                    results.append(_next_result(ray, pending, report))
-                pending[task.remote(job, ctx)] = job
-            while pending:
-                results.append(_next_result(ray, pending, report))
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
-        return results
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def _next_result(ray, pending: dict, report) -> ShardResult:
-    done, _ = ray.wait(list(pending), num_returns=1)
-    del pending[done[0]]
-    try:
-        result = ray.get(done[0])
-    except ray.exceptions.RayTaskError as e:
-        # The task's own error says which file and dataset; the Ray wrapper adds only noise.
-        raise e.cause if isinstance(e.cause, Exception) else e from None
-    report(result)
-    return result
-
-
-def _write_job(job: ShardJob, ctx: JobContext) -> ShardResult:
-    """Write one shard, unless one holding exactly these tiles is already there."""
-    root = resolve(ctx.dest, ctx.storage)
-    kept = _existing_shard(root, job)
-    if kept is not None:
-        return ShardResult(kept, written=False)
-    order = np.argsort(job.rows)
-    with ctx.release.open_h5() as h5:
-        arrays = read_tiles(h5, job.rows[order], ctx.release.h5)
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))
-    arrays = {k: v[back] for k, v in arrays.items()}
-    table = tiles_to_table(arrays, job.tile_ids, job.s2_types, job.split, ctx.tile_size,
-                           presence=tile_presence(arrays, job.tile_bands))
-    return ShardResult(write_shard(root, job.name, table), written=True)
-
-
-def _existing_shard(root: Location, job: ShardJob) -> ShardInfo | None:
-    """The shard's entry if it exists with exactly the job's tiles in the job's order."""
-    if not shard_is_complete(root, job.name, len(job.rows)):
-        return None
-    shard = open_shard(root, job.name)
-    if shard.read(columns=["tile_id"]).column("tile_id").to_pylist() != job.tile_ids:
-        return None
-    loc = root.join(*job.name.split("/"))
-    return ShardInfo(job.name, len(job.rows), loc.fs.get_file_info(loc.path).size)
-
-
 def _split_shards(results: list[ShardResult], split: str) -> list[ShardInfo]:
     """The split's shards in index order (Ray returns them in completion order)."""
     infos = [r.info for r in results if r.info.path.startswith(f"{split}/")]
     return sorted(infos, key=lambda info: info.path)
-
-
-def _published_stats(release: Release) -> dict[str, dict[str, list[float]]]:
-    """The usable entries of band_stats.json, checked before any shard is written."""
-    doc = release.read_json("band_stats")
-    if not isinstance(doc, dict):
-        raise ReleaseError(f"{release.band_stats} should map statistics keys to mean/std/...")
-    return {k: _clean_stats(doc[k], k, m, release.band_stats)
-            for k, m in _stats_keys().items() if k in doc}
-
-
-def _complete_stats(published: dict, release: Release, root: Location,
-                    shards: dict[str, list[ShardInfo]], progress: Progress):
-    """``published`` plus the keys it lacks, computed from the written train tiles."""
-    source = release.file_names["band_stats"]
-    keys = _stats_keys()
-    missing = {k: m for k, m in keys.items() if k not in published}
-    if not missing:
-        return published, {"from": source}
-    over = shards["train"] if "train" in shards else [s for v in shards.values() for s in v]
-    tiles = sum(s.tiles for s in over)
-    progress(f"{source} has no statistics for {sorted(missing)}: computing them over "
-             f"{tiles} converted {'train ' if 'train' in shards else ''}tiles")
-    stats = {**published, **_compute_stats(root, over, missing)}
-    unseen = sorted(k for k in missing if k not in stats)
-    if unseen:
-        progress(f"no tiles for {unseen}: stored neutral statistics (mean 0, std 1)")
-        stats.update({k: {s: [v] * MODALITIES[keys[k]].num_bands for s, v in NEUTRAL_STATS}
-                      for k in unseen})
-    return stats, {"from": source, "computed": sorted(missing), "over_tiles": tiles}
-
-
-def _stats_keys() -> dict[str, str]:
-    """Statistics key → modality, for every converted modality that is normalised."""
-    keys = {}
-    for name in CONVERTED:
-        if MODALITIES[name].kind.is_classification:
-            continue
-        for level in S2_LEVELS if name == "sentinel2" else (None,):
-            keys[stats_key(name, level)] = name
-    return keys
-
-
-def _clean_stats(entry, key: str, modality: str, where: str) -> dict[str, list[float]]:
-    """Check one band_stats.json entry; non-finite values become the neutral ones."""
-    bands = MODALITIES[modality].num_bands
-    out = {}
-    for stat, neutral in NEUTRAL_STATS:
-        values = entry.get(stat) if isinstance(entry, dict) else None
-        if not isinstance(values, list) or len(values) != bands:
-            raise ReleaseError(
-                f"{where}: '{key}' needs a '{stat}' list of {bands} numbers (one per band); "
-                "the file does not belong to this release or is damaged"
-            )
-        values = np.asarray([np.nan if v is None else v for v in values], np.float64)
-        bad = ~np.isfinite(values) | ((values <= 0) if stat == "std" else False)
-        out[stat] = np.where(bad, neutral, values).tolist()
-    return out
-
-
-def _compute_stats(root: Location, shards: list[ShardInfo], keys: dict[str, str]) -> dict:
-    """BandStats over the written shards, reading only the columns the keys need."""
-    stats = BandStats()
-    modalities = sorted(set(keys.values()))
-    for info in shards:
-        for batch in open_shard(root, info.path).iter_batches(columns=["s2_type", *modalities]):
-            levels = np.asarray(batch.column("s2_type").to_pylist())
-            for name in modalities:
-                stats.add(name, batch.column(name).to_numpy_ndarray(), levels)
-    return {k: v for k, v in stats.result().items() if k in keys}
 
 
 def _provenance(release: Release, selected: dict, cfg: ConvertConfig,
