@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 
-from mpmae.config_flags import add_config_flags, config_from_args
+from mpmae.config_flags import add_config_flags, add_help_config, config_from_args
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.sources.config import ConvertConfig, SynthConfig
 from mpmae.errors import MpmaeError
@@ -58,6 +59,48 @@ def _tune(args: argparse.Namespace) -> int:
     from mpmae.tune.sweep import sweep
 
     return _run_configured(args, TuneConfig, sweep)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mpmae.config import load_config
+    from mpmae.evaluate.config import EvaluateConfig
+    from mpmae.evaluate.run import evaluate
+
+    # The verb's own flags are shorthands for config keys, applied after --set.
+    shorthands = [f"{key}={value}" for key, value in (
+        ("protocol", args.protocol), ("seeds", args.seeds), ("results", args.results),
+        ("partitions", json.dumps(args.partition) if args.partition else None),
+    ) if value is not None]
+    evaluate(args.encoder, args.datasets,
+             load_config(EvaluateConfig, args.config, [*args.set, *shorthands]))
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from mpmae.evaluate.config import EvaluateConfig
+
+    p = sub.add_parser(
+        "evaluate", help="score a frozen encoder on GEO-Bench datasets (kNN, linear probe)",
+        description="Evaluate an encoder downstream: GEO-Bench datasets read safely, bands "
+                    "matched by name, kNN or a linear probe on cached embeddings, seeds and "
+                    "95 %% intervals, label-efficiency partitions; results on the console, "
+                    "in MLflow and optionally as JSON.")
+    p.add_argument("encoder", help="release folder, models:/NAME/VERSION, runs:/ID/encoder, "
+                                   "a pretraining run name, or random:SIZE")
+    p.add_argument("datasets", nargs="+", metavar="DATASET",
+                   help="GEO-Bench dataset folder, or a benchmark folder holding several")
+    p.add_argument("--protocol", choices=["knn", "linear"], default=None,
+                   help="shorthand for --set protocol=… (default: linear)")
+    p.add_argument("--partition", action="append", default=None, metavar="P",
+                   help="partition to train on, repeatable (default: default), e.g. 0.01x_train")
+    p.add_argument("--seeds", type=int, default=None, help="shorthand for --set seeds=N")
+    p.add_argument("--results", default=None, metavar="FILE.json",
+                   help="also write the results as JSON here")
+    p.add_argument("--config", default=None, help="YAML config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set linear.epochs=50 (repeatable)")
+    add_help_config(p, EvaluateConfig)
+    p.set_defaults(func=_evaluate)
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -116,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_pretrain(sub)
     _add_tune(sub)
+    _add_evaluate(sub)
     from mpmae.submit import add_submit_parser
 
     add_submit_parser(sub)

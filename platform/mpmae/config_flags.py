@@ -22,6 +22,11 @@ def add_config_flags(parser: argparse.ArgumentParser, schema: type) -> None:
     for f in fields(schema):
         parser.add_argument(flag_name(f.name), dest=f.name, default=f.default,
                             help=_help(f), **_value_options(hints[f.name], f.name))
+    add_help_config(parser, schema)
+
+
+def add_help_config(parser: argparse.ArgumentParser, schema: type) -> None:
+    """``--help-config``: print every key of ``schema`` and exit, as ``--help`` does."""
     parser.add_argument("--help-config", action=_PrintSchema, schema=schema)
 
 

@@ -6,8 +6,11 @@ Defaults are MMEarth's downstream recipe (``mpmae evaluate --help-config`` lists
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mpmae.config import doc, require
+from mpmae.storage import StorageConfig
+from mpmae.track.config import MlflowConfig
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,34 @@ class LinearConfig:
         require(self.epochs >= 1, "epochs", "must be 1 or more")
         require(self.min_lr >= 0, "min_lr", "must be 0 or more")
         require(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    protocol: Literal["knn", "linear"] = field(default="linear", metadata=doc(
+        "knn: cosine kNN on pooled embeddings; linear: a fresh linear head on them"))
+    partitions: list[str] = field(default_factory=lambda: ["default"], metadata=doc(
+        "GEO-Bench partitions to train on (label efficiency: 0.01x_train … 1.00x_train); "
+        "every one is scored on the default partition's whole test split"))
+    seeds: int = field(default=3, metadata=doc(
+        "Repeats of the head's training (kNN has no training: it runs once)"))
+    normalise: Literal["dataset", "encoder"] = field(default="dataset", metadata=doc(
+        "dataset: the dataset's band_stats.json (the paper's choice); encoder: the "
+        "encoder's pretraining statistics (its L1C Sentinel-2 statistics)"))
+    embed_batch: int = field(default=128, metadata=doc("Images per embedding batch"))
+    results: str = field(default="", metadata=doc(
+        "Also write the results as JSON to this file; empty: MLflow and the console only"))
+    knn: KnnConfig = field(default_factory=KnnConfig, metadata=doc("The kNN protocol"))
+    linear: LinearConfig = field(default_factory=LinearConfig, metadata=doc(
+        "The linear probe's recipe"))
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig, metadata=doc(
+        "Where the evaluation runs are tracked (experiment: empty → mpmae-evaluate)"))
+    storage: StorageConfig = field(default_factory=StorageConfig, metadata=doc(
+        "Where pretraining runs live, for an ENCODER given as a run name"))
+    address: str = field(default="", metadata=doc(
+        "Ray cluster address; empty: RAY_ADDRESS, else a local Ray"))
+
+    def validate(self) -> None:
+        require(len(self.partitions) > 0, "partitions", "needs at least one partition")
+        require(self.seeds >= 1, "seeds", "must be 1 or more")
+        require(self.embed_batch >= 1, "embed_batch", "must be 1 or more")

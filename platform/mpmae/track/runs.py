@@ -80,8 +80,8 @@ def start_run(
                      "starting a new run", run_id, uri)
         all_tags["mpmae.resumed_from"] = run_id
         run_id = None
-    experiment_id = None if run_id else _experiment_id(client, experiment, uri)
-    run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name,
+    new_in = None if run_id else experiment_id(client, experiment, uri)
+    run = mlflow.start_run(run_id=run_id, experiment_id=new_in, run_name=run_name,
                            tags=all_tags, log_system_metrics=_system_metrics(settings))
     active_id = run.info.run_id
     _log_params(client, active_id, {**flatten(config), **(params or {})})
@@ -162,7 +162,7 @@ def git_commit() -> str | None:
     return commit if Path(top, "platform", "mpmae").resolve() == package else None
 
 
-def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     """The experiment's id, created on first use; artifacts of a local SQLite store go
     next to its database file (MLflow's default would be ./mlruns of whatever directory
     the Ray worker runs in)."""

@@ -1,0 +1,94 @@
+"""Evaluation results: one row per (encoder, dataset, protocol, partition, seed), as
+JSON, CSV, a console table like the paper's (datasets as columns) and a bar figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections import defaultdict
+from typing import Any
+
+FIELDS = ("encoder", "dataset", "protocol", "partition", "seed", "metric", "value", "ci95",
+          "n_train", "n_test", "bands_filled", "input_size")
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps({"results": rows}, indent=2) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "ci95": json.dumps(row["ci95"]),
+                         "bands_filled": json.dumps(row["bands_filled"])})
+    return out.getvalue()
+
+
+def cells(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """(encoder, protocol, partition, dataset) → mean over seeds of the value and bounds."""
+    grouped: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[(row["encoder"], row["protocol"], row["partition"], row["dataset"])].append(row)
+    out = {}
+    for key, group in grouped.items():
+        values = [r["value"] for r in group]
+        out[key] = {
+            "metric": group[0]["metric"], "mean": statistics.mean(values),
+            "seed_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "ci95": [statistics.mean(r["ci95"][i] for r in group) for i in (0, 1)],
+            "seeds": len(group),
+        }
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Datasets as columns; a row per (encoder, protocol, partition); cells are the mean
+    over seeds in percent, ± the seeds' standard deviation, then the mean 95 % interval."""
+    summary = cells(rows)
+    datasets = sorted({k[3] for k in summary})
+    lines = ["encoder / protocol / partition".ljust(40)
+             + "".join(f"{d:>26}" for d in datasets)]
+    for head in sorted({k[:3] for k in summary}):
+        line = " / ".join(str(h) for h in head).ljust(40)
+        for dataset in datasets:
+            cell = summary.get((*head, dataset))
+            line += f"{_cell(cell):>26}" if cell else f"{'—':>26}"
+        lines.append(line)
+    metrics = sorted({c["metric"] for c in summary.values()})
+    lines.append(f"(metric: {', '.join(metrics)}; % mean over seeds ± seed std [95 % CI])")
+    return "\n".join(lines)
+
+
+def _cell(cell: dict[str, Any]) -> str:
+    low, high = cell["ci95"]
+    return (f"{100 * cell['mean']:.1f} ±{100 * cell['seed_std']:.1f} "
+            f"[{100 * low:.1f}, {100 * high:.1f}]")
+
+
+def bar_figure(rows: list[dict[str, Any]]) -> bytes:
+    """PNG: one bar per (dataset, partition) with its mean interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = cells(rows)
+    keys = sorted(summary, key=lambda k: (k[3], k[2], k[1]))
+    labels = [f"{k[3]}\n{k[1]} {k[2]}" for k in keys]
+    means = [summary[k]["mean"] for k in keys]
+    errors = [[m - summary[k]["ci95"][0] for k, m in zip(keys, means, strict=True)],
+              [summary[k]["ci95"][1] - m for k, m in zip(keys, means, strict=True)]]
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(keys)), 3.5))
+    ax.bar(range(len(keys)), means, yerr=errors, capsize=4)
+    ax.set_xticks(range(len(keys)), labels, fontsize=7)
+    ax.set_ylabel(" / ".join(sorted({summary[k]["metric"] for k in keys})))
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,133 @@
+"""``mpmae evaluate ENCODER DATASET …``: a frozen encoder scored on GEO-Bench datasets.
+
+For each dataset: bands matched by name (MMEarth's fill announced and recorded), inputs
+normalised and brought to a multiple of the patch size, every needed sample embedded once
+(one Ray job), then one Ray job per (partition, seed) trains and scores the protocol on the
+default partition's whole test split. Results go to the console, MLflow and, if asked, a
+JSON file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpmae.cluster.connect import connect
+from mpmae.config import ConfigError
+from mpmae.evaluate.config import EvaluateConfig
+from mpmae.evaluate.encoders import Encoder, open_encoder
+from mpmae.evaluate.geobench.dataset import GeoBenchDataset
+from mpmae.evaluate.geobench.errors import GeoBenchError
+from mpmae.evaluate.geobench.normalise import InputStats
+from mpmae.evaluate.geobench.task_specs import LabelKind
+from mpmae.evaluate.inputs import size_note
+from mpmae.evaluate.jobs import TEST_SPLIT, embed_dataset, remote_options, score_cell
+from mpmae.evaluate.results import table, to_json
+from mpmae.evaluate.tracking import evaluation_run, link_pretraining_run, log_cell, log_results
+from mpmae.storage import resolve
+from mpmae.track.runs import tracking_uri
+
+TASK_SPECS = "task_specs.pkl"
+DEFAULT_PARTITION = "default"
+
+
+def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
+             progress=print) -> list[dict[str, Any]]:
+    """Evaluate one encoder on every dataset; returns the result rows."""
+    import ray
+
+    encoder = open_encoder(encoder_spec, runs_root=cfg.storage.root,
+                           storage=cfg.storage.options(), tracking_uri=tracking_uri(cfg.mlflow))
+    folders = dataset_folders(datasets)
+    started_ray = connect(cfg.address)
+    rows: list[dict[str, Any]] = []
+    try:
+        with evaluation_run(cfg, encoder, [f.name for f in folders]) as run_id:
+            for folder in folders:
+                rows += _evaluate_dataset(encoder, folder, cfg, run_id, progress)
+            log_results(rows)
+            link_pretraining_run(encoder, run_id, rows)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    if cfg.results:
+        resolve(cfg.results).write_bytes_atomic(to_json(rows).encode())
+    progress(table(rows))
+    return rows
+
+
+def dataset_folders(paths: list[str]) -> list[Path]:
+    """Each argument is a dataset folder, or a benchmark folder holding several."""
+    folders = []
+    for path in map(Path, paths):
+        if (path / TASK_SPECS).is_file():
+            folders.append(path)
+            continue
+        found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS}"))
+        if not found:
+            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS} in it or "
+                                "its subfolders): give a dataset or benchmark folder")
+        folders += found
+    return folders
+
+
+def _evaluate_dataset(encoder: Encoder, folder: Path, cfg: EvaluateConfig, run_id: str,
+                      progress) -> list[dict[str, Any]]:
+    import ray
+
+    dataset = GeoBenchDataset.open(folder)
+    if dataset.label_kind is LabelKind.SEGMENTATION:
+        raise ConfigError(f"{dataset.name} is a segmentation dataset: the frozen-encoder "
+                          "protocols here score classification; leave it out for now")
+    match = dataset.match_bands(encoder.input_bands)
+    if match.filled:
+        fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
+        progress(f"{dataset.name}: bands missing from the dataset filled as MMEarth does: "
+                 f"{fills}")
+    test = dataset.samples(DEFAULT_PARTITION, TEST_SPLIT)
+    trains = {p: dataset.samples(p, "train") for p in cfg.partitions}
+    names = tuple(sorted(set(test).union(*trains.values())))
+    note = size_note(dataset, encoder.module.patch_size)
+    progress(f"{dataset.name}: embedding {len(names)} samples ({note}) with {encoder.name}")
+    options = remote_options()
+    embedded = ray.remote(embed_dataset).options(**options).remote(
+        encoder.module, str(folder), names, match, _input_stats(dataset, match, encoder, cfg),
+        cfg.embed_batch)
+    seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)  # kNN: no training
+    scorer = ray.remote(score_cell).options(**options)
+    jobs = {(p, s): scorer.remote(embedded, trains[p], test, dataset.label_kind.value,
+                                  dataset.n_classes, s, cfg)
+            for p in cfg.partitions for s in seeds}
+    rows = []
+    for (partition, seed), ref in jobs.items():
+        result = _get(ray, ref)
+        rows.append({"encoder": encoder.name, "dataset": dataset.name,
+                     "protocol": cfg.protocol, "partition": partition, "seed": seed,
+                     "metric": result.metric, "value": result.value,
+                     "ci95": list(result.ci95), "n_train": len(trains[partition]),
+                     "n_test": len(test), "bands_filled": dict(match.filled),
+                     "input_size": note})
+    for partition in cfg.partitions:
+        log_cell(run_id, [r for r in rows if r["partition"] == partition])
+    return rows
+
+
+def _input_stats(dataset: GeoBenchDataset, match, encoder: Encoder,
+                 cfg: EvaluateConfig) -> InputStats:
+    if cfg.normalise == "dataset":
+        return dataset.input_stats(match)
+    level = (encoder.normalisation or {}).get("l1c")
+    if not level:
+        raise ConfigError(f"{encoder.name} carries no pretraining statistics: use "
+                          "normalise=dataset", key="normalise")
+    return InputStats(np.asarray(level["mean"], np.float32), np.asarray(level["std"], np.float32))
+
+
+def _get(ray, ref):
+    """A job's result; its own error (naming the file or field) instead of Ray's wrapper."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        raise e.cause if isinstance(e.cause, Exception) else e from None

@@ -1,0 +1,105 @@
+"""MLflow for an evaluation: one run per encoder, a nested run per (dataset, protocol,
+partition) with its scores, the results as artifacts, and a link both ways to the
+encoder's pretraining run when it came from one (its downstream scores appear beside its
+training metrics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mpmae.config import flatten
+from mpmae.evaluate.config import EvaluateConfig
+from mpmae.evaluate.encoders import Encoder
+from mpmae.evaluate.results import bar_figure, to_csv, to_json
+from mpmae.track.runs import experiment_id, tracking_uri
+
+EXPERIMENT = "mpmae-evaluate"
+PARENT_TAG = "mlflow.parentRunId"
+RESULTS_DIR = "results"
+
+
+@contextmanager
+def evaluation_run(cfg: EvaluateConfig, encoder: Encoder,
+                   datasets: list[str]) -> Iterator[str]:
+    """The encoder's evaluation run (active while the block runs); yields its id."""
+    import mlflow
+
+    uri = tracking_uri(cfg.mlflow)
+    mlflow.set_tracking_uri(uri)
+    experiment = experiment_id(mlflow.MlflowClient(), cfg.mlflow.experiment or EXPERIMENT, uri)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder.name).strip("-")[-60:]
+    run = mlflow.start_run(experiment_id=experiment, run_name=f"eval-{slug}-{stamp}",
+                           tags={**encoder.tags, "mpmae.encoder": encoder.name,
+                                 "mpmae.datasets": ",".join(datasets)})
+    mlflow.log_params({**flatten(cfg), "encoder": encoder.name})
+    try:
+        yield run.info.run_id
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def log_cell(parent_id: str, rows: list[dict[str, Any]]) -> None:
+    """A nested run for one (dataset, protocol, partition): every seed's score as a step,
+    the mean over seeds and the mean interval as metrics."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    client = mlflow.MlflowClient()
+    first = rows[0]
+    name = f"{first['dataset']}-{first['protocol']}-{first['partition']}"
+    child = client.create_run(client.get_run(parent_id).info.experiment_id, run_name=name,
+                              tags={PARENT_TAG: parent_id})
+    metric, now = first["metric"], int(dt.datetime.now().timestamp() * 1000)
+    metrics = [Metric(f"{metric}_per_seed", r["value"], now, r["seed"]) for r in rows]
+    metrics += [Metric(metric, statistics.mean(r["value"] for r in rows), now, 0),
+                Metric(f"{metric}_ci95_low", statistics.mean(r["ci95"][0] for r in rows), now, 0),
+                Metric(f"{metric}_ci95_high", statistics.mean(r["ci95"][1] for r in rows), now,
+                       0)]
+    params = [Param(k, str(first[k])) for k in ("dataset", "protocol", "partition", "n_train",
+                                                "n_test", "bands_filled", "input_size")]
+    client.log_batch(child.info.run_id, metrics=metrics, params=params)
+    client.set_terminated(child.info.run_id)
+
+
+def log_results(rows: list[dict[str, Any]]) -> None:
+    """results.json, results.csv and the bar figure on the active evaluation run."""
+    import mlflow
+
+    mlflow.log_text(to_json(rows), f"{RESULTS_DIR}/results.json")
+    mlflow.log_text(to_csv(rows), f"{RESULTS_DIR}/results.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        figure = Path(tmp) / "scores.png"
+        figure.write_bytes(bar_figure(rows))
+        mlflow.log_artifact(str(figure), RESULTS_DIR)
+
+
+def link_pretraining_run(encoder: Encoder, eval_run_id: str,
+                         rows: list[dict[str, Any]]) -> None:
+    """On the encoder's pretraining run: the downstream means as ``downstream/…`` metrics
+    and the evaluation run's id as a tag."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    run_id = encoder.tags.get("mpmae.encoder_run_id")
+    if not run_id:
+        return
+    client = mlflow.MlflowClient()
+    now = int(dt.datetime.now().timestamp() * 1000)
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["protocol"], r["partition"], r["metric"]),
+                          []).append(r["value"])
+    metrics = [Metric("downstream/" + "/".join(key), statistics.mean(values), now, 0)
+               for key, values in groups.items()]
+    client.log_batch(run_id, metrics=metrics)
+    client.set_tag(run_id, "mpmae.evaluation_run_id", eval_run_id)
