@@ -78,8 +78,42 @@ def test_only_plain_ndarrays_are_rebuilt():
     # _reconstruct(OrderedDict, (0,), b'b'): an allowed class smuggled in as the array type
     data = (b"cnumpy._core.multiarray\n_reconstruct\n(ccollections\nOrderedDict\n"
             b"(I0\ntC\x01btR.")
-    with pytest.raises(GeoBenchError, match="ndarray subclass"):
+    with pytest.raises(GeoBenchError, match=r"an array of type <class 'collections\.OrderedDict'>"):
         loads(data, "f.pkl")
+
+
+def test_ndarray_cannot_be_called_to_read_bytes_as_objects():
+    # ndarray((1,), "O", buffer) would dereference b"AAAAAAAA" as a pointer (a crash at best)
+    hostile = CallsOnLoad(np.ndarray, (1,), "O", b"AAAAAAAA")
+    with pytest.raises(GeoBenchError, match="not a readable pickle"):
+        loads(pickle.dumps(hostile), "f.pkl")
+
+
+class _FlippedDtype:
+    """Pickles as a plain V8 dtype whose state sets the object flags (numpy accepts them)."""
+
+    def __reduce__(self):
+        return np.dtype, ("V8", False, True), (3, "|", None, None, None, 8, 1, 0x09)
+
+
+def test_dtype_state_cannot_make_an_object_dtype():
+    with pytest.raises(GeoBenchError, match="object dtype"):
+        loads(pickle.dumps(_FlippedDtype()), "f.pkl")
+
+
+class _ArrayWithFlippedDtype:
+    """An array rebuilt from raw bytes with the flipped dtype: pointers read from bytes."""
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), _FlippedDtype(), False,
+                                                          b"AAAAAAAA")
+
+
+def test_array_state_cannot_carry_an_object_dtype():
+    with pytest.raises(GeoBenchError, match="object dtype"):
+        loads(pickle.dumps(_ArrayWithFlippedDtype()), "f.pkl")
 
 
 @pytest.mark.parametrize("protocol", [3, 4, 5])

@@ -17,7 +17,7 @@ class StandIn:
 
     pickled_as = ""  # the ``module.Name`` the pickle used, set per subclass
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> StandIn:
+    def __new__(cls, *args: Any) -> StandIn:
         # NEWOBJ/REDUCE call the class with the original constructor's arguments
         # (Affine's six coefficients, for instance); keep them rather than interpret them.
         obj = super().__new__(cls)

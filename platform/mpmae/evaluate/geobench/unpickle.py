@@ -16,7 +16,7 @@ import datetime
 import io
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,19 +36,27 @@ class _UnsafeNumpy(Exception):
 
 
 def _dtype(*args: Any) -> np.dtype:
-    # Object dtypes hold arbitrary Python objects and are the way numpy values can carry
-    # callables past an allow-list; GEO-Bench writes none.
+    # Object dtypes hold Python object pointers: given raw bytes, numpy dereferences them.
+    # GEO-Bench writes none.
     dtype = np.dtype(*args)
     if dtype.hasobject:
         raise _UnsafeNumpy("an object dtype")
     return dtype
 
 
-def _reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
+class _NdarrayType:
+    """What a pickle's ``numpy.ndarray`` resolves to: a token for _reconstruct's array type.
+
+    numpy's pickles only pass the class to ``_reconstruct``; handing out the real class would
+    let a pickle call ``ndarray(shape, "O", buffer)``, which reads bytes as object pointers.
+    """
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
     # A subclass would bring its own __setstate__; only plain arrays are data.
-    if subtype is not np.ndarray:
-        raise _UnsafeNumpy(f"an ndarray subclass {subtype!r}")
-    return _multiarray._reconstruct(subtype, shape, _dtype(dtype))
+    if subtype is not _NdarrayType:
+        raise _UnsafeNumpy(f"an array of type {subtype!r}")
+    return _multiarray._reconstruct(np.ndarray, shape, _dtype(dtype))
 
 
 def _scalar(dtype: Any, data: Any) -> np.generic:
@@ -60,7 +68,7 @@ def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
     return _numeric._frombuffer(buffer, _dtype(dtype), shape, order)
 
 
-_NUMPY = {("numpy", "dtype"): _dtype, ("numpy", "ndarray"): np.ndarray}
+_NUMPY = {("numpy", "dtype"): _dtype, ("numpy", "ndarray"): _NdarrayType}
 for _module in ("numpy.core", "numpy._core"):  # numpy 1.x writes the first, 2.x the second
     _NUMPY[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
     _NUMPY[(f"{_module}.multiarray", "scalar")] = _scalar
@@ -82,12 +90,29 @@ _PLAIN = {
 ALLOWED: dict[tuple[str, str], Any] = {**STAND_INS, **_NUMPY, **_PLAIN}
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """A ``pickle.Unpickler`` that resolves only :data:`ALLOWED` names."""
+class SafeUnpickler(pickle._Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED` names and keeps numpy data-only.
+
+    This is the pure-Python twin of ``pickle.Unpickler`` (same opcodes, same semantics):
+    only it lets us check the BUILD opcode. A pickle may BUILD a dtype it made (``>f8``,
+    ``V8``, …) with state whose flags turn it into an object dtype, then build an array
+    with it from raw bytes; checking names alone cannot see that. The pickles are a few
+    kilobytes, so the slower unpickler costs nothing measurable.
+    """
 
     def __init__(self, file: io.BufferedIOBase, where: str) -> None:
         super().__init__(file)
         self.where = where
+
+    def _load_build(self) -> None:
+        # Every dtype comes from _dtype (no object dtypes) and may change only here, so
+        # checking it after its BUILD keeps object dtypes out of every array and scalar.
+        inst = self.stack[-2]
+        pickle._Unpickler.load_build(self)
+        if isinstance(inst, np.dtype) and inst.hasobject:
+            raise _UnsafeNumpy("an object dtype")
+
+    dispatch: ClassVar[dict] = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: _load_build}
 
     def find_class(self, module: str, name: str) -> Any:
         found = ALLOWED.get((module, name))
