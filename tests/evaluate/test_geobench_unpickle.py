@@ -105,9 +105,8 @@ class _ArrayWithFlippedDtype:
     """An array rebuilt from raw bytes with the flipped dtype: pointers read from bytes."""
 
     def __reduce__(self):
-        from numpy._core.multiarray import _reconstruct
-
-        return _reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), _FlippedDtype(), False,
+        reconstruct = np.zeros(1).__reduce__()[0]  # numpy's own, under numpy 1.x or 2.x
+        return reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), _FlippedDtype(), False,
                                                           b"AAAAAAAA")
 
 
