@@ -1,0 +1,1 @@
+"""Reading GEO-Bench v1.0 datasets safely, without the ``geobench`` package."""
