@@ -9,6 +9,7 @@ JSON file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from mpmae.cluster.connect import connect
 from mpmae.config import ConfigError
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.encoders import Encoder, open_encoder
+from mpmae.evaluate.geobench.bands import BandMatch
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset
 from mpmae.evaluate.geobench.errors import GeoBenchError
 from mpmae.evaluate.geobench.normalise import InputStats
@@ -40,13 +42,14 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
 
     encoder = open_encoder(encoder_spec, runs_root=cfg.storage.root,
                            storage=cfg.storage.options(), tracking_uri=tracking_uri(cfg.mlflow))
-    folders = dataset_folders(datasets)
+    # Every dataset is read and checked before any cluster or tracking work starts.
+    plans = [_plan(encoder, folder, cfg, progress) for folder in dataset_folders(datasets)]
     started_ray = connect(cfg.address)
     rows: list[dict[str, Any]] = []
     try:
-        with evaluation_run(cfg, encoder, [f.name for f in folders]) as run_id:
-            for folder in folders:
-                rows += _evaluate_dataset(encoder, folder, cfg, run_id, progress)
+        with evaluation_run(cfg, encoder, [p.dataset.name for p in plans]) as run_id:
+            for plan in plans:
+                rows += _evaluate_dataset(encoder, plan, cfg, run_id, progress)
             log_results(rows)
             link_pretraining_run(encoder, run_id, rows)
     finally:
@@ -73,10 +76,20 @@ def dataset_folders(paths: list[str]) -> list[Path]:
     return folders
 
 
-def _evaluate_dataset(encoder: Encoder, folder: Path, cfg: EvaluateConfig, run_id: str,
-                      progress) -> list[dict[str, Any]]:
-    import ray
+@dataclass(frozen=True)
+class DatasetPlan:
+    """One dataset, checked: its band match and statistics, the samples each partition
+    trains on and the test split every one is scored on."""
 
+    dataset: GeoBenchDataset
+    match: BandMatch
+    stats: InputStats
+    trains: dict[str, tuple[str, ...]]
+    test: tuple[str, ...]
+    size_note: str
+
+
+def _plan(encoder: Encoder, folder: Path, cfg: EvaluateConfig, progress) -> DatasetPlan:
     dataset = GeoBenchDataset.open(folder)
     if dataset.label_kind is LabelKind.SEGMENTATION:
         raise ConfigError(f"{dataset.name} is a segmentation dataset: the frozen-encoder "
@@ -86,18 +99,26 @@ def _evaluate_dataset(encoder: Encoder, folder: Path, cfg: EvaluateConfig, run_i
         fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
         progress(f"{dataset.name}: bands missing from the dataset filled as MMEarth does: "
                  f"{fills}")
-    test = dataset.samples(DEFAULT_PARTITION, TEST_SPLIT)
-    trains = {p: dataset.samples(p, "train") for p in cfg.partitions}
-    names = tuple(sorted(set(test).union(*trains.values())))
-    note = size_note(dataset, encoder.module.patch_size)
-    progress(f"{dataset.name}: embedding {len(names)} samples ({note}) with {encoder.name}")
+    return DatasetPlan(dataset, match, _input_stats(dataset, match, encoder, cfg),
+                       {p: dataset.samples(p, "train") for p in cfg.partitions},
+                       dataset.samples(DEFAULT_PARTITION, TEST_SPLIT),
+                       size_note(dataset, encoder.module.patch_size))
+
+
+def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, run_id: str,
+                      progress) -> list[dict[str, Any]]:
+    import ray
+
+    dataset, test = plan.dataset, plan.test
+    names = tuple(sorted(set(test).union(*plan.trains.values())))
+    progress(f"{dataset.name}: embedding {len(names)} samples ({plan.size_note}) with "
+             f"{encoder.name}")
     options = remote_options()
     embedded = ray.remote(embed_dataset).options(**options).remote(
-        encoder.module, str(folder), names, match, _input_stats(dataset, match, encoder, cfg),
-        cfg.embed_batch)
+        encoder.module, str(dataset.folder), names, plan.match, plan.stats, cfg.embed_batch)
     seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)  # kNN: no training
     scorer = ray.remote(score_cell).options(**options)
-    jobs = {(p, s): scorer.remote(embedded, trains[p], test, dataset.label_kind.value,
+    jobs = {(p, s): scorer.remote(embedded, plan.trains[p], test, dataset.label_kind.value,
                                   dataset.n_classes, s, cfg)
             for p in cfg.partitions for s in seeds}
     rows = []
@@ -106,15 +127,15 @@ def _evaluate_dataset(encoder: Encoder, folder: Path, cfg: EvaluateConfig, run_i
         rows.append({"encoder": encoder.name, "dataset": dataset.name,
                      "protocol": cfg.protocol, "partition": partition, "seed": seed,
                      "metric": result.metric, "value": result.value,
-                     "ci95": list(result.ci95), "n_train": len(trains[partition]),
-                     "n_test": len(test), "bands_filled": dict(match.filled),
-                     "input_size": note})
+                     "ci95": list(result.ci95), "n_train": len(plan.trains[partition]),
+                     "n_test": len(test), "bands_filled": dict(plan.match.filled),
+                     "input_size": plan.size_note})
     for partition in cfg.partitions:
         log_cell(run_id, [r for r in rows if r["partition"] == partition])
     return rows
 
 
-def _input_stats(dataset: GeoBenchDataset, match, encoder: Encoder,
+def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,
                  cfg: EvaluateConfig) -> InputStats:
     if cfg.normalise == "dataset":
         return dataset.input_stats(match)
