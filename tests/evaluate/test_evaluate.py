@@ -10,13 +10,15 @@ import pytest
 from geobench_layout import (
     CallsOnLoad,
     bigearthnet_like,
-    dumps,
     eurosat_like,
     segmentation_like,
     so2sat_like,
 )
 
 from mpmae.cli import main
+from mpmae.evaluate.geobench.writer import (
+    dumps,
+)
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder, save_encoder
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from geobench_layout import BAND_STATS, BAND_VALUE, bigearthnet_like, eurosat_like, so2sat_like
+from geobench_layout import (
+    BAND_STATS,
+    BAND_VALUE,
+    bigearthnet_like,
+    eurosat_like,
+    so2sat_like,
+)
 
 from mpmae.evaluate.geobench.bands import input_array, match_bands, our_band_name
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset

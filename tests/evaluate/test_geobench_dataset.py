@@ -8,22 +8,24 @@ from geobench_layout import (
     BAND_VALUE,
     EUROSAT_CLASSES,
     SEGMENTATION_LABEL,
-    SENTINEL2_13,
     SPLIT_SIZES,
-    Regression,
-    TaskSpecifications,
     bigearthnet_like,
     class_map,
     eurosat_like,
     segmentation_like,
     set_pickle_attribute,
-    write_sample,
-    write_task_specs,
 )
 
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset
 from mpmae.evaluate.geobench.errors import GeoBenchError
 from mpmae.evaluate.geobench.task_specs import LabelKind
+from mpmae.evaluate.geobench.writer import (
+    SENTINEL2_13,
+    Regression,
+    TaskSpecifications,
+    write_sample,
+    write_task_specs,
+)
 
 
 @pytest.fixture

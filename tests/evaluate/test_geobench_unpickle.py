@@ -11,20 +11,22 @@ import sys
 import numpy as np
 import pytest
 from geobench_layout import (
-    SENTINEL2_13,
     CallsOnLoad,
-    Classification,
-    TaskSpecifications,
-    dumps,
     eurosat_like,
     set_pickle_attribute,
-    write_task_specs,
 )
 
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset
 from mpmae.evaluate.geobench.errors import GeoBenchError
 from mpmae.evaluate.geobench.task_specs import LabelKind, read_task_specs
 from mpmae.evaluate.geobench.unpickle import loads, loads_attribute
+from mpmae.evaluate.geobench.writer import (
+    SENTINEL2_13,
+    Classification,
+    TaskSpecifications,
+    dumps,
+    write_task_specs,
+)
 
 # What a hostile file calls, and the name the pickle gives it.
 HOSTILE = {
