@@ -43,7 +43,8 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
     encoder = open_encoder(encoder_spec, runs_root=cfg.storage.root,
                            storage=cfg.storage.options(), tracking_uri=tracking_uri(cfg.mlflow))
     # Every dataset is read and checked before any cluster or tracking work starts.
-    plans = [_plan(encoder, folder, cfg, progress) for folder in dataset_folders(datasets)]
+    plans = [plan for folder, named in dataset_folders(datasets)
+             if (plan := _plan(encoder, folder, named, cfg, progress)) is not None]
     started_ray = connect(cfg.address)
     rows: list[dict[str, Any]] = []
     try:
@@ -61,18 +62,19 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
     return rows
 
 
-def dataset_folders(paths: list[str]) -> list[Path]:
-    """Each argument is a dataset folder, or a benchmark folder holding several."""
+def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
+    """Each argument is a dataset folder, or a benchmark folder holding several:
+    (folder, whether it was named itself)."""
     folders = []
     for path in map(Path, paths):
         if (path / TASK_SPECS).is_file():
-            folders.append(path)
+            folders.append((path, True))
             continue
         found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS}"))
         if not found:
             raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS} in it or "
                                 "its subfolders): give a dataset or benchmark folder")
-        folders += found
+        folders += [(f, False) for f in found]
     return folders
 
 
@@ -89,11 +91,17 @@ class DatasetPlan:
     size_note: str
 
 
-def _plan(encoder: Encoder, folder: Path, cfg: EvaluateConfig, progress) -> DatasetPlan:
+def _plan(encoder: Encoder, folder: Path, named: bool, cfg: EvaluateConfig,
+          progress) -> DatasetPlan | None:
+    """The checked plan; None for a segmentation dataset found in a benchmark folder."""
     dataset = GeoBenchDataset.open(folder)
     if dataset.label_kind is LabelKind.SEGMENTATION:
-        raise ConfigError(f"{dataset.name} is a segmentation dataset: the frozen-encoder "
-                          "protocols here score classification; leave it out for now")
+        message = (f"{dataset.name} is a segmentation dataset: the frozen-encoder protocols "
+                   "here score classification")
+        if named:
+            raise ConfigError(f"{message}; leave it out for now")
+        progress(f"skipping {message}")
+        return None
     match = dataset.match_bands(encoder.input_bands)
     if match.filled:
         fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())

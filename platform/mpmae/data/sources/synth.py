@@ -14,6 +14,7 @@ from mpmae.data.format.manifest import Manifest, ShardInfo, write_manifest
 from mpmae.data.format.shards import shard_name, write_shard
 from mpmae.data.format.tiles import tiles_to_table
 from mpmae.data.sources.config import SynthConfig
+from mpmae.data.sources.synth_geobench import write_geobench_sets
 from mpmae.data.sources.synth_world import LANDSCAPE_CLASSES, generate_chunk
 from mpmae.modalities import MODALITIES
 from mpmae.storage import Location, StorageOptions, resolve
@@ -33,7 +34,8 @@ def synthesize(
     storage: StorageOptions | None = None,
     progress: Callable[[str], None] = print,
 ) -> Manifest:
-    """Write ``tiles`` pretraining tiles to ``dest`` and a labelled set to ``dest/downstream``.
+    """Write ``tiles`` pretraining tiles to ``dest`` and a labelled set to ``dest/downstream``
+    (tiles) and ``dest/geobench`` (the same tiles as GEO-Bench datasets).
 
     The options are :class:`SynthConfig`'s (defaults and meaning there); a bad one raises a
     ConfigError naming it. Deterministic by ``seed``: the same options give byte-identical
@@ -49,6 +51,7 @@ def synthesize(
     if n_down:
         _write_world(root.join(DOWNSTREAM_DIR), n_down, size, seed + 1_000_003,
                      tiles_per_shard, progress, labelled=True)
+        write_geobench_sets(root, n_down, size, seed + 1_000_003, progress)
     progress(f"synthesised {tiles} tiles (+{n_down} labelled) of {size}px at {root.uri} "
              f"in {time.perf_counter() - start:.1f}s")
     return manifest
