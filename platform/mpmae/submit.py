@@ -284,7 +284,7 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--token", default=None,
                    help="Ray auth token (visible in the process list; prefer RAY_AUTH_TOKEN "
                         "or ~/.ray/auth_token)")
-    p.add_argument("verb", help="the mpmae verb to run on the cluster (pretrain, tune)")
+    p.add_argument("verb", help="the mpmae verb to run on the cluster (pretrain, tune, evaluate)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the verb")
     p.set_defaults(func=run_submit)
     return p
