@@ -113,10 +113,10 @@ def test_a_hostile_dataset_runs_nothing_and_fails_in_one_line(ray_local, tmp_pat
 def test_bad_input_is_one_line_naming_what_to_fix(case, ray_local, tmp_path, tracking, capsys):
     folder = eurosat_like(tmp_path)
     args = ["evaluate", "random:atto", str(folder), *QUICK]
-    expected = {"segmentation": "segmentation dataset", "partition": "0.05x_train",
+    expected = {"segmentation": "kNN does not score", "partition": "0.05x_train",
                 "encoder": "no-such-run", "size": "random:huge"}[case]
     if case == "segmentation":
-        args[2] = str(segmentation_like(tmp_path))
+        args[2:3] = [str(segmentation_like(tmp_path)), "--protocol", "knn"]
     elif case == "partition":
         args += ["--partition", "0.05x_train"]
     elif case == "encoder":
@@ -126,3 +126,13 @@ def test_bad_input_is_one_line_naming_what_to_fix(case, ray_local, tmp_path, tra
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mpmae: error:") and expected in err and "\n" not in err
+
+
+def test_a_segmentation_set_is_scored_by_miou_with_a_frozen_head(ray_local, tmp_path,
+                                                                 tracking):
+    out = tmp_path / "seg.json"
+    rc = main(["evaluate", "random:atto", str(segmentation_like(tmp_path)), "--results",
+               str(out), "--seeds", "1", "--set", "segmentation.epochs=2", *QUICK])
+    assert rc == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert row["metric"] == "miou" and 0 <= row["value"] <= 1

@@ -1,8 +1,9 @@
 import torch
 
-from mpmae.evaluate.config import LinearConfig
+from mpmae.evaluate.config import LinearConfig, SegmentationConfig
 from mpmae.evaluate.knn import knn_logits
 from mpmae.evaluate.linear_head import train_linear_head
+from mpmae.evaluate.segmentation_head import train_segmentation_head
 
 
 def _clusters(n: int, classes: int, dim: int, seed: int):
@@ -45,3 +46,18 @@ def test_linear_head_multilabel_uses_smoothed_bce():
     with torch.no_grad():
         predicted = head(x) > 0
     assert (predicted == multi.bool()).float().mean() > 0.9
+
+
+def test_segmentation_head_learns_a_map_from_the_stage_features_and_crops_padding():
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.randn(24, 4, 4, 4, generator=g)  # (N, C, h, w): stage maps at stride 2
+    # The class of a pixel is whether channel 0 of its cell is positive; labels are 7x7,
+    # the input was padded to 8x8.
+    labels = torch.nn.functional.interpolate((coarse[:, :1] > 0).float(), size=(8, 8))
+    labels = labels[:, 0, :7, :7].long()
+    cfg = SegmentationConfig(epochs=60, batch_size=8, lr=1e-2, width=16)
+    head = train_segmentation_head([coarse], labels, 2, cfg, seed=0, input_size=(8, 8))
+    with torch.no_grad():
+        predicted = head([coarse], (8, 8))[..., :7, :7].argmax(1)
+    # Bilinear upsampling blurs cell borders; chance is 0.5.
+    assert (predicted == labels).float().mean() > 0.85

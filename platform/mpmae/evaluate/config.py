@@ -49,9 +49,29 @@ class LinearConfig:
 
 
 @dataclass(frozen=True)
+class SegmentationConfig:
+    """A light head on the frozen encoder's stage-2…4 maps: a 1x1 conv of each to ``width``
+    channels, upsampled to stage 2 and summed, GELU, a 1x1 conv to the classes, upsampled
+    to the input. Cross-entropy without smoothing; scored by mIoU (macro Jaccard)."""
+
+    width: int = field(default=64, metadata=doc("Channels of the head"))
+    lr: float = field(default=1e-3, metadata=doc("AdamW learning rate (cosine decay)"))
+    weight_decay: float = field(default=0.01, metadata=doc("AdamW weight decay"))
+    epochs: int = field(default=30, metadata=doc("Epochs over the cached stage maps"))
+    batch_size: int = field(default=32, metadata=doc("Samples per step"))
+
+    def validate(self) -> None:
+        for key in ("width", "epochs", "batch_size"):
+            require(getattr(self, key) >= 1, key, "must be 1 or more")
+        require(self.lr > 0, "lr", "must be positive")
+        require(self.weight_decay >= 0, "weight_decay", "must be 0 or more")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     protocol: Literal["knn", "linear"] = field(default="linear", metadata=doc(
-        "knn: cosine kNN on pooled embeddings; linear: a fresh linear head on them"))
+        "knn: cosine kNN on pooled embeddings; linear: a fresh linear head on them (on a "
+        "segmentation dataset: a light head on the frozen stage maps)"))
     partitions: list[str] = field(default_factory=lambda: ["default"], metadata=doc(
         "GEO-Bench partitions to train on (label efficiency: 0.01x_train … 1.00x_train); "
         "every one is scored on the default partition's whole test split"))
@@ -66,6 +86,8 @@ class EvaluateConfig:
     knn: KnnConfig = field(default_factory=KnnConfig, metadata=doc("The kNN protocol"))
     linear: LinearConfig = field(default_factory=LinearConfig, metadata=doc(
         "The linear probe's recipe"))
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig, metadata=doc(
+        "The frozen-encoder segmentation head (protocol linear on a segmentation dataset)"))
     mlflow: MlflowConfig = field(default_factory=MlflowConfig, metadata=doc(
         "Where the evaluation runs are tracked (experiment: empty → mpmae-evaluate)"))
     storage: StorageConfig = field(default_factory=StorageConfig, metadata=doc(

@@ -16,6 +16,7 @@ from mpmae.evaluate.geobench.normalise import InputStats
 from mpmae.evaluate.inputs import load_split
 from mpmae.evaluate.metrics import Score
 from mpmae.evaluate.protocols import protocol_score
+from mpmae.evaluate.segmentation_head import stage_maps
 from mpmae.model import ConvNeXtV2Encoder
 
 TEST_SPLIT = "test"
@@ -23,40 +24,47 @@ TEST_SPLIT = "test"
 
 @dataclass(frozen=True)
 class Embedded:
-    """Every needed sample's pooled embedding and label, by sample name."""
+    """Every needed sample's features and label, by sample name. ``x``: the pooled
+    embedding (one tensor), or the stage maps a segmentation head reads (one per stage)."""
 
     names: dict[str, int]  # sample name → row
-    x: Tensor
+    x: list[Tensor]
     y: Tensor
+    input_size: tuple[int, int]  # (H, W) the encoder saw, after any padding
 
-    def rows(self, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    def rows(self, names: tuple[str, ...]) -> tuple[list[Tensor], Tensor]:
         index = torch.tensor([self.names[n] for n in names], dtype=torch.long)
-        return self.x[index], self.y[index]
+        return [x[index] for x in self.x], self.y[index]
 
 
 def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...],
-                  match: BandMatch, stats: InputStats, batch: int) -> Embedded:
-    """Read, normalise and embed ``names`` of the dataset at ``folder`` on the best device."""
+                  match: BandMatch, stats: InputStats, batch: int,
+                  stages: bool = False) -> Embedded:
+    """Read, normalise and embed ``names`` of the dataset at ``folder`` on the best device
+    (``stages``: keep the stage maps instead of the pooled embedding)."""
     from mpmae.evaluate.probe import embed
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = encoder.to(device).eval()
     dataset = GeoBenchDataset.open(folder)
-    xs, ys = [], []
+    parts, ys, size = [], [], (0, 0)
     for start in range(0, len(names), batch):  # a batch at a time: memory stays bounded
         inputs = load_split(dataset, names[start : start + batch], match, stats,
                             encoder.patch_size)
-        xs.append(embed(encoder, inputs.x))
+        x = inputs.x.to(device)
+        size = tuple(x.shape[-2:])
+        parts.append(stage_maps(encoder, x) if stages else [embed(encoder, x)])
         ys.append(inputs.y)
-    return Embedded({n: i for i, n in enumerate(names)}, torch.cat(xs), torch.cat(ys))
+    features = [torch.cat(stage) for stage in zip(*parts, strict=True)]
+    return Embedded({n: i for i, n in enumerate(names)}, features, torch.cat(ys), size)
 
 
 def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...], kind: str,
                n_classes: int, seed: int, cfg: EvaluateConfig) -> Score:
     """One (partition, seed) of one protocol."""
     torch.set_num_threads(1)  # many cells share a node's cores
-    return protocol_score(cfg.protocol, kind, embedded.rows(train), embedded.rows(test),
-                          n_classes, seed, cfg.knn, cfg.linear)
+    return protocol_score(cfg, kind, embedded.rows(train), embedded.rows(test), n_classes,
+                          seed, embedded.input_size)
 
 
 def remote_options() -> dict:

@@ -1,30 +1,51 @@
-"""The frozen-encoder protocols on cached embeddings: kNN (no training) and the linear
-probe (a fresh head per seed), each scored on the whole test split with a 95 % interval."""
+"""The frozen-encoder protocols on cached features: kNN (no training) and the linear probe
+(a fresh head per seed) on pooled embeddings, and a light segmentation head on stage maps;
+each scored on the whole test split with a 95 % interval."""
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from mpmae.evaluate.config import KnnConfig, LinearConfig
+from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.knn import knn_logits
 from mpmae.evaluate.linear_head import train_linear_head
-from mpmae.evaluate.metrics import Score, accuracy_counts, f1_micro_counts, score
+from mpmae.evaluate.metrics import (
+    Score,
+    accuracy_counts,
+    f1_micro_counts,
+    iou_counts,
+    score,
+)
+from mpmae.evaluate.segmentation_head import train_segmentation_head
 
-PROTOCOLS = ("knn", "linear")
-METRIC_OF_KIND = {"classification": "accuracy", "multi_label": "f1_micro"}
+Features = tuple[list[Tensor], Tensor]  # (features, labels) of one split
 
 
-def protocol_score(protocol: str, kind: str, train: tuple[Tensor, Tensor],
-                   test: tuple[Tensor, Tensor], n_classes: int, seed: int,
-                   knn: KnnConfig, linear: LinearConfig) -> Score:
-    """``train``/``test``: (embeddings, labels). ``kind``: classification or multi_label."""
+def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Features,
+                   n_classes: int, seed: int, input_size: tuple[int, int]) -> Score:
+    """``kind``: classification, multi_label or segmentation (GEO-Bench's label kinds);
+    ``input_size``: what the encoder saw (padded), which segmentation logits are cropped
+    from back to the labels' size."""
+    if kind == "segmentation":
+        return _segmentation(cfg, train, test, n_classes, seed, input_size)
     multilabel = kind == "multi_label"
-    (train_x, train_y), (test_x, test_y) = train, test
-    if protocol == "knn":
-        logits = knn_logits(train_x, train_y, test_x, n_classes, knn.k, knn.temperature,
-                            multilabel=multilabel)
+    ([train_x], train_y), ([test_x], test_y) = train, test
+    if cfg.protocol == "knn":
+        logits = knn_logits(train_x, train_y, test_x, n_classes, cfg.knn.k,
+                            cfg.knn.temperature, multilabel=multilabel)
     else:
-        head = train_linear_head(train_x, train_y, n_classes, linear, seed, multilabel)
+        head = train_linear_head(train_x, train_y, n_classes, cfg.linear, seed, multilabel)
         logits = head(test_x).detach()
-    counts = f1_micro_counts(logits, test_y) if multilabel else accuracy_counts(logits, test_y)
-    return score(METRIC_OF_KIND[kind], counts, seed=seed)
+    if multilabel:
+        return score("f1_micro", f1_micro_counts(logits, test_y), seed=seed)
+    return score("accuracy", accuracy_counts(logits, test_y), seed=seed)
+
+
+def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classes: int,
+                  seed: int, input_size: tuple[int, int]) -> Score:
+    (train_maps, train_y), (test_maps, test_y) = train, test
+    head = train_segmentation_head(train_maps, train_y, n_classes, cfg.segmentation, seed,
+                                   input_size)
+    h, w = test_y.shape[-2:]
+    logits = head([m.float() for m in test_maps], input_size)[..., :h, :w].detach()
+    return score("miou", iou_counts(logits, test_y, n_classes), seed=seed)

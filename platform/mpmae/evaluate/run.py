@@ -93,13 +93,14 @@ class DatasetPlan:
 
 def _plan(encoder: Encoder, folder: Path, named: bool, cfg: EvaluateConfig,
           progress) -> DatasetPlan | None:
-    """The checked plan; None for a segmentation dataset found in a benchmark folder."""
+    """The checked plan; None for a dataset the protocol cannot score that was found in a
+    benchmark folder (named itself, it is an error)."""
     dataset = GeoBenchDataset.open(folder)
-    if dataset.label_kind is LabelKind.SEGMENTATION:
-        message = (f"{dataset.name} is a segmentation dataset: the frozen-encoder protocols "
-                   "here score classification")
+    if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol == "knn":
+        message = f"{dataset.name} is a segmentation dataset, which kNN does not score"
         if named:
-            raise ConfigError(f"{message}; leave it out for now")
+            raise ConfigError(f"{message}: use --protocol linear (a frozen segmentation "
+                              "head)", key="protocol")
         progress(f"skipping {message}")
         return None
     match = dataset.match_bands(encoder.input_bands)
@@ -123,7 +124,8 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
              f"{encoder.name}")
     options = remote_options()
     embedded = ray.remote(embed_dataset).options(**options).remote(
-        encoder.module, str(dataset.folder), names, plan.match, plan.stats, cfg.embed_batch)
+        encoder.module, str(dataset.folder), names, plan.match, plan.stats, cfg.embed_batch,
+        stages=dataset.label_kind is LabelKind.SEGMENTATION)
     seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)  # kNN: no training
     scorer = ray.remote(score_cell).options(**options)
     jobs = {(p, s): scorer.remote(embedded, plan.trains[p], test, dataset.label_kind.value,
