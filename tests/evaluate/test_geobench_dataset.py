@@ -176,3 +176,25 @@ def test_unsupported_label_type_is_named(tmp_path):
     write_task_specs(folder, TaskSpecifications("x", SENTINEL2_13, 10.0, (8, 8), Regression()))
     with pytest.raises(GeoBenchError, match=r"label type <stand-in for geobench\.label\.Regr"):
         GeoBenchDataset.open(folder)
+
+
+def test_a_band_stored_in_another_file_is_refused_and_never_read(tmp_path):
+    import h5py
+    import numpy as np
+    import pytest
+
+    from mpmae.evaluate.geobench.dataset import GeoBenchDataset
+    from mpmae.evaluate.geobench.errors import GeoBenchError
+
+    folder = eurosat_like(tmp_path)
+    dataset = GeoBenchDataset.open(folder)
+    name = dataset.samples("default", "train")[0]
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.full((8, 8), 7, np.int16).tobytes())
+    with h5py.File(folder / f"{name}.hdf5", "a") as fp:
+        band = dataset.band_names[1]
+        del fp[band]
+        fp.create_dataset(band, shape=(8, 8), dtype=np.int16,
+                          external=[(str(secret), 0, secret.stat().st_size)])
+    with pytest.raises(GeoBenchError, match="stored outside the file"):
+        dataset.read_sample(name)

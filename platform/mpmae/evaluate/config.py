@@ -97,5 +97,7 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         require(len(self.partitions) > 0, "partitions", "needs at least one partition")
+        require(len(set(self.partitions)) == len(self.partitions), "partitions",
+                f"names a partition twice: {self.partitions}")
         require(self.seeds >= 1, "seeds", "must be 1 or more")
         require(self.embed_batch >= 1, "embed_batch", "must be 1 or more")

@@ -70,8 +70,8 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Encoder:
     from mpmae.track.registry import download_encoder
 
     tags = {"mpmae.encoder_source": uri}
-    if uri.startswith("models:/") and "@" not in uri:
-        name, _, version = uri.removeprefix("models:/").partition("/")
+    name, _, version = uri.removeprefix("models:/").partition("/")
+    if uri.startswith("models:/") and version.isdigit():  # not an alias or a stage
         found = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(name, version)
         tags |= {"mpmae.encoder_version": str(found.version),
                  "mpmae.encoder_run_id": found.run_id or ""}

@@ -1,6 +1,7 @@
 """The Ray work of an evaluation: one embedding job per (encoder, dataset), then one
 scoring job per (partition, seed) on those embeddings (the encoder is frozen, so they are
-computed once). Jobs ask for a GPU when the cluster has one."""
+computed once). The embedding job asks for a GPU when the cluster has one; the scoring
+jobs train small heads on a CPU each."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...]
 
 
 def remote_options() -> dict:
-    """One GPU per job when the cluster has any, else one CPU."""
+    """One GPU for an embedding job when the cluster has any, else one CPU."""
     import ray
 
     return {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) else {"num_cpus": 1}

@@ -32,7 +32,9 @@ def train_linear_head(train_x: Tensor, train_y: Tensor, num_classes: int, cfg: L
     batch = min(cfg.batch_size, len(train_x))
     steps_per_epoch = math.ceil(len(train_x) / batch)
     total = cfg.epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.blr * batch / 256,
+    # The configured batch sets the lr, as in the reference: a partition smaller than one
+    # batch trains at the recipe's lr, not at one scaled down to its few samples.
+    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.blr * cfg.batch_size / 256,
                                   weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=cfg.min_lr)
     loss_fn = _loss(cfg.label_smoothing, multilabel)

@@ -4,6 +4,7 @@ each scored on the whole test split with a 95 % interval."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from mpmae.evaluate.config import EvaluateConfig
@@ -19,6 +20,7 @@ from mpmae.evaluate.metrics import (
 from mpmae.evaluate.segmentation_head import train_segmentation_head
 
 Features = tuple[list[Tensor], Tensor]  # (features, labels) of one split
+SEGMENTATION_CHUNK = 64  # test samples per forward of the segmentation head
 
 
 def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Features,
@@ -47,5 +49,9 @@ def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classe
     head = train_segmentation_head(train_maps, train_y, n_classes, cfg.segmentation, seed,
                                    input_size)
     h, w = test_y.shape[-2:]
-    logits = head([m.float() for m in test_maps], input_size)[..., :h, :w].detach()
-    return score("miou", iou_counts(logits, test_y, n_classes), seed=seed)
+    counts = []
+    for start in range(0, len(test_y), SEGMENTATION_CHUNK):  # full-size logits are large
+        rows = slice(start, start + SEGMENTATION_CHUNK)
+        logits = head([m[rows].float() for m in test_maps], input_size)[..., :h, :w]
+        counts.append(iou_counts(logits.detach(), test_y[rows], n_classes))
+    return score("miou", torch.cat(counts), seed=seed)

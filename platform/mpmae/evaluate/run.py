@@ -45,20 +45,24 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
     # Every dataset is read and checked before any cluster or tracking work starts.
     plans = [plan for folder, named in dataset_folders(datasets)
              if (plan := _plan(encoder, folder, named, cfg, progress)) is not None]
+    if not plans:
+        raise ConfigError(f"nothing to evaluate in {', '.join(datasets)} with protocol "
+                          f"{cfg.protocol}", key="protocol")
     started_ray = connect(cfg.address)
     rows: list[dict[str, Any]] = []
     try:
         with evaluation_run(cfg, encoder, [p.dataset.name for p in plans]) as run_id:
             for plan in plans:
                 rows += _evaluate_dataset(encoder, plan, cfg, run_id, progress)
+            # The results first: a tracking problem below must not cost them.
+            if cfg.results:
+                resolve(cfg.results).write_bytes_atomic(to_json(rows).encode())
+            progress(table(rows))
             log_results(rows)
             link_pretraining_run(encoder, run_id, rows)
     finally:
         if started_ray:
             ray.shutdown()
-    if cfg.results:
-        resolve(cfg.results).write_bytes_atomic(to_json(rows).encode())
-    progress(table(rows))
     return rows
 
 
@@ -122,12 +126,12 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
     names = tuple(sorted(set(test).union(*plan.trains.values())))
     progress(f"{dataset.name}: embedding {len(names)} samples ({plan.size_note}) with "
              f"{encoder.name}")
-    options = remote_options()
-    embedded = ray.remote(embed_dataset).options(**options).remote(
-        encoder.module, str(dataset.folder), names, plan.match, plan.stats, cfg.embed_batch,
-        stages=dataset.label_kind is LabelKind.SEGMENTATION)
+    # The job reopens the folder by its absolute path: on a cluster it must be shared.
+    embedded = ray.remote(embed_dataset).options(**remote_options()).remote(
+        encoder.module, str(dataset.folder.resolve()), names, plan.match, plan.stats,
+        cfg.embed_batch, stages=dataset.label_kind is LabelKind.SEGMENTATION)
     seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)  # kNN: no training
-    scorer = ray.remote(score_cell).options(**options)
+    scorer = ray.remote(score_cell).options(num_cpus=1)  # small heads: a CPU each
     jobs = {(p, s): scorer.remote(embedded, plan.trains[p], test, dataset.label_kind.value,
                                   dataset.n_classes, s, cfg)
             for p in cfg.partitions for s in seeds}

@@ -6,6 +6,7 @@ training metrics)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import statistics
 import tempfile
@@ -21,6 +22,7 @@ from mpmae.evaluate.results import bar_figure, to_csv, to_json
 from mpmae.track.runs import experiment_id, tracking_uri
 
 EXPERIMENT = "mpmae-evaluate"
+_log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 RESULTS_DIR = "results"
 
@@ -39,9 +41,12 @@ def evaluation_run(cfg: EvaluateConfig, encoder: Encoder,
     run = mlflow.start_run(experiment_id=experiment, run_name=f"eval-{slug}-{stamp}",
                            tags={**encoder.tags, "mpmae.encoder": encoder.name,
                                  "mpmae.datasets": ",".join(datasets)})
-    mlflow.log_params({**flatten(cfg), "encoder": encoder.name})
     try:
+        mlflow.log_params({**flatten(cfg), "encoder": encoder.name})
         yield run.info.run_id
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
     except BaseException:
         mlflow.end_run("FAILED")
         raise
@@ -89,6 +94,7 @@ def link_pretraining_run(encoder: Encoder, eval_run_id: str,
     and the evaluation run's id as a tag."""
     import mlflow
     from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
 
     run_id = encoder.tags.get("mpmae.encoder_run_id")
     if not run_id:
@@ -101,5 +107,9 @@ def link_pretraining_run(encoder: Encoder, eval_run_id: str,
                           []).append(r["value"])
     metrics = [Metric("downstream/" + "/".join(key), statistics.mean(values), now, 0)
                for key, values in groups.items()]
-    client.log_batch(run_id, metrics=metrics)
-    client.set_tag(run_id, "mpmae.evaluation_run_id", eval_run_id)
+    try:
+        client.log_batch(run_id, metrics=metrics)
+        client.set_tag(run_id, "mpmae.evaluation_run_id", eval_run_id)
+    except MlflowException as e:  # e.g. the pretraining run lives on another server
+        _log.warning("could not link the scores to pretraining run %s (%s); they are on "
+                     "evaluation run %s", run_id, e.message, eval_run_id)

@@ -57,15 +57,20 @@ def tracked_run(
     tags: Mapping[str, str] | None = None,
 ) -> Iterator[TrackedRun]:
     """Start the MLflow run (or re-attach to the one ``run.json`` names), save the run
-    file and ``config``, and end the run as the block ends (FAILED if it raises)."""
+    file and ``config``, and end the run as the block ends (FAILED if it raises, KILLED
+    if interrupted)."""
     previous = read_run_file(folder)
     run_id = start_run(settings, experiment=experiment, run_name=name, config=config,
                        model=model, run_id=previous.get("mlflow_run_id"), params=params,
                        tags=tags)
-    folder.join(RUN_FILE).write_bytes_atomic(json.dumps({"mlflow_run_id": run_id}).encode())
-    folder.join(CONFIG_FILE).write_bytes_atomic(dump_yaml(config).encode())
     try:
+        folder.join(RUN_FILE).write_bytes_atomic(
+            json.dumps({"mlflow_run_id": run_id}).encode())
+        folder.join(CONFIG_FILE).write_bytes_atomic(dump_yaml(config).encode())
         yield TrackedRun(name, folder, run_id, bool(previous))
+    except KeyboardInterrupt:
+        end_run("KILLED")
+        raise
     except BaseException:
         end_run("FAILED")
         raise

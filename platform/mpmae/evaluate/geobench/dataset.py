@@ -93,7 +93,12 @@ class GeoBenchDataset:
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise GeoBenchError(f"{self.folder}: sample name {name!r} is not a file name; "
                                 "check the partition files")
-        return read_sample_file(self.folder / f"{name}{SAMPLE_SUFFIX}", self.specs)
+        path = self.folder / f"{name}{SAMPLE_SUFFIX}"
+        # A symlinked sample must not lead out of the dataset folder.
+        if path.is_symlink() and not path.resolve().is_relative_to(self.folder.resolve()):
+            raise GeoBenchError(f"{path} links outside {self.folder}; GEO-Bench sample files "
+                                "are plain files: download the dataset again")
+        return read_sample_file(path, self.specs)
 
     def match_bands(self, input_bands: Sequence[str]) -> BandMatch:
         """Where each of an encoder's ``input_bands`` comes from here (filled ones listed)."""

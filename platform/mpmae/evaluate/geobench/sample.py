@@ -42,7 +42,7 @@ def read_sample_file(path: Path, specs: TaskSpecs) -> Sample:
             if not isinstance(attrs, dict):
                 raise GeoBenchError(f"{path}: the 'pickle' attribute holds {type(attrs)}, "
                                     "not geobench's dict; download the file again")
-            arrays = {d: np.asarray(fp[d][()]) for d in attrs.get("bands_order") or fp}
+            arrays = {d: _read_band(fp, d, path) for d in attrs.get("bands_order") or fp}
     except GeoBenchError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -53,6 +53,24 @@ def read_sample_file(path: Path, specs: TaskSpecs) -> Sample:
     bands = _named_bands(path, attrs, arrays)
     label_band = bands.pop(LABEL_BAND, None)
     return Sample(bands, _label(path, specs, attrs, label_band))
+
+
+def _read_band(fp: h5py.File, name: Any, path: Path) -> np.ndarray:
+    """A band stored in the file itself. HDF5 can point a dataset at other files (external
+    storage, external links, virtual datasets): a downloaded file could read any file of
+    this machine that way, or hang on a FIFO, so such bands are refused."""
+    if not isinstance(name, str) or "/" in name:
+        raise GeoBenchError(f"{path}: band {name!r} is not a plain dataset name; the file is "
+                            "damaged or hostile, download it again")
+    link = fp.get(name, getlink=True)
+    if link is None:
+        raise KeyError(name)
+    dataset = fp[name] if isinstance(link, h5py.HardLink) else None
+    if not isinstance(dataset, h5py.Dataset) or dataset.external or dataset.is_virtual:
+        raise GeoBenchError(f"{path}: band {name!r} is stored outside the file (a link, "
+                            "external or virtual dataset), which GEO-Bench files never are; "
+                            "the file is damaged or hostile, download it again")
+    return np.asarray(dataset[()])
 
 
 def _named_bands(path: Path, attrs: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
