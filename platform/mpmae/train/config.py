@@ -105,6 +105,20 @@ class ScalingConfig:
 
 
 @dataclass(frozen=True)
+class EvalAfterConfig:
+    """``mpmae evaluate`` of the final encoder, when the run ends (off: no datasets)."""
+
+    datasets: list[str] = field(default_factory=list, metadata=doc(
+        "GEO-Bench dataset or benchmark folders; empty: no evaluation"))
+    protocol: Literal["knn", "linear"] = field(default="knn", metadata=doc(
+        "knn (no training) or linear (a fresh head per seed)"))
+    seeds: int = field(default=1, metadata=doc("Repeats of the linear head's training"))
+
+    def validate(self) -> None:
+        require(self.seeds >= 1, "seeds", "must be 1 or more")
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     name: str = field(default="demo", metadata=doc("Experiment and run name base"))
     run_name: str = field(default="", metadata=doc(
@@ -122,6 +136,8 @@ class PretrainConfig:
         "Ray cluster resources"))
     mlflow: MlflowConfig = field(default_factory=MlflowConfig, metadata=doc(
         "Experiment tracking"))
+    eval: EvalAfterConfig = field(default_factory=EvalAfterConfig, metadata=doc(
+        "Downstream evaluation of the final encoder"))
 
     @property
     def effective_batch(self) -> int:

@@ -59,8 +59,25 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
                 ray.shutdown()
     result = RunResult(run.name, run.folder.uri, run.folder.join(RELEASE_DIR).uri,
                        run.mlflow_run_id, tracking_uri(cfg.mlflow), steps)
+    if cfg.eval.datasets:
+        _evaluate_encoder(cfg, progress)
     progress(_summary(result))
     return result
+
+
+def _evaluate_encoder(cfg: PretrainConfig, progress) -> None:
+    """``mpmae evaluate RUN_NAME eval.datasets``: the scores land in an evaluation run and,
+    as ``downstream/…`` metrics, on this run."""
+    from mpmae.evaluate.config import EvaluateConfig
+    from mpmae.evaluate.run import evaluate
+    from mpmae.track.config import MlflowConfig
+
+    settings = EvaluateConfig(
+        protocol=cfg.eval.protocol, seeds=cfg.eval.seeds, storage=cfg.storage,
+        mlflow=MlflowConfig(tracking_uri=cfg.mlflow.tracking_uri, system_metrics=False),
+        address=cfg.scaling.address)
+    settings.validate()
+    evaluate(cfg.run_name, list(cfg.eval.datasets), settings, progress)
 
 
 def resolved(cfg: PretrainConfig) -> PretrainConfig:
