@@ -1,15 +1,18 @@
 """Training checkpoints: one folder with the state and a manifest that vouches for it.
 
-``state.pt`` holds model, optimiser, scheduler, step, RNG states, the MLflow run id and the
-resolved config; ``checkpoint.json`` is written after it and carries its SHA-256. Ray Train
-registers a checkpoint only once it is fully persisted, and loading verifies the hash, so
-a crash mid-write never yields a checkpoint that loads as valid.
+``state.pt`` holds model, optimiser, scheduler, step, RNG states (as tensors), the MLflow
+run id and the resolved config; it loads with ``weights_only=True``, so a tampered file
+cannot run code. ``checkpoint.json`` is written after it and carries its SHA-256: an
+integrity check against a crash mid-write or a damaged copy, not authentication (whoever
+can write one file can write both). Ray Train registers a checkpoint only once it is fully
+persisted, and loading verifies the hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,17 @@ class CheckpointError(MpmaeError, RuntimeError):
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "python": random.getstate()}
+    """Every RNG's state as tensors and plain numbers: numpy's and Python's own state
+    objects would need a full unpickler to load, which can run code from the file."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": gauss},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -37,8 +49,11 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -65,7 +80,14 @@ def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
     if _sha256(state_file) != manifest["sha256"]:
         raise CheckpointError(f"checkpoint {folder} is damaged (hash mismatch); delete it to "
                               "resume from an earlier one")
-    return torch.load(state_file, map_location=map_location, weights_only=False)
+    try:
+        # Tensors, numbers, strings and containers only: nothing in the file can run code.
+        return torch.load(state_file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).splitlines()[0]
+        raise CheckpointError(f"checkpoint {state_file} holds more than tensors and plain "
+                              f"values ({reason}); it was not written by this mpmae or was "
+                              "tampered with: delete it to resume from an earlier one") from None
 
 
 def _sha256(path: Path) -> str:
