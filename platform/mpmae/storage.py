@@ -162,6 +162,14 @@ class Location:
         ]
         return sorted(rel)
 
+    def download(self, folder: Path) -> Path:
+        """Copy every file below this location into the local ``folder``; returns it."""
+        for name in self.list_files():
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.join(*name.split("/")).read_bytes())
+        return folder
+
 
 def resolve(uri: str | os.PathLike, options: StorageOptions | None = None) -> Location:
     """Turn a URI or local path into a :class:`Location` with an explicit filesystem."""

@@ -90,9 +90,7 @@ def _from_run(name: str, runs_root: str, storage: StorageOptions | None) -> Enco
             f"{name!r} is neither an encoder release folder, an MLflow model URI, "
             f"random:SIZE, nor a finished run in {runs_root} ({release.uri} holds no "
             "release): pass one of those")
-    local = Path(tempfile.mkdtemp(prefix="mpmae-encoder-"))
-    for file in release.list_files():
-        (local / file).write_bytes(release.join(file).read_bytes())
+    local = release.download(Path(tempfile.mkdtemp(prefix="mpmae-encoder-")))
     tags = {"mpmae.encoder_source": release.uri,
             "mpmae.encoder_run_id": read_run_file(run_dir).get("mlflow_run_id", "")}
     return _from_release(name, load_encoder(local), tags)

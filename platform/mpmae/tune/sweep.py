@@ -207,10 +207,7 @@ def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.yaml").write_bytes(trial_dir.join("config.yaml").read_bytes())
         trial_cfg = load_config(PretrainConfig, Path(tmp) / "config.yaml", [])
-        folder = Path(tmp) / RELEASE_DIR
-        for name in release.list_files():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(release.join(*name.split("/")).read_bytes())
+        folder = release.download(Path(tmp) / RELEASE_DIR)
         return str(log_encoder(folder, register_as=cfg.pretrain.mlflow.register_as,
                                model=trial_cfg.model))
 
