@@ -20,8 +20,6 @@ from mpmae.evaluate.protocols import protocol_score
 from mpmae.evaluate.segmentation_head import stage_maps
 from mpmae.model import ConvNeXtV2Encoder
 
-TEST_SPLIT = "test"
-
 
 @dataclass(frozen=True)
 class Embedded:

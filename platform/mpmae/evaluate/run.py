@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mpmae.cluster.connect import connect
+from mpmae.cluster.task_result import task_result
 from mpmae.config import ConfigError
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.encoders import Encoder, open_encoder
@@ -23,16 +24,16 @@ from mpmae.evaluate.geobench.bands import BandMatch
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset
 from mpmae.evaluate.geobench.errors import GeoBenchError
 from mpmae.evaluate.geobench.normalise import InputStats
-from mpmae.evaluate.geobench.task_specs import LabelKind
+from mpmae.evaluate.geobench.partitions import DEFAULT_PARTITION
+from mpmae.evaluate.geobench.task_specs import TASK_SPECS_FILE, LabelKind
 from mpmae.evaluate.inputs import size_note
-from mpmae.evaluate.jobs import TEST_SPLIT, embed_dataset, remote_options, score_cell
+from mpmae.evaluate.jobs import embed_dataset, remote_options, score_cell
 from mpmae.evaluate.results import table, to_json
 from mpmae.evaluate.tracking import evaluation_run, link_pretraining_run, log_cell, log_results
 from mpmae.storage import resolve
 from mpmae.track.runs import tracking_uri
 
-TASK_SPECS = "task_specs.pkl"
-DEFAULT_PARTITION = "default"
+TEST_SPLIT = "test"
 
 
 def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
@@ -71,12 +72,12 @@ def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
     (folder, whether it was named itself)."""
     folders = []
     for path in map(Path, paths):
-        if (path / TASK_SPECS).is_file():
+        if (path / TASK_SPECS_FILE).is_file():
             folders.append((path, True))
             continue
-        found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS}"))
+        found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS_FILE}"))
         if not found:
-            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS} in it or "
+            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS_FILE} in it or "
                                 "its subfolders): give a dataset or benchmark folder")
         folders += [(f, False) for f in found]
     return folders
@@ -137,7 +138,7 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
             for p in cfg.partitions for s in seeds}
     rows = []
     for (partition, seed), ref in jobs.items():
-        result = _get(ray, ref)
+        result = task_result(ref)
         rows.append({"encoder": encoder.name, "dataset": dataset.name,
                      "protocol": cfg.protocol, "partition": partition, "seed": seed,
                      "metric": result.metric, "value": result.value,
@@ -159,10 +160,3 @@ def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,
                           "normalise=dataset", key="normalise")
     return InputStats(np.asarray(level["mean"], np.float32), np.asarray(level["std"], np.float32))
 
-
-def _get(ray, ref):
-    """A job's result; its own error (naming the file or field) instead of Ray's wrapper."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as e:
-        raise e.cause if isinstance(e.cause, Exception) else e from None

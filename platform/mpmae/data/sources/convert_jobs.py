@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mpmae.cluster.task_result import task_result
 from mpmae.data.format.manifest import ShardInfo
 from mpmae.data.format.shards import open_shard, shard_is_complete, write_shard
 from mpmae.data.format.tiles import tiles_to_table
@@ -90,11 +91,7 @@ def _run_in_ray(jobs, ctx: JobContext, num_workers: int | None, report) -> list[
 def _next_result(ray, pending: dict, report) -> ShardResult:
     done, _ = ray.wait(list(pending), num_returns=1)
     del pending[done[0]]
-    try:
-        result = ray.get(done[0])
-    except ray.exceptions.RayTaskError as e:
-        # The task's own error says which file and dataset; the Ray wrapper adds only noise.
-        raise e.cause if isinstance(e.cause, Exception) else e from None
+    result = task_result(done[0])
     report(result)
     return result
 

@@ -30,6 +30,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mpmae.evaluate.geobench.task_specs import TASK_SPECS_FILE
+
 # --- writer-side classes (attributes as geobench 1.0 sets them) ----------------------------
 
 
@@ -203,7 +205,7 @@ def write_sample(folder: Path, name: str, bands: Mapping[BandInfo, np.ndarray], 
 
 
 def write_task_specs(folder: Path, specs: TaskSpecifications, package: str = "geobench") -> None:
-    (folder / "task_specs.pkl").write_bytes(dumps(specs, package))
+    (folder / TASK_SPECS_FILE).write_bytes(dumps(specs, package))
 
 
 def write_band_stats(folder: Path, stats: Mapping[str, Mapping[str, float]]) -> None:
