@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import statistics
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from typing import Any
 from mpmae.config import flatten
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.encoders import Encoder
-from mpmae.evaluate.results import bar_figure, to_csv, to_json
+from mpmae.evaluate.results import bar_figure, cells, to_csv, to_json
 from mpmae.track.runs import experiment_id, tracking_uri
 
 EXPERIMENT = "mpmae-evaluate"
@@ -65,11 +64,11 @@ def log_cell(parent_id: str, rows: list[dict[str, Any]]) -> None:
     child = client.create_run(client.get_run(parent_id).info.experiment_id, run_name=name,
                               tags={PARENT_TAG: parent_id})
     metric, now = first["metric"], int(dt.datetime.now().timestamp() * 1000)
+    [cell] = cells(rows).values()
     metrics = [Metric(f"{metric}_per_seed", r["value"], now, r["seed"]) for r in rows]
-    metrics += [Metric(metric, statistics.mean(r["value"] for r in rows), now, 0),
-                Metric(f"{metric}_ci95_low", statistics.mean(r["ci95"][0] for r in rows), now, 0),
-                Metric(f"{metric}_ci95_high", statistics.mean(r["ci95"][1] for r in rows), now,
-                       0)]
+    metrics += [Metric(metric, cell["mean"], now, 0),
+                Metric(f"{metric}_ci95_low", cell["ci95"][0], now, 0),
+                Metric(f"{metric}_ci95_high", cell["ci95"][1], now, 0)]
     params = [Param(k, str(first[k])) for k in ("dataset", "protocol", "partition", "n_train",
                                                 "n_test", "bands_filled", "input_size")]
     client.log_batch(child.info.run_id, metrics=metrics, params=params)
@@ -101,12 +100,9 @@ def link_pretraining_run(encoder: Encoder, eval_run_id: str,
         return
     client = mlflow.MlflowClient()
     now = int(dt.datetime.now().timestamp() * 1000)
-    groups: dict[tuple, list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["protocol"], r["partition"], r["metric"]),
-                          []).append(r["value"])
-    metrics = [Metric("downstream/" + "/".join(key), statistics.mean(values), now, 0)
-               for key, values in groups.items()]
+    metrics = [Metric(f"downstream/{dataset}/{protocol}/{partition}/{cell['metric']}",
+                      cell["mean"], now, 0)
+               for (_, protocol, partition, dataset), cell in cells(rows).items()]
     try:
         client.log_batch(run_id, metrics=metrics)
         client.set_tag(run_id, "mpmae.evaluation_run_id", eval_run_id)
