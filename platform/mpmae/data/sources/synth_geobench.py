@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpmae.data.sources.synth_world import LANDSCAPE_CLASSES, generate_chunk
+from mpmae.data.sources.synth_world import LANDSCAPE_CLASSES, world_chunks
 from mpmae.evaluate.geobench.writer import (
     SENTINEL2_13,
     Classification,
@@ -40,7 +40,6 @@ SPLIT_NAMES = {"train": "train", "val": "valid", "test": "test"}
 GEOBENCH_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11",
                   "B12")
 STATS_STRIDE = 4  # every 4th pixel per axis is plenty for the statistics
-CHUNK_TILES = 128
 
 
 def write_geobench_sets(root: Location, tiles: int, size: int, seed: int,
@@ -70,9 +69,7 @@ def _write(folder: Path, tiles: int, size: int, seed: int) -> None:
         f.mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES.values()}
     values: dict[str, list[np.ndarray]] = {b.name: [] for b in s2}
-    for chunk_index, first in enumerate(range(0, tiles, CHUNK_TILES)):
-        chunk = generate_chunk(np.random.default_rng([seed, chunk_index]),
-                               min(CHUNK_TILES, tiles - first), size)
+    for first, chunk in world_chunks(tiles, size, seed):
         for i, split in enumerate(chunk.splits):
             name = f"synth{seed}-{first + i:07d}"
             bands = {b: chunk.arrays["sentinel2"][i, S2_BANDS.index(ours)]

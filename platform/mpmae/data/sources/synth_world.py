@@ -13,6 +13,7 @@ HH/HV, Dynamic World zeros, ESA zeros, a few NaN ERA5 rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,18 @@ def smooth_field(rng: np.random.Generator, n: int, size: int, cells: int) -> np.
     f = u - i0
     rows = coarse[:, i0] * (1 - f)[None, :, None] + coarse[:, i0 + 1] * f[None, :, None]
     return rows[:, :, i0] * (1 - f) + rows[:, :, i0 + 1] * f
+
+
+CHUNK_TILES = 128
+
+
+def world_chunks(tiles: int, size: int, seed: int) -> Iterator[tuple[int, SynthChunk]]:
+    """The world of ``tiles`` tiles as (index of its first tile, chunk) pairs: chunk ``k``
+    is drawn from its own seed ``[seed, k]``, so every reader of the same world gets the
+    same tiles."""
+    for chunk_index, first in enumerate(range(0, tiles, CHUNK_TILES)):
+        n = min(CHUNK_TILES, tiles - first)
+        yield first, generate_chunk(np.random.default_rng([seed, chunk_index]), n, size)
 
 
 def generate_chunk(rng: np.random.Generator, n: int, size: int) -> SynthChunk:
