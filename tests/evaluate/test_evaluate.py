@@ -60,8 +60,12 @@ def test_linear_probe_over_a_benchmark_folder(ray_local, tmp_path, tracking, cap
         assert row["bands_filled"] == ({"B1": "B2", "B9": "B8A"}
                                        if row["dataset"] == "m-so2sat" else {})
         assert row["n_train"] == (2 if row["partition"] == "0.20x_train" else 10)
+        assert row["normalisation"] == ("dataset band_stats.json x 0.0001"
+                                        if row["dataset"] == "m-so2sat"
+                                        else "dataset band_stats.json")
     console = capsys.readouterr().out
     assert "filled as MMEarth does: B1 ← B2, B9 ← B8A" in console
+    assert "m-so2sat: normalised with dataset band_stats.json x 0.0001" in console
     assert "m-eurosat" in console and "random:atto / linear / 0.20x_train" in console
     client, runs = _runs(tracking)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

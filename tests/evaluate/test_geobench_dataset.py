@@ -14,6 +14,7 @@ from geobench_layout import (
     eurosat_like,
     segmentation_like,
     set_pickle_attribute,
+    so2sat_like,
 )
 
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset
@@ -198,3 +199,16 @@ def test_a_band_stored_in_another_file_is_refused_and_never_read(tmp_path):
                           external=[(str(secret), 0, secret.stat().st_size)])
     with pytest.raises(GeoBenchError, match="stored outside the file"):
         dataset.read_sample(name)
+
+
+def test_so2sat_statistics_are_divided_by_10000_as_the_reference_does(tmp_path):
+    so2sat = GeoBenchDataset.open(so2sat_like(tmp_path))
+    eurosat = GeoBenchDataset.open(eurosat_like(tmp_path))
+    bands = ["B2", "B8A"]
+    scaled = so2sat.input_stats(so2sat.match_bands(bands))
+    assert so2sat.stats_scale == 1e-4 and eurosat.stats_scale == 1.0
+    raw = [so2sat.band_stats[s] for s in so2sat.match_bands(bands).sources]
+    np.testing.assert_allclose(scaled.mean, [r.mean * 1e-4 for r in raw], rtol=1e-6)
+    np.testing.assert_allclose(scaled.std, [r.std * 1e-4 for r in raw], rtol=1e-6)
+    plain = eurosat.input_stats(eurosat.match_bands(bands))
+    assert plain.mean[0] == pytest.approx(eurosat.band_stats["02 - Blue"].mean)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 FIELDS = ("encoder", "dataset", "protocol", "partition", "seed", "metric", "value", "ci95",
-          "n_train", "n_test", "bands_filled", "input_size")
+          "n_train", "n_test", "bands_filled", "input_size", "normalisation")
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:

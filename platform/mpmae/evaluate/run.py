@@ -94,6 +94,7 @@ class DatasetPlan:
     trains: dict[str, tuple[str, ...]]
     test: tuple[str, ...]
     size_note: str
+    stats_note: str
 
 
 def _plan(encoder: Encoder, folder: Path, named: bool, cfg: EvaluateConfig,
@@ -113,10 +114,11 @@ def _plan(encoder: Encoder, folder: Path, named: bool, cfg: EvaluateConfig,
         fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
         progress(f"{dataset.name}: bands missing from the dataset filled as MMEarth does: "
                  f"{fills}")
-    return DatasetPlan(dataset, match, _input_stats(dataset, match, encoder, cfg),
+    stats, stats_note = _input_stats(dataset, match, encoder, cfg, progress)
+    return DatasetPlan(dataset, match, stats,
                        {p: dataset.samples(p, "train") for p in cfg.partitions},
                        dataset.samples(DEFAULT_PARTITION, TEST_SPLIT),
-                       size_note(dataset, encoder.module.patch_size))
+                       size_note(dataset, encoder.module.patch_size), stats_note)
 
 
 def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, run_id: str,
@@ -144,19 +146,24 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
                      "metric": result.metric, "value": result.value,
                      "ci95": list(result.ci95), "n_train": len(plan.trains[partition]),
                      "n_test": len(test), "bands_filled": dict(plan.match.filled),
-                     "input_size": plan.size_note})
+                     "input_size": plan.size_note, "normalisation": plan.stats_note})
     for partition in cfg.partitions:
         log_cell(run_id, [r for r in rows if r["partition"] == partition])
     return rows
 
 
 def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,
-                 cfg: EvaluateConfig) -> InputStats:
+                 cfg: EvaluateConfig, progress) -> tuple[InputStats, str]:
+    """The inputs' mean and std, and how they were chosen (recorded in every result row)."""
     if cfg.normalise == "dataset":
-        return dataset.input_stats(match)
+        if dataset.stats_scale == 1.0:
+            return dataset.input_stats(match), "dataset band_stats.json"
+        note = f"dataset band_stats.json x {dataset.stats_scale:g}"
+        progress(f"{dataset.name}: normalised with {note}, as MMEarth's reference does")
+        return dataset.input_stats(match), note
     level = (encoder.normalisation or {}).get("l1c")
     if not level:
         raise ConfigError(f"{encoder.name} carries no pretraining statistics: use "
                           "normalise=dataset", key="normalise")
-    return InputStats(np.asarray(level["mean"], np.float32), np.asarray(level["std"], np.float32))
-
+    return (InputStats(np.asarray(level["mean"], np.float32),
+                       np.asarray(level["std"], np.float32)), "encoder pretraining statistics")

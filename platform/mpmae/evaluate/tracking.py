@@ -70,7 +70,8 @@ def log_cell(parent_id: str, rows: list[dict[str, Any]]) -> None:
                 Metric(f"{metric}_ci95_low", cell["ci95"][0], now, 0),
                 Metric(f"{metric}_ci95_high", cell["ci95"][1], now, 0)]
     params = [Param(k, str(first[k])) for k in ("dataset", "protocol", "partition", "n_train",
-                                                "n_test", "bands_filled", "input_size")]
+                                                "n_test", "bands_filled", "input_size",
+                                                "normalisation")]
     client.log_batch(child.info.run_id, metrics=metrics, params=params)
     client.set_terminated(child.info.run_id)
 

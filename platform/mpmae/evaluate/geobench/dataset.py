@@ -16,7 +16,13 @@ from pathlib import Path
 
 from mpmae.evaluate.geobench.bands import BandMatch, match_bands
 from mpmae.evaluate.geobench.errors import GeoBenchError
-from mpmae.evaluate.geobench.normalise import BandStats, InputStats, input_stats, read_band_stats
+from mpmae.evaluate.geobench.normalise import (
+    STATS_SCALE,
+    BandStats,
+    InputStats,
+    input_stats,
+    read_band_stats,
+)
 from mpmae.evaluate.geobench.partitions import (
     DEFAULT_PARTITION,
     SPLITS,
@@ -104,6 +110,11 @@ class GeoBenchDataset:
         """Where each of an encoder's ``input_bands`` comes from here (filled ones listed)."""
         return match_bands(self.name, self.specs.bands, input_bands)
 
+    @property
+    def stats_scale(self) -> float:
+        """What this dataset's statistics are multiplied by before use (1 but for So2Sat)."""
+        return STATS_SCALE.get(self.name, 1.0)
+
     def input_stats(self, match: BandMatch) -> InputStats:
         """This dataset's mean and std for each input band of ``match``, in its order."""
-        return input_stats(match, self.band_stats)
+        return input_stats(match, self.band_stats, self.stats_scale)

@@ -18,6 +18,9 @@ from mpmae.evaluate.geobench.bands import BandMatch
 from mpmae.evaluate.geobench.errors import GeoBenchError
 
 BAND_STATS_FILE = "band_stats.json"
+# MMEarth's reference divides m-so2sat's band statistics by 10 000 before normalising; the
+# same scaling keeps our So2Sat scores comparable with the paper's.
+STATS_SCALE = {"m-so2sat": 1e-4}
 
 
 class BandStats(NamedTuple):
@@ -56,8 +59,9 @@ def _band_stats(path: Path, name: str, stats: object) -> BandStats:
     return BandStats(mean, std)
 
 
-def input_stats(match: BandMatch, stats: dict[str, BandStats]) -> InputStats:
-    """Mean and std for each of ``match.input_bands``, from the source band's statistics."""
+def input_stats(match: BandMatch, stats: dict[str, BandStats], scale: float = 1.0) -> InputStats:
+    """Mean and std for each of ``match.input_bands``, from the source band's statistics,
+    times ``scale``."""
     missing = sorted({s for s in match.sources if s not in stats})
     if missing:
         raise GeoBenchError(f"{match.dataset}: {BAND_STATS_FILE} has no statistics for "
@@ -67,8 +71,8 @@ def input_stats(match: BandMatch, stats: dict[str, BandStats]) -> InputStats:
     if unusable:
         raise GeoBenchError(f"{match.dataset}: {BAND_STATS_FILE} gives bands {unusable} a "
                             "std that is not positive; they cannot be normalised")
-    mean = np.array([stats[s].mean for s in match.sources], dtype=np.float32)
-    std = np.array([stats[s].std for s in match.sources], dtype=np.float32)
+    mean = np.array([stats[s].mean * scale for s in match.sources], dtype=np.float32)
+    std = np.array([stats[s].std * scale for s in match.sources], dtype=np.float32)
     return InputStats(mean, std)
 
 
