@@ -245,3 +245,39 @@ def test_cache_dir(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path
     monkeypatch.delenv("MPMAE_HOME")
     assert cache_dir() == Path.home() / ".cache" / "mpmae"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("optim:\n  lr: .inf\n", "optim.lr: must be a finite number, got inf"),
+    ("optim:\n  weight_decay: .nan\n", "optim.weight_decay: must be a finite number, got nan"),
+    ("train:\n  seed: -1\n", "train.seed: a seed must be 0 or more, got -1"),
+    ("train:\n  seed: 1\n  batch_size: 8\n  seed: 2\n", "(line 4): key 'seed' is given twice"),
+    ("model:\n  mask_ratio: 0.0\n", "masks no patch of the 49 in a 56px crop"),
+    ("mlflow:\n  register_as: team/encoder\n", "MLflow model names cannot contain '/'"),
+])
+def test_values_that_would_fail_late_are_refused_when_loading(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load(path=path)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("override_, message", [
+    ("optim.lr=inf", "optim.lr: must be a finite number"),  # lr is a float or null
+    ("optim.epochs=-inf", "optim.epochs: must be a finite number"),
+    ("train.seed=-5", "train.seed: a seed must be 0 or more"),
+])
+def test_overrides_get_the_same_checks(override_, message):
+    assert message in error_of(override_)
+
+
+def test_a_binary_config_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(ConfigError, match="is not a text file: give a YAML config file"):
+        load(path=path)
+
+
+def test_the_smallest_ratio_that_masks_a_patch_is_accepted():
+    assert load("model.mask_ratio=0.03").model.mask_ratio == 0.03  # 1 of 49 patches masked

@@ -44,3 +44,12 @@ def test_options_fall_back_to_standard_aws_variables(monkeypatch):
 def test_unsupported_schemes_are_rejected():
     with pytest.raises(ValueError, match="unsupported storage URI"):
         resolve("gs://bucket/x")
+
+
+def test_relative_file_uris_resolve_under_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expected = str(tmp_path / "runs" / "x")
+    assert resolve("file://runs/x").path == expected  # not host "runs", path /x
+    assert resolve("file:runs/x").path == expected
+    assert resolve("runs/x").path == expected
+    assert resolve("file://localhost/srv/y").path == "/srv/y"

@@ -12,8 +12,10 @@ Supported field types: bool, int, float (ints accepted), str, ``Literal[...]``, 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
+import math
 import os
 import re
 import types
@@ -40,6 +42,10 @@ class ConfigError(MpmaeError, ValueError):
         super().__init__(f"{key}: {message}" if key else message)
 
 
+class _BadValue(ConfigError):
+    """The value has the right type but is not allowed (a union must not try other types)."""
+
+
 def require(ok: bool, key: str, message: str) -> None:
     """For ``validate`` methods: raise a ConfigError on ``key`` unless ``ok``."""
     if not ok:
@@ -47,6 +53,7 @@ def require(ok: bool, key: str, message: str) -> None:
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SEED_KEY = re.compile(r"(^|\.)seed(\[\d+\])?$")
 
 
 def check_name(value: str, key: str) -> None:
@@ -169,13 +176,43 @@ def _walk(data: Any, where: str):
         yield where, data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    and silently drops the first, which is never what a config's author meant."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_yaml(text: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _safe_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file: give a YAML config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder: give a YAML config file") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
     return data or {}
@@ -262,15 +299,18 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
 def _convert_scalar(tp: type, value: Any, key: str) -> Any:
     if tp is float and isinstance(value, str):
         # YAML 1.1 reads 1e-4 (no dot) and 1.5e4 (no sign) as strings.
-        try:
-            return float(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if type(value) is tp:
-        return value
-    raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key)
+        value = float(value)
+    if type(value) is not tp:
+        raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key)
+    if tp is float and not math.isfinite(value):
+        raise _BadValue(f"must be a finite number, got {value}", key)
+    if tp is int and SEED_KEY.search(key) and value < 0:
+        # Seeds go to numpy's generators, which take non-negative integers only.
+        raise _BadValue(f"a seed must be 0 or more, got {value}", key)
+    return value
 
 
 def _convert_union(tp: Any, value: Any, key: str) -> Any:
@@ -282,6 +322,8 @@ def _convert_union(tp: Any, value: Any, key: str) -> Any:
             continue
         try:
             return _convert(arg, value, key)
+        except _BadValue:
+            raise
         except ConfigError:
             continue
     raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key)

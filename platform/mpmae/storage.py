@@ -182,10 +182,19 @@ def resolve(uri: str | os.PathLike, options: StorageOptions | None = None) -> Lo
         path = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
         return Location(text.rstrip("/"), s3_filesystem(opts), path, opts)
     if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # 1 letter: a Windows drive
-        local = parsed.path if parsed.scheme == "file" else text
+        local = _file_uri_path(parsed) if parsed.scheme == "file" else text
         path = str(Path(local).expanduser().resolve())
         return Location(path, pafs.LocalFileSystem(), path, options or StorageOptions())
     raise StorageURIError(f"unsupported storage URI {text!r}: use a local path, file:// or s3://")
+
+
+def _file_uri_path(parsed) -> str:
+    """``file:///abs`` and ``file://localhost/abs`` are absolute; ``file://runs/x`` and
+    ``file:runs/x`` are taken as relative to the working folder, as people mean them
+    (a strict reading would make ``runs`` a host name and drop it)."""
+    if parsed.netloc in ("", "localhost"):
+        return parsed.path or "."
+    return parsed.netloc + parsed.path
 
 
 def s3_filesystem(opts: StorageOptions) -> pafs.S3FileSystem:

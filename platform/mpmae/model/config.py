@@ -10,6 +10,7 @@ from typing import Literal
 from mpmae.config import ConfigError, doc, require
 from mpmae.modalities import PretextSet, resolve_pretext
 from mpmae.model.convnextv2 import ENCODER_SIZES
+from mpmae.model.masking import num_kept
 from mpmae.model.stems import STEMS
 from mpmae.model.weighting import WEIGHTINGS
 
@@ -55,6 +56,11 @@ class MPMAEConfig:
                 f"{self.img_size} is not a multiple of patch_size {self.patch_size}")
         require(0 <= self.mask_ratio < 1, "mask_ratio",
                 f"must be in [0, 1), got {self.mask_ratio}")
+        # The loss is over masked patches only: none masked is a run that learns nothing.
+        patches = (self.img_size // self.patch_size) ** 2
+        require(num_kept(patches, self.mask_ratio) < patches, "mask_ratio",
+                f"{self.mask_ratio} masks no patch of the {patches} in a {self.img_size}px "
+                "crop, so the loss is always zero; use a larger ratio (the paper's is 0.6)")
         require(self.decoder_dim > 0, "decoder_dim", "must be positive")
         require(self.decoder_depth > 0, "decoder_depth", "must be positive")
         try:

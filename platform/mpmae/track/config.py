@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mpmae.config import doc
+from mpmae.config import doc, require
 
 
 @dataclass(frozen=True)
@@ -16,3 +16,10 @@ class MlflowConfig:
         "Registered model name for the encoder; empty: don't register"))
     system_metrics: bool = field(default=True, metadata=doc(
         "Log CPU/GPU/memory usage next to the training metrics"))
+
+    def validate(self) -> None:
+        # MLflow refuses these only when registering, at the very end of a run.
+        require(not any(c in self.register_as for c in "/:") and
+                self.register_as == self.register_as.strip(), "register_as",
+                f"MLflow model names cannot contain '/' or ':' or edge spaces, got "
+                f"{self.register_as!r}")
