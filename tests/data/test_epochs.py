@@ -70,3 +70,12 @@ def test_close_stops_the_producer_thread():
     epochs.close()
     assert not any(t.name == "mpmae-epoch-prefetch" and t.is_alive()
                    for t in threading.enumerate())
+
+
+def test_the_rest_of_a_resumed_epoch_may_be_empty():
+    def make(epoch: int):
+        return [] if epoch == 3 else [f"{epoch}-a"]
+
+    with EpochPrefetcher(make, first_epoch=3, resumed=True) as epochs:
+        assert list(epochs.epoch(3)) == []
+        assert list(epochs.epoch(4)) == ["4-a"]

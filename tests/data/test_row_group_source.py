@@ -19,12 +19,13 @@ def world(tmp_path_factory):
     return TileDataset.open(str(root))
 
 
-def source(ds: TileDataset, seed, tiles_per_block=64, blocks_per_task=1) -> RowGroupSource:
+def source(ds: TileDataset, seed, tiles_per_block=64, blocks_per_task=1,
+           **resume) -> RowGroupSource:
     schema = ds.manifest.schema()
     return RowGroupSource(ds.root, ds.footers("train"),
                           pa.schema([schema.field("tile_id"), schema.field("sentinel2")]),
                           seed=seed, tiles_per_block=tiles_per_block,
-                          blocks_per_task=blocks_per_task)
+                          blocks_per_task=blocks_per_task, **resume)
 
 
 def epoch(src: RowGroupSource) -> list[str]:
@@ -120,3 +121,24 @@ def test_ray_data_passes_the_blocks_on_as_they_are_yielded(ray_local, tmp_path, 
     groups = sorted(g.tiles for g in src.row_groups)
     # Ray Data's default merges a task's two blocks into one
     assert (sizes == groups) is as_yielded
+
+
+def test_a_resumed_stream_continues_its_epoch_then_goes_on_in_order(world):
+    fresh = source(world, seed=4)
+    epochs = [epoch(fresh) for _ in range(4)]
+    # Epoch 2 was interrupted after 70 tiles: its first row group (64 tiles) is left out,
+    # the second (which held the other 6) is read again; then epoch 3 as a fresh run has it.
+    resumed = source(world, seed=4, first_epoch=2, skip_tiles=70)
+    rest, after = epoch(resumed), epoch(resumed)
+    first_group = resumed.order(2)[0].tiles
+    assert [g.tiles for g in resumed.order(3)] == [g.tiles for g in fresh.order(3)]
+    assert first_group == 64
+    # the first task reads the first row group alone; blocks are shuffled per task
+    assert sorted(rest) == sorted(epochs[2][first_group:])
+    assert after == epochs[3]
+
+
+def test_a_resume_at_the_end_of_an_epoch_reads_nothing_more_of_it(world):
+    resumed = source(world, seed=4, first_epoch=1, skip_tiles=10_000)
+    assert epoch(resumed) == []
+    assert sorted(epoch(resumed)) == sorted(epoch(source(world, seed=4)))

@@ -64,13 +64,21 @@ def test_rerun_with_the_same_name_resumes_from_its_checkpoint(ray_local, tiny_co
                                                               mlflow_runs):
     first = pretrain(tiny_config(), progress=lambda _: None)
     resumed_cfg = tiny_config("train.max_steps=6")
-    second = pretrain(resumed_cfg, progress=lambda _: None)
+    said: list[str] = []
+    second = pretrain(resumed_cfg, progress=said.append)
     assert second.mlflow_run_id == first.mlflow_run_id
     client, runs = mlflow_runs(resumed_cfg)
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(first.mlflow_run_id, "loss")]
     assert steps == [1, 2, 3, 4, 5, 6]  # continued at 5, nothing repeated
-    assert load_checkpoint(_checkpoints(Path(second.run_dir))[-1])["step"] == 6
+    latest = load_checkpoint(_checkpoints(Path(second.run_dir))[-1])
+    assert latest["step"] == 6
+    # 4 steps of 2 workers x 4 tiles into the 64-tile epoch 0 (8 steps per epoch)
+    assert "the data resumes at epoch 0, after 32 tiles" in said
+    assert (latest["epoch"], latest["epoch_tiles"]) == (0, 48)
+    # each rank's own RNG states, not rank 0's twice
+    rngs = latest["rng"]
+    assert len(rngs) == 2 and not torch.equal(rngs[0]["torch"], rngs[1]["torch"])
 
 
 def _training_workers() -> list[psutil.Process]:

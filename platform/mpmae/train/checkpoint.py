@@ -1,11 +1,12 @@
 """Training checkpoints: one folder with the state and a manifest that vouches for it.
 
-``state.pt`` holds model, optimiser, scheduler, step, RNG states (as tensors), the MLflow
-run id and the resolved config; it loads with ``weights_only=True``, so a tampered file
-cannot run code. ``checkpoint.json`` is written after it and carries its SHA-256: an
-integrity check against a crash mid-write or a damaged copy, not authentication (whoever
-can write one file can write both). Ray Train registers a checkpoint only once it is fully
-persisted, and loading verifies the hash.
+``state.pt`` holds model, optimiser, scheduler, the loop's position, every rank's RNG
+states (as tensors), the MLflow run id and the resolved config; it loads with
+``weights_only=True``, so a tampered file cannot run code. ``checkpoint.json`` is written
+after it and carries its SHA-256 and the data position (so the driver can place the stream
+without reading the state): an integrity check against a crash mid-write or a damaged copy,
+not authentication (whoever can write one file can write both). Ray Train registers a
+checkpoint only once it is fully persisted, and loading verifies the hash.
 """
 
 from __future__ import annotations
@@ -59,12 +60,14 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(folder: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (must hold ``step``) into ``folder``; the manifest goes last."""
+    """Write ``state`` (must hold ``step``, may hold ``epoch`` and ``epoch_tiles``) into
+    ``folder``; the manifest goes last."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(state, folder / STATE_FILE)
-    manifest = {"step": int(state["step"]), "sha256": _sha256(folder / STATE_FILE),
-                "format_version": 1}
+    manifest = {"step": int(state["step"]), "epoch": int(state.get("epoch", 0)),
+                "epoch_tiles": int(state.get("epoch_tiles", 0)),
+                "sha256": _sha256(folder / STATE_FILE), "format_version": 2}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
     return folder
 
@@ -75,11 +78,13 @@ def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
     manifest_file, state_file = folder / MANIFEST_FILE, folder / STATE_FILE
     if not manifest_file.is_file() or not state_file.is_file():
         raise CheckpointError(f"checkpoint {folder} is incomplete (no {MANIFEST_FILE} or "
-                              f"{STATE_FILE}); delete it to resume from an earlier one")
-    manifest = json.loads(manifest_file.read_text())
-    if _sha256(state_file) != manifest["sha256"]:
-        raise CheckpointError(f"checkpoint {folder} is damaged (hash mismatch); delete it to "
-                              "resume from an earlier one")
+                              f"{STATE_FILE})")
+    try:
+        expected = json.loads(manifest_file.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"checkpoint {manifest_file} is not a checkpoint manifest") from None
+    if _sha256(state_file) != expected:
+        raise CheckpointError(f"checkpoint {folder} is damaged (hash mismatch)")
     try:
         # Tensors, numbers, strings and containers only: nothing in the file can run code.
         return torch.load(state_file, map_location=map_location, weights_only=True)
@@ -87,7 +92,7 @@ def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
         reason = str(e).splitlines()[0]
         raise CheckpointError(f"checkpoint {state_file} holds more than tensors and plain "
                               f"values ({reason}); it was not written by this mpmae or was "
-                              "tampered with: delete it to resume from an earlier one") from None
+                              "tampered with") from None
 
 
 def _sha256(path: Path) -> str:

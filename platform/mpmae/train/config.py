@@ -69,9 +69,17 @@ class TrainLoopConfig:
         "Autocast precision; auto: bf16 on GPU, fp32 on CPU"))
     probe_every: int = field(default=0, metadata=doc(
         "Optimizer steps between linear-probe evaluations (0: never)"))
+    keep_checkpoints: int = field(default=3, metadata=doc(
+        "Newest checkpoints kept; a resume falls back to an older one if the newest is "
+        "damaged, and a non-finite step never writes one"))
+    max_nonfinite_steps: int = field(default=20, metadata=doc(
+        "Optimizer steps with a non-finite loss or gradient that are skipped (no update) "
+        "before the run stops; 0: stop at the first"))
 
     def validate(self) -> None:
-        for key in ("batch_size", "accumulation", "checkpoint_every", "log_every"):
+        require(self.max_nonfinite_steps >= 0, "max_nonfinite_steps", "must be 0 or more")
+        for key in ("batch_size", "accumulation", "checkpoint_every", "log_every",
+                    "keep_checkpoints"):
             require(getattr(self, key) >= 1, key, "must be 1 or more")
         for key in ("figure_every", "probe_every"):
             require(getattr(self, key) >= 0, key, "must be 0 (never) or more")

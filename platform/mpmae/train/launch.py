@@ -19,6 +19,7 @@ from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.export import RELEASE_DIR
+from mpmae.train.resume import resume_position
 from mpmae.train.schedule import plan_steps
 from mpmae.train.worker_spec import WorkerSpec
 
@@ -215,21 +216,26 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
         cfg.train.accumulation, cfg.scaling.num_workers, cfg.optim.epochs, cfg.train.max_steps)
     progress(f"{total} optimizer steps ({per_epoch}/epoch), effective batch "
              f"{cfg.effective_batch}, lr {cfg.resolved_lr:.3g}")
+    position = resume_position(run.folder)
+    if position.epoch or position.tiles:
+        progress(f"the data resumes at epoch {position.epoch}, after {position.tiles} tiles")
     spec = WorkerSpec(cfg, dataset.root, dataset.manifest, run.folder, run.mlflow_run_id,
-                      total_steps=total, steps_per_epoch=per_epoch)
+                      total_steps=total, steps_per_epoch=per_epoch,
+                      data_position=(position.epoch, position.tiles))
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"spec": spec},
         datasets={"train": dataset.read(
             cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
-            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0)},
+            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
+            skip_tiles=position.tiles)},
         scaling_config=_scaling(cfg),
         run_config=RunConfig(
             name=run.name,
             storage_path=root.path,
             storage_filesystem=root.fs if root.is_s3 else None,
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
             callbacks=callbacks,
         ),
     )

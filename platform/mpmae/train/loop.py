@@ -3,6 +3,11 @@
 Rank 0 alone talks to MLflow, writes checkpoints and runs the linear probe; every rank
 calls ``ray.train.report`` at the same steps with the same keys because a report is a
 barrier (Ray Tune reads rank 0's metrics).
+
+A step whose loss or gradient is not finite on any rank updates nothing (the optimiser
+step is skipped on every rank alike) and is counted; past ``train.max_nonfinite_steps``
+the run stops. Checkpoints hold only finite weights, every rank's own RNG states and the
+data position, so a resumed run continues the interrupted epoch where it was.
 """
 
 from __future__ import annotations
@@ -21,20 +26,31 @@ import torch
 from mpmae.data.stream.epochs import EpochPrefetcher
 from mpmae.data.stream.normalise import Normaliser
 from mpmae.data.stream.tile_dataset import guarded, torch_batches
+from mpmae.errors import MpmaeError
 from mpmae.model import MPMAE
-from mpmae.train.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from mpmae.train.checkpoint import restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
 from mpmae.train.memory_reuse import keep_freed_memory
+from mpmae.train.resume import load_resumable
 from mpmae.train.schedule import lr_factor
 from mpmae.train.worker_spec import WorkerSpec
 
 
+class NonFiniteError(MpmaeError, RuntimeError):
+    """Too many steps had a non-finite loss or gradient; the checkpoints are all finite."""
+
+
 @dataclass
 class LoopState:
-    """What the loop carries between steps; ``step`` counts optimizer steps."""
+    """What the loop carries between steps; ``step`` counts optimizer steps, ``epoch`` the
+    epoch being read and ``epoch_tiles`` the tiles (all ranks) trained on in it."""
 
     step: int = 0
     tiles: int = 0
+    epoch: int = 0
+    epoch_tiles: int = 0
+    nonfinite: int = 0  # optimizer steps skipped for a non-finite loss or gradient
+    grad_norm: float = 0.0
     last: Any = None  # (normalised batch, model output) of the latest micro-batch
     window: dict[str, float] = field(default_factory=lambda: {"t": time.perf_counter(),
                                                               "tiles": 0, "wait": 0.0})
@@ -62,17 +78,17 @@ def train_loop(config: dict) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup, total, min_ratio))
     state = LoopState()
-    _resume(raw_model, optimizer, scheduler, state, device)
+    resumed = _resume(raw_model, optimizer, scheduler, state, device, spec, rank)
     normaliser = Normaliser(spec.stats, raw_model.pretext, crop=cfg.model.img_size)
     normaliser.to(device).train()
     tracker = _Tracker(spec, raw_model.pretext, rank == 0)
     amp = _autocast(cfg, device)
-    epoch = state.step // per_epoch
-    with EpochPrefetcher(_epoch_batches(spec, device), first_epoch=epoch) as epochs:
+    with EpochPrefetcher(_epoch_batches(spec, device), first_epoch=state.epoch,
+                         resumed=resumed) as epochs:
         while state.step < total:
-            _run_epoch(cfg, model, normaliser, optimizer, scheduler, epochs.epoch(epoch), state,
-                       amp, tracker, stop=min(total, (epoch + 1) * per_epoch))
-            epoch += 1
+            _run_epoch(cfg, model, normaliser, optimizer, scheduler, epochs.epoch(state.epoch),
+                       state, amp, tracker, total=total, epoch_end=(state.epoch + 1) * per_epoch)
+            state.epoch, state.epoch_tiles = state.epoch + 1, 0
     tracker.finish(raw_model)
 
 
@@ -133,25 +149,55 @@ def _autocast(cfg: PretrainConfig, device: torch.device):
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device) -> None:
+def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device, spec: WorkerSpec,
+            rank: int) -> bool:
+    """Load the newest intact checkpoint, if any; True when the run was resumed."""
     from ray import train
 
-    checkpoint = train.get_checkpoint()
-    if checkpoint is None:
-        return
-    with checkpoint.as_directory() as folder:
-        saved = load_checkpoint(folder, map_location=device)
+    saved = load_resumable(train.get_checkpoint(), spec.run_dir, device,
+                           warn=print if rank == 0 else _quiet)
+    if saved is None:
+        return False
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     state.step, state.tiles = saved["step"], saved["tiles"]
-    restore_rng(saved["rng"])
+    state.nonfinite = saved.get("nonfinite", 0)
+    # Checkpoints before the data position was saved: the epoch's start.
+    state.epoch = saved.get("epoch", state.step // spec.steps_per_epoch)
+    state.epoch_tiles = saved.get("epoch_tiles", 0)
+    if (state.epoch, state.epoch_tiles) != spec.data_position:
+        print(f"rank {rank}: resumed at epoch {state.epoch} + {state.epoch_tiles} tiles, but "
+              f"the stream was placed at epoch {spec.data_position[0]} + "
+              f"{spec.data_position[1]} (a newer checkpoint was unreadable)")
+    _restore_rank_rng(saved["rng"], rank, spec.cfg.train.seed, state.step)
+    return True
+
+
+def _restore_rank_rng(saved: dict | list, rank: int, seed: int, step: int) -> None:
+    """Each rank gets back its own RNG states; a run resumed on a different number of
+    workers (or from a checkpoint that kept only rank 0's) draws fresh ones per rank."""
+    from ray import train
+
+    states = saved if isinstance(saved, list) else [saved]
+    if len(states) == train.get_context().get_world_size():
+        restore_rng(states[rank])
+    else:
+        torch.manual_seed(seed + 1_000_003 * step + rank)
+
+
+def _quiet(_: str) -> None:
+    """Only rank 0 prints resume warnings: every rank would print the same."""
 
 
 def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: LoopState,
-               amp, tracker, stop: int) -> None:
+               amp, tracker, total: int, epoch_end: int) -> None:
+    """Train on ``batches`` until the data or the epoch's planned steps (``epoch_end``) or
+    the run's (``total``) run out."""
     accumulation, micro = cfg.train.accumulation, 0
+    stop = min(total, epoch_end)
     iterator = iter(batches)
+    finite = torch.ones((), dtype=torch.bool)
     while state.step < stop:
         t0 = time.perf_counter()
         raw = next(iterator, None)
@@ -164,18 +210,56 @@ def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: Loo
             batch = normaliser(raw)
             output = model(batch)
         (output.loss / accumulation).backward()
+        finite = finite.to(output.loss.device) & torch.isfinite(output.loss.detach())
         if sync:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            _optimizer_step(model, optimizer, state, finite, cfg.train.max_nonfinite_steps)
+            finite = torch.ones((), dtype=torch.bool)
             scheduler.step()
             state.step += 1
         n = len(batch["image"]) * tracker.world
         state.tiles += n
+        state.epoch_tiles += n
         state.window["tiles"] += n
         state.window["wait"] += t1 - t0
         state.last = (batch, output)
         if sync:
-            tracker.after_step(model, state, optimizer, scheduler)
+            tracker.after_step(model, state, optimizer, scheduler,
+                               epoch_done=state.step >= epoch_end)
+
+
+def _optimizer_step(model, optimizer, state: LoopState, finite_loss, max_nonfinite: int) -> None:
+    """Step unless the loss or the (all-reduced) gradient is non-finite on any rank: then
+    every rank skips it alike, and too many skips stop the run."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+    ok = (finite_loss & torch.isfinite(norm)).to(torch.int32)
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    if bool(ok):
+        optimizer.step()
+        state.grad_norm = float(norm)
+    else:
+        state.nonfinite += 1
+        if state.nonfinite > max_nonfinite:
+            raise NonFiniteError(
+                f"{state.nonfinite} optimizer steps had a non-finite loss or gradient (the "
+                f"latest at step {state.step + 1}), more than train.max_nonfinite_steps="
+                f"{max_nonfinite}; no checkpoint holds them. Lower optim.lr, train in fp32 "
+                "(train.precision=fp32) or check the data (mpmae data inspect), then "
+                "re-run the same command to resume from the last checkpoint")
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _gathered_rng_states() -> list:
+    """Every rank's RNG states, in rank order (a collective: all ranks call it)."""
+    import torch.distributed as dist
+
+    mine = rng_state()
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [mine]
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, mine)  # between this run's own workers only
+    return states
 
 
 def _no_sync(model, sync: bool):
@@ -206,7 +290,8 @@ class _Tracker:
             if cfg.train.probe_every:
                 self.probe_set = _load_probe_set(spec)
 
-    def after_step(self, model, state: LoopState, optimizer, scheduler) -> None:
+    def after_step(self, model, state: LoopState, optimizer, scheduler,
+                   epoch_done: bool) -> None:
         t = self.cfg.train
         step = state.step
         log = step % t.log_every == 0 or step == self.total
@@ -217,7 +302,8 @@ class _Tracker:
         if probe:
             self._probe(model, step)
         if log or checkpoint or probe:
-            self._report(state, optimizer, scheduler, model, checkpoint=checkpoint)
+            self._report(state, optimizer, scheduler, model, checkpoint=checkpoint,
+                         epoch_done=epoch_done)
         if self.is_chief and t.figure_every and step % t.figure_every == 0:
             self._figure(state)
 
@@ -231,14 +317,18 @@ class _Tracker:
             accuracy = probe_encoder(getattr(raw, "_orig_mod", raw).encoder, self.probe_set)
         self.probe = {"probe_accuracy": accuracy, "probe_step": step}
 
-    def _report(self, state: LoopState, optimizer, scheduler, model, checkpoint: bool) -> None:
+    def _report(self, state: LoopState, optimizer, scheduler, model, checkpoint: bool,
+                epoch_done: bool) -> None:
         from ray import train
 
         metrics = self._metrics(state, optimizer)
+        # Every rank takes part: each one's RNG states go into rank 0's checkpoint.
+        rngs = _gathered_rng_states() if checkpoint else None
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if checkpoint and self.is_chief:
-                save_checkpoint(tmp, self._state(model, state, optimizer, scheduler))
+                save_checkpoint(tmp, self._state(model, state, optimizer, scheduler, rngs,
+                                                 epoch_done))
                 ckpt = train.Checkpoint.from_directory(tmp)
             if self.is_chief:
                 from mpmae.track.runs import log_metrics
@@ -255,18 +345,28 @@ class _Tracker:
         metrics = training_metrics(
             state.last[1], lr=optimizer.param_groups[0]["lr"], tiles_per_s=w["tiles"] / elapsed,
             data_wait_fraction=min(w["wait"] / elapsed, 1.0))
-        metrics.update(step=state.step, total_steps=self.total, tiles=state.tiles, **self.probe)
+        metrics.update(step=state.step, total_steps=self.total, tiles=state.tiles,
+                       grad_norm=state.grad_norm, nonfinite_steps=state.nonfinite, **self.probe)
         state.window = {"t": now, "tiles": 0, "wait": 0.0}
         return metrics
 
-    def _state(self, model, state: LoopState, optimizer, scheduler) -> dict:
+    def _state(self, model, state: LoopState, optimizer, scheduler, rngs: list,
+               epoch_done: bool) -> dict:
         from mpmae.config import dump_yaml
 
         raw = model.module if hasattr(model, "module") else model
         raw = getattr(raw, "_orig_mod", raw)
-        return {"model": raw.state_dict(), "optimizer": optimizer.state_dict(),
+        weights = raw.state_dict()
+        if not all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()):
+            raise NonFiniteError(f"the weights at step {state.step} are not finite; no "
+                                 "checkpoint was written. Re-run the same command to resume "
+                                 "from the last one")
+        # A checkpoint at the end of an epoch resumes at the start of the next.
+        epoch, tiles = (state.epoch + 1, 0) if epoch_done else (state.epoch, state.epoch_tiles)
+        return {"model": weights, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": state.step, "tiles": state.tiles,
-                "rng": rng_state(), "mlflow_run_id": self.spec.mlflow_run_id,
+                "epoch": epoch, "epoch_tiles": tiles, "nonfinite": state.nonfinite,
+                "rng": rngs, "mlflow_run_id": self.spec.mlflow_run_id,
                 "config": dump_yaml(self.cfg)}
 
     def _figure(self, state: LoopState) -> None:

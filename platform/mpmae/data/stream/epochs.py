@@ -37,11 +37,13 @@ class EpochPrefetcher(Generic[T]):
 
     Call :meth:`epoch` with increasing epoch numbers; an epoch the caller leaves early is
     skipped, not replayed. ``depth`` batches are held ahead; close (or use ``with``) when done.
+    ``resumed``: the first epoch is the rest of an interrupted one, which may hold no batch.
     """
 
     def __init__(self, make_epoch: Callable[[int], Iterable[T]], first_epoch: int = 0,
-                 depth: int = 2) -> None:
+                 depth: int = 2, resumed: bool = False) -> None:
         self._make_epoch = make_epoch
+        self._resumed = resumed
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._closed = threading.Event()
         self._pending: tuple[int, object] | None = None  # an item read ahead of its epoch
@@ -80,6 +82,7 @@ class EpochPrefetcher(Generic[T]):
         return self._queue.get()
 
     def _produce(self, epoch: int) -> None:
+        first = epoch
         try:
             while not self._closed.is_set():
                 empty = True
@@ -87,7 +90,7 @@ class EpochPrefetcher(Generic[T]):
                     empty = False
                     if not self._put((epoch, batch)):
                         return
-                if empty:
+                if empty and not (self._resumed and epoch == first):
                     raise EmptyEpochError(
                         f"epoch {epoch} delivered no batch: the data split is too small for "
                         "the batch size; use a smaller batch size or a larger split")

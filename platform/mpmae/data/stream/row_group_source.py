@@ -17,6 +17,12 @@ Shuffling: the row groups of all shards are permuted anew for every execution, s
 (drawn from different shards). Shards were shuffled when written, so every
 batch is a fresh random draw each epoch without a shuffle buffer on the consumer, where
 it would cost an extra copy of every tile on the training worker's CPU.
+
+A resumed run starts the stream at its epoch (``first_epoch``: that epoch's order, not
+epoch 0's) and leaves out the leading row groups of that order that hold the tiles it had
+already trained on (``skip_tiles``), so the rest of the interrupted epoch is read once.
+Which tiles those were is exact up to the blocks in flight: Ray Data hands blocks on in
+the order reads finish, not strictly in the permutation's order.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ class RowGroupSource(Datasource):
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_block: int = 256,
-                 blocks_per_task: int = 4) -> None:
+                 blocks_per_task: int = 4, first_epoch: int = 0, skip_tiles: int = 0) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -65,6 +71,8 @@ class RowGroupSource(Datasource):
         self.seed = seed
         self.tiles_per_block = tiles_per_block
         self.blocks_per_task = blocks_per_task
+        self.first_epoch = first_epoch
+        self.skip_tiles = skip_tiles
         self.executions = 0
 
     def get_name(self) -> str:
@@ -98,8 +106,11 @@ class RowGroupSource(Datasource):
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
         execution, self.executions = self.executions, self.executions + 1
-        groups = self.order(execution)
-        return [self._task(chunk, self._rng(execution, task), per_task_row_limit)
+        epoch = self.first_epoch + execution
+        groups = self.order(epoch)
+        if execution == 0:
+            groups = _without_leading(groups, self.skip_tiles)
+        return [self._task(chunk, self._rng(epoch, task), per_task_row_limit)
                 for task, chunk in enumerate(self._chunks(groups))]
 
     def _chunks(self, groups: list[RowGroup]) -> list[list[RowGroup]]:
@@ -136,6 +147,16 @@ class RowGroupSource(Datasource):
                 yield shuffled(read_row_groups(root, footers, groups[i : i + n], columns), rng)
 
         return ReadTask(blocks, meta, schema=self.schema, per_task_row_limit=row_limit)
+
+
+def _without_leading(groups: list[RowGroup], tiles: int) -> list[RowGroup]:
+    """``groups`` less the leading ones that hold no more than ``tiles`` tiles in all."""
+    done = 0
+    for i, group in enumerate(groups):
+        if done + group.tiles > tiles:
+            return groups[i:]
+        done += group.tiles
+    return []
 
 
 def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],

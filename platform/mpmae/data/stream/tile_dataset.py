@@ -82,12 +82,15 @@ class TileDataset:
         return self._footers[split]
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
-             extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0):
+             extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
+             first_epoch: int = 0, skip_tiles: int = 0):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
         ``task_cpus``: CPUs each read task asks for; below 1 when training reserved only a
         fraction of a CPU for data, or the reads could never be scheduled.
+        ``first_epoch``, ``skip_tiles``: where a resumed run is in its data (see
+        :mod:`mpmae.data.stream.row_group_source`).
         """
         import ray.data
 
@@ -95,7 +98,8 @@ class TileDataset:
         schema = self.manifest.schema()
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
-                                pa.schema([schema.field(c) for c in columns]), seed=seed)
+                                pa.schema([schema.field(c) for c in columns]), seed=seed,
+                                first_epoch=first_epoch, skip_tiles=skip_tiles)
         ray_fixes.install(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)

@@ -1,0 +1,82 @@
+"""Where a re-started run picks up: which checkpoint, and where in the data it was.
+
+Ray Train hands each worker its newest registered checkpoint. If that one is damaged or
+incomplete, the workers go on to the run folder's earlier checkpoints (newest first)
+instead of failing, so the advice after a failure is only ever "run the same command
+again". The driver reads the newest checkpoint's manifest before the stream is built, so
+the resumed epoch gets its own row-group order and skips the tiles it already trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mpmae.storage import Location
+from mpmae.train.checkpoint import MANIFEST_FILE, CheckpointError, load_checkpoint
+
+CHECKPOINT_PREFIX = "checkpoint_"  # how Ray Train names the folders it persists
+
+
+@dataclass(frozen=True)
+class DataPosition:
+    """The epoch a run is in and the tiles (all workers together) it has trained on in it."""
+
+    epoch: int = 0
+    tiles: int = 0
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    folder: str  # relative to the run folder
+    step: int
+    position: DataPosition
+
+
+def stored_checkpoints(run_dir: Location) -> list[StoredCheckpoint]:
+    """The run folder's checkpoints that have a manifest, newest (highest step) first."""
+    found = []
+    for name in run_dir.list_files(suffix=MANIFEST_FILE):
+        folder, _, file = name.partition("/")
+        if not folder.startswith(CHECKPOINT_PREFIX) or file != MANIFEST_FILE:
+            continue
+        try:
+            manifest = json.loads(run_dir.join(folder, MANIFEST_FILE).read_bytes())
+            step = int(manifest["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a damaged manifest: the workers will pass over this one too
+        position = DataPosition(int(manifest.get("epoch", 0)), int(manifest.get("epoch_tiles", 0)))
+        found.append(StoredCheckpoint(folder, step, position))
+    return sorted(found, key=lambda c: (c.step, c.folder), reverse=True)
+
+
+def resume_position(run_dir: Location) -> DataPosition:
+    """Where the newest checkpoint left the data (the start, for a new run)."""
+    stored = stored_checkpoints(run_dir)
+    return stored[0].position if stored else DataPosition()
+
+
+def load_resumable(latest, run_dir: Location, map_location: torch.device,
+                   warn: Callable[[str], None]) -> dict | None:
+    """The state of the newest intact checkpoint: Ray's ``latest`` (a ``ray.train.Checkpoint``
+    or None), else the run folder's earlier ones. None for a run that has none at all."""
+    from ray.train import Checkpoint
+
+    candidates = [] if latest is None else [latest]
+    latest_name = None if latest is None else latest.path.rstrip("/").rsplit("/", 1)[-1]
+    candidates += [Checkpoint(run_dir.join(c.folder).path, filesystem=run_dir.fs)
+                   for c in stored_checkpoints(run_dir) if c.folder != latest_name]
+    if not candidates:
+        return None
+    for checkpoint in candidates:
+        try:
+            with checkpoint.as_directory() as folder:
+                return load_checkpoint(folder, map_location=map_location)
+        except (CheckpointError, OSError) as e:
+            warn(f"{e}; trying the run's next newest checkpoint")
+    raise CheckpointError(f"no checkpoint in {run_dir.uri} is intact (tried "
+                          f"{len(candidates)}): restore the folder from a copy, or start "
+                          "afresh under a new run_name")
