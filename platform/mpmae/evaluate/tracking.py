@@ -94,6 +94,11 @@ def log_results(rows: list[dict[str, Any]]) -> None:
             mlflow.log_artifact(str(Path(tmp) / name), RESULTS_DIR)
 
 
+def downstream_key(dataset: str, protocol: str, partition: str, metric: str) -> str:
+    """The metric name a pretraining run carries a downstream score under."""
+    return f"downstream/{dataset}/{protocol}/{partition}/{metric}"
+
+
 def link_pretraining_run(encoder: Encoder, eval_run_id: str,
                          rows: list[dict[str, Any]]) -> None:
     """On the encoder's pretraining run: the downstream means as ``downstream/…`` metrics
@@ -107,7 +112,7 @@ def link_pretraining_run(encoder: Encoder, eval_run_id: str,
         return
     client = mlflow.MlflowClient()
     now = int(dt.datetime.now().timestamp() * 1000)
-    metrics = [Metric(f"downstream/{dataset}/{protocol}/{partition}/{cell['metric']}",
+    metrics = [Metric(downstream_key(dataset, protocol, partition, cell["metric"]),
                       cell["mean"], now, 0)
                for (_, protocol, partition, dataset), cell in cells(rows).items()]
     try:
