@@ -241,7 +241,9 @@ def _summary(r: SweepResult) -> str:
     lines = [f"done: sweep {r.sweep_name}, {len(r.rows)} trial(s); MLflow run {r.mlflow_run_id}"]
     lines.append(f"  objective (ranks the trials): {r.objective}")
     for row in r.rows:
-        score = "" if r.objective == PROBE else f" objective {row['objective_value']}"
+        value = row["objective_value"]
+        score = "" if r.objective == PROBE else (
+            f" objective {value:.3f}" if value is not None else " objective — (not scored)")
         lines.append(f"  {row['trial_id']} {row['pretext']:<16} {row['loss_weighting']:<11} "
                      f"lr {row['lr']:.2g} mask {row['mask_ratio']:.2f} seed {row['seed']} "
                      f"{row['status']:<9} probe {row['probe_accuracy']}{score}")
