@@ -124,9 +124,11 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 def _add_tune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune", help="search pretext sets, weighting, lr and mask ratio with Ray Tune",
-        description="Run a Ray Tune sweep of pretraining trials scored by a linear probe "
-                    "(ASHA early stopping, one nested MLflow run per trial, the best encoder "
-                    "registered). Re-run with the same sweep_name to resume.")
+        description="Run a Ray Tune sweep of pretraining trials stopped early on a linear "
+                    "probe (ASHA) and ranked by it or, with objective.dataset, by each "
+                    "finished trial's kNN/linear score on a GEO-Bench dataset; one nested "
+                    "MLflow run per trial, the best encoder registered. Re-run with the "
+                    "same sweep_name to resume.")
     _add_config_args(p)
     p.set_defaults(func=_tune)
 

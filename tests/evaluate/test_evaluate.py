@@ -72,7 +72,8 @@ def test_linear_probe_over_a_benchmark_folder(ray_local, tmp_path, tracking, cap
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 3 * 2
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "results")}
-    assert {"results/results.json", "results/results.csv", "results/scores.png"} <= artifacts
+    assert {"results/results.json", "results/results.csv", "results/scores.png",
+            "results/label_efficiency.png"} <= artifacts  # two partitions: 20 % and 100 %
     assert all(c.data.metrics.keys() >= {"accuracy", "accuracy_ci95_low"} or
                "f1_micro" in c.data.metrics for c in children)
 

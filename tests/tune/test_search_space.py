@@ -94,19 +94,27 @@ def test_maxima_of_the_shipped_cluster_config():
     assert maxima["accelerator_gpu"] == maxima["GPU"] == 8 + 16
 
 
-def test_results_table_best_and_figure():
-    rows = [
+def _rows(objective: str, scores: list[float | None]) -> list[dict]:
+    """Trials a (completed, probe 0.5), b (stopped, probe 0.9), c (completed, probe 0.7),
+    scored ``scores`` on ``objective``."""
+    return [
         trial_row({"pretext": "S2", "loss_weighting": "uncertainty", "lr": 1e-3,
                    "mask_ratio": 0.6, "seed": 0},
                   {"trial_id": "a", "step": 8, "probe_accuracy": 0.5, "loss/sentinel2": 0.9},
-                  "completed", "r1"),
+                  "completed", "r1", objective, scores[0]),
         trial_row({"pretext": "sentinel2,aster", "loss_weighting": "unweighted", "lr": 1e-3,
                    "mask_ratio": 0.6, "seed": 0},
-                  {"trial_id": "b", "step": 4, "probe_accuracy": 0.9}, "stopped", "r2"),
+                  {"trial_id": "b", "step": 4, "probe_accuracy": 0.9}, "stopped", "r2",
+                  objective, scores[1]),
         trial_row({"pretext": "all", "loss_weighting": "unweighted", "lr": 1e-3,
                    "mask_ratio": 0.6, "seed": 1},
-                  {"trial_id": "c", "step": 8, "probe_accuracy": 0.7}, "completed", "r3"),
+                  {"trial_id": "c", "step": 8, "probe_accuracy": 0.7}, "completed", "r3",
+                  objective, scores[2]),
     ]
+
+
+def test_results_table_best_and_figure():
+    rows = _rows("probe_accuracy", [0.5, 0.9, 0.7])
     assert rows[1]["pretext"] == "sentinel2+aster"
     assert best_row(rows)["trial_id"] == "c"  # b scored higher but was stopped: no encoder
     text = to_csv(rows)
@@ -114,3 +122,12 @@ def test_results_table_best_and_figure():
     assert len(text.splitlines()) == 4
     assert probe_figure(rows).startswith(b"\x89PNG")
     assert probe_figure([]).startswith(b"\x89PNG")
+
+
+def test_a_geobench_objective_ranks_the_finished_trials_not_the_probe():
+    name = "downstream/synth-landscape/knn/default/accuracy"
+    rows = _rows(name, [0.8, None, 0.6])
+    assert best_row(rows)["trial_id"] == "a"  # c has the better probe, a the better score
+    header, first = to_csv(rows).splitlines()[:2]
+    assert "objective,objective_value" in header and f"{name},0.8" in first
+    assert best_row(_rows(name, [None, None, None])) is None  # no finished trial scored

@@ -66,8 +66,19 @@ def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...]
                           seed, embedded.input_size)
 
 
+# Outside any placement group of the caller: in a Tune trial (a sweep's objective) that
+# group holds only the trial driver's share of a CPU, which no job fits in.
+UNGROUPED = {"scheduling_strategy": "DEFAULT"}
+
+
 def remote_options() -> dict:
     """One GPU for an embedding job when the cluster has any, else one CPU."""
     import ray
 
-    return {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) else {"num_cpus": 1}
+    device = {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) else {"num_cpus": 1}
+    return {**UNGROUPED, **device}
+
+
+def scoring_options() -> dict:
+    """A CPU for a scoring job: its head is small."""
+    return {**UNGROUPED, "num_cpus": 1}

@@ -21,6 +21,8 @@ from mpmae.evaluate.segmentation_head import train_segmentation_head
 
 Features = tuple[list[Tensor], Tensor]  # (features, labels) of one split
 SEGMENTATION_CHUNK = 64  # test samples per forward of the segmentation head
+# GEO-Bench's label kind → the metric every protocol scores it by.
+METRICS = {"classification": "accuracy", "multi_label": "f1_micro", "segmentation": "miou"}
 
 
 def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Features,
@@ -38,9 +40,8 @@ def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Featur
     else:
         head = train_linear_head(train_x, train_y, n_classes, cfg.linear, seed, multilabel)
         logits = head(test_x).detach()
-    if multilabel:
-        return score("f1_micro", f1_micro_counts(logits, test_y), seed=seed)
-    return score("accuracy", accuracy_counts(logits, test_y), seed=seed)
+    counts = f1_micro_counts if multilabel else accuracy_counts
+    return score(METRICS[kind], counts(logits, test_y), seed=seed)
 
 
 def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classes: int,
@@ -54,4 +55,4 @@ def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classe
         rows = slice(start, start + SEGMENTATION_CHUNK)
         logits = head([m[rows].float() for m in test_maps], input_size)[..., :h, :w]
         counts.append(iou_counts(logits.detach(), test_y[rows], n_classes))
-    return score("miou", torch.cat(counts), seed=seed)
+    return score(METRICS["segmentation"], torch.cat(counts), seed=seed)

@@ -27,7 +27,7 @@ from mpmae.evaluate.geobench.normalise import InputStats
 from mpmae.evaluate.geobench.partitions import DEFAULT_PARTITION
 from mpmae.evaluate.geobench.task_specs import TASK_SPECS_FILE, LabelKind
 from mpmae.evaluate.inputs import size_note
-from mpmae.evaluate.jobs import embed_dataset, remote_options, score_cell
+from mpmae.evaluate.jobs import embed_dataset, remote_options, score_cell, scoring_options
 from mpmae.evaluate.results import table, to_json
 from mpmae.evaluate.tracking import evaluation_run, link_pretraining_run, log_cell, log_results
 from mpmae.storage import resolve
@@ -134,7 +134,7 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
         encoder.module, str(dataset.folder.resolve()), names, plan.match, plan.stats,
         cfg.embed_batch, stages=dataset.label_kind is LabelKind.SEGMENTATION)
     seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)  # kNN: no training
-    scorer = ray.remote(score_cell).options(num_cpus=1)  # small heads: a CPU each
+    scorer = ray.remote(score_cell).options(**scoring_options())
     jobs = {(p, s): scorer.remote(embedded, plan.trains[p], test, dataset.label_kind.value,
                                   dataset.n_classes, s, cfg)
             for p in cfg.partitions for s in seeds}

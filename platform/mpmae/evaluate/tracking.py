@@ -17,6 +17,7 @@ from typing import Any
 from mpmae.config import flatten
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.encoders import Encoder
+from mpmae.evaluate.label_efficiency import curves, curves_figure
 from mpmae.evaluate.results import bar_figure, cells, to_csv, to_json
 from mpmae.track.runs import experiment_id, tracking_uri
 
@@ -24,6 +25,7 @@ EXPERIMENT = "mpmae-evaluate"
 _log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 RESULTS_DIR = "results"
+LABEL_EFFICIENCY_FIGURE = "label_efficiency.png"
 
 
 @contextmanager
@@ -77,15 +79,25 @@ def log_cell(parent_id: str, rows: list[dict[str, Any]]) -> None:
 
 
 def log_results(rows: list[dict[str, Any]]) -> None:
-    """results.json, results.csv and the bar figure on the active evaluation run."""
+    """results.json, results.csv, the bar figure and, when a dataset was scored at more
+    than one fraction of its training labels, the label-efficiency curves on the active
+    evaluation run."""
     import mlflow
 
     mlflow.log_text(to_json(rows), f"{RESULTS_DIR}/results.json")
     mlflow.log_text(to_csv(rows), f"{RESULTS_DIR}/results.csv")
+    figures = {"scores.png": bar_figure(rows)}
+    if found := curves(rows):
+        figures[LABEL_EFFICIENCY_FIGURE] = curves_figure(found)
     with tempfile.TemporaryDirectory() as tmp:
-        figure = Path(tmp) / "scores.png"
-        figure.write_bytes(bar_figure(rows))
-        mlflow.log_artifact(str(figure), RESULTS_DIR)
+        for name, png in figures.items():
+            (Path(tmp) / name).write_bytes(png)
+            mlflow.log_artifact(str(Path(tmp) / name), RESULTS_DIR)
+
+
+def downstream_key(dataset: str, protocol: str, partition: str, metric: str) -> str:
+    """The metric name a pretraining run carries a downstream score under."""
+    return f"downstream/{dataset}/{protocol}/{partition}/{metric}"
 
 
 def link_pretraining_run(encoder: Encoder, eval_run_id: str,
@@ -101,7 +113,7 @@ def link_pretraining_run(encoder: Encoder, eval_run_id: str,
         return
     client = mlflow.MlflowClient()
     now = int(dt.datetime.now().timestamp() * 1000)
-    metrics = [Metric(f"downstream/{dataset}/{protocol}/{partition}/{cell['metric']}",
+    metrics = [Metric(downstream_key(dataset, protocol, partition, cell["metric"]),
                       cell["mean"], now, 0)
                for (_, protocol, partition, dataset), cell in cells(rows).items()]
     try:

@@ -14,6 +14,7 @@ from mpmae.config import ConfigError, check_name, doc, require
 from mpmae.modalities import resolve_pretext
 from mpmae.model.config import Weighting
 from mpmae.train.config import PretrainConfig
+from mpmae.tune.objective import ObjectiveConfig
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class SearchConfig:
 @dataclass(frozen=True)
 class SchedulerConfig:
     kind: Literal["asha", "none"] = field(default="asha", metadata=doc(
-        "asha: stop trials whose probe lags at each rung; none: run every trial to the end"))
+        "asha: stop trials whose probe lags at each rung (the cheap proxy, also when "
+        "objective.dataset is set); none: run every trial to the end"))
     grace_period: int = field(default=50, metadata=doc(
         "Optimizer steps every trial runs before ASHA may stop it"))
     reduction_factor: float = field(default=2.0, metadata=doc(
@@ -84,7 +86,11 @@ class TuneConfig:
         "Base pretraining config of every trial (keys of mpmae pretrain)"))
     search: SearchConfig = field(default_factory=SearchConfig, metadata=doc("Search space"))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig, metadata=doc(
-        "Early stopping on probe_accuracy (max), time on optimizer steps"))
+        "Early stopping on probe_accuracy (max), time on optimizer steps, whatever the "
+        "objective"))
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig, metadata=doc(
+        "What ranks the finished trials, picks the best and the registered encoder: the "
+        "probe, or a GEO-Bench dataset's kNN/linear score of each finished trial"))
     num_samples: int = field(default=1, metadata=doc(
         "grid: repeats of the whole grid; random: trials drawn"))
     max_concurrent_trials: int = field(default=0, metadata=doc(
@@ -109,6 +115,6 @@ class TuneConfig:
                  "must be 0 (sized from the cluster) or more")
         require(self.trial_cpus >= 0, "trial_cpus", "must be 0 or more")
         require(self.pretrain.train.probe_every >= 1, "pretrain.train.probe_every",
-                 "the sweep's objective is the linear probe: set it to 1 or more")
+                 "ASHA stops trials on the linear probe: set it to 1 or more")
         require(not self.pretrain.run_name, "pretrain.run_name",
                  "trials name their runs themselves; leave it empty (use sweep_name)")

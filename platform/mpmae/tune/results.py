@@ -11,17 +11,19 @@ from typing import Any
 from mpmae.tune.search_space import PARAM_KEYS, pretext_label
 
 COLUMNS = ("trial_id", "pretext", "loss_weighting", "lr", "mask_ratio", "seed", "status",
-           "step", "probe_accuracy", "loss/sentinel2", "mlflow_run_id")
+           "step", "probe_accuracy", "objective", "objective_value", "loss/sentinel2",
+           "mlflow_run_id")
 
 
 def trial_row(config: dict[str, Any], metrics: dict[str, Any], status: str,
-              mlflow_run_id: str) -> dict[str, Any]:
-    """One table row from a trial's drawn values and its last reported metrics."""
+              mlflow_run_id: str, objective: str, score: float | None) -> dict[str, Any]:
+    """One table row from a trial's drawn values, its last reported metrics and its
+    score on the sweep's ``objective`` (None: not scored)."""
     row = {key: config.get(key) for key in PARAM_KEYS}
     row["pretext"] = pretext_label(row["pretext"])
     row.update(trial_id=metrics.get("trial_id", ""), status=status,
                step=metrics.get("step", 0), probe_accuracy=metrics.get("probe_accuracy"),
-               mlflow_run_id=mlflow_run_id)
+               objective=objective, objective_value=score, mlflow_run_id=mlflow_run_id)
     row["loss/sentinel2"] = metrics.get("loss/sentinel2")
     return {key: row[key] for key in COLUMNS}
 
@@ -66,9 +68,9 @@ def probe_figure(rows: list[dict[str, Any]]) -> bytes:
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The completed trial with the highest probe accuracy (its encoder exists)."""
-    done = [r for r in rows if r["status"] == "completed" and _finite(r["probe_accuracy"])]
-    return max(done, key=lambda r: r["probe_accuracy"], default=None)
+    """The completed trial (its encoder exists) with the highest objective value."""
+    done = [r for r in rows if r["status"] == "completed" and _finite(r["objective_value"])]
+    return max(done, key=lambda r: r["objective_value"], default=None)
 
 
 def _finite(value: Any) -> bool:

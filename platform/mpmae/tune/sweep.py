@@ -25,6 +25,7 @@ from mpmae.train.config import PretrainConfig
 from mpmae.train.launch import open_dataset, resolved
 from mpmae.train.schedule import plan_steps
 from mpmae.tune.config import TuneConfig
+from mpmae.tune.objective import PROBE, objective_name, read_score
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
 from mpmae.tune.search_space import param_space, planned_trials
 from mpmae.tune.trial import SWEEP_TAG
@@ -32,8 +33,9 @@ from mpmae.tune.trial import SWEEP_TAG
 TUNE_DIR = "tune"
 TRIALS_DIR = "trials"
 RESULTS_DIR = "results"
-METRIC, MODE, TIME_ATTR = "probe_accuracy", "max", "step"
+METRIC, MODE, TIME_ATTR = PROBE, "max", "step"  # what ASHA stops trials on
 VERSION_TAG = "mpmae.best_model_version"
+OBJECTIVE_TAG = "mpmae.objective"  # the name of the parent run's best_objective
 # MLflow run statuses for trials that did not finish on their own.
 RUN_STATUS = {"completed": "FINISHED", "stopped": "KILLED", "error": "FAILED"}
 
@@ -43,6 +45,7 @@ class SweepResult:
     sweep_name: str
     sweep_dir: str
     mlflow_run_id: str
+    objective: str  # what ranked the trials (rows' objective_value)
     rows: list[dict[str, Any]]
     best: dict[str, Any] | None
     model_version: str | None
@@ -56,8 +59,10 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
     dataset = open_dataset(cfg.pretrain, progress)
     for spec in cfg.search.pretext:  # fail now, not in the trial that draws it
         dataset.require(resolve_pretext(spec))
+    objective = objective_name(cfg.objective,
+                               [resolve_pretext(p).input_bands for p in cfg.search.pretext])
     root = resolve(cfg.pretrain.storage.root, cfg.pretrain.storage.options())
-    with _parent_run(cfg, root.join(cfg.sweep_name)) as parent:
+    with _parent_run(cfg, root.join(cfg.sweep_name), objective) as parent:
         sweep_dir = parent.folder
         progress(("resuming" if parent.resumed else "starting") + f" sweep {parent.name} in "
                  f"{sweep_dir.uri}")
@@ -70,33 +75,36 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
             grid = _tuner(cfg, sweep_dir, parent.mlflow_run_id, total, progress).fit()
             if grid.num_terminated + grid.num_errors < len(grid):
                 raise KeyboardInterrupt  # Tune stopped on a signal and saved its state
-            rows = _rows(grid, sweep_dir.join(TRIALS_DIR), total)
+            rows = _rows(grid, sweep_dir.join(TRIALS_DIR), total, objective)
             best, version = _publish(cfg, rows, sweep_dir)
         finally:
             if started_ray:
                 ray.shutdown()
-    result = SweepResult(cfg.sweep_name, sweep_dir.uri, parent.mlflow_run_id, rows, best,
-                         version)
+    result = SweepResult(cfg.sweep_name, sweep_dir.uri, parent.mlflow_run_id, objective, rows,
+                         best, version)
     progress(_summary(result))
     return result
 
 
 def _resolved(cfg: TuneConfig) -> TuneConfig:
-    """Embedded defaults filled in (as for pretrain) and the sweep named."""
+    """Embedded defaults filled in (as for pretrain), the sweep named and the objective's
+    dataset an absolute path (each trial runs in a working directory of its own)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     pretrain = override(resolved(cfg.pretrain), {
         "run_name": "", "mlflow.experiment": cfg.pretrain.mlflow.experiment or cfg.name})
+    dataset = cfg.objective.dataset and str(Path(cfg.objective.dataset).expanduser().resolve())
     return override(cfg, {"sweep_name": cfg.sweep_name or f"{cfg.name}-{stamp}",
-                          "pretrain": to_dict(pretrain)})
+                          "pretrain": to_dict(pretrain), "objective.dataset": dataset})
 
 
-def _parent_run(cfg: TuneConfig, sweep_dir: Location):
+def _parent_run(cfg: TuneConfig, sweep_dir: Location, objective: str):
     """The sweep's MLflow run and folder (a re-run re-attaches), with the sweep config as
-    params and tagged with every pretext set searched."""
+    params and tagged with every pretext set searched and the objective's name."""
     labels = ",".join(resolve_pretext(p).name for p in cfg.search.pretext)
     return tracked_run(sweep_dir, cfg.pretrain.mlflow, experiment=cfg.pretrain.experiment,
                        name=cfg.sweep_name, config=cfg, model=cfg.pretrain.model,
-                       tags={SWEEP_TAG: cfg.sweep_name, "mpmae.pretext": labels})
+                       tags={SWEEP_TAG: cfg.sweep_name, "mpmae.pretext": labels,
+                             OBJECTIVE_TAG: objective})
 
 
 def _trial_base(cfg: TuneConfig, sweep_dir: Location) -> PretrainConfig:
@@ -114,7 +122,8 @@ def _tuner(cfg: TuneConfig, sweep_dir: Location, parent_id: str, total: int, pro
     fs = sweep_dir.fs if sweep_dir.is_s3 else None
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=to_dict(_trial_base(cfg, sweep_dir)),
-                             sweep_name=cfg.sweep_name, parent_run_id=parent_id),
+                             objective=to_dict(cfg.objective), sweep_name=cfg.sweep_name,
+                             parent_run_id=parent_id),
         {"CPU": cfg.trial_cpus})
     state = sweep_dir.join(TUNE_DIR)
     if tune.Tuner.can_restore(state.path, storage_filesystem=fs):
@@ -138,9 +147,12 @@ def _scheduler(cfg: TuneConfig, total: int):
     s = cfg.scheduler
     if s.kind == "none":
         return FIFOScheduler()
+    # A trial at its last step finishes on its own (stop_last_trials=False): stopped
+    # there, it would lose what follows its last report, the encoder export and the
+    # objective's scoring.
     return ASHAScheduler(time_attr=TIME_ATTR, max_t=total,
                          grace_period=min(s.grace_period, total),
-                         reduction_factor=s.reduction_factor)
+                         reduction_factor=s.reduction_factor, stop_last_trials=False)
 
 
 def _concurrency(cfg: TuneConfig, progress) -> int:
@@ -156,7 +168,7 @@ def _concurrency(cfg: TuneConfig, progress) -> int:
     return n
 
 
-def _rows(grid, trials_dir: Location, total: int) -> list[dict[str, Any]]:
+def _rows(grid, trials_dir: Location, total: int, objective: str) -> list[dict[str, Any]]:
     rows = []
     for result in grid:
         metrics = result.metrics or {}
@@ -165,8 +177,20 @@ def _rows(grid, trials_dir: Location, total: int) -> list[dict[str, Any]]:
         trial_id = metrics.get("trial_id", "")
         run_id = read_run_file(trials_dir.join(trial_id)).get("mlflow_run_id", "") \
             if trial_id else ""
-        rows.append(trial_row(result.config, metrics, status, run_id))
+        rows.append(trial_row(result.config, metrics, status, run_id, objective,
+                              _score(metrics, trials_dir, trial_id, status, objective)))
     return sorted(rows, key=lambda r: r["trial_id"])
+
+
+def _score(metrics: dict[str, Any], trials_dir: Location, trial_id: str, status: str,
+           objective: str) -> float | None:
+    """The trial's objective value: its last probe, or the score a completed trial
+    recorded in its folder."""
+    if objective == PROBE:
+        return metrics.get(PROBE)
+    if status != "completed" or not trial_id:
+        return None
+    return read_score(trials_dir.join(trial_id), objective)
 
 
 def _publish(cfg: TuneConfig, rows: list[dict[str, Any]],
@@ -187,7 +211,8 @@ def _publish(cfg: TuneConfig, rows: list[dict[str, Any]],
     best = best_row(rows)
     if best is None:
         return None, None
-    mlflow.log_metric("best_probe_accuracy", best["probe_accuracy"])
+    mlflow.log_metrics({"best_objective": best["objective_value"],
+                        "best_probe_accuracy": best["probe_accuracy"]})
     mlflow.set_tag("mpmae.best_trial", best["trial_id"])
     run = client.get_run(mlflow.active_run().info.run_id)
     version = run.data.tags.get(VERSION_TAG)
@@ -214,13 +239,17 @@ def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
 
 def _summary(r: SweepResult) -> str:
     lines = [f"done: sweep {r.sweep_name}, {len(r.rows)} trial(s); MLflow run {r.mlflow_run_id}"]
+    lines.append(f"  objective (ranks the trials): {r.objective}")
     for row in r.rows:
+        value = row["objective_value"]
+        score = "" if r.objective == PROBE else (
+            f" objective {value:.3f}" if value is not None else " objective — (not scored)")
         lines.append(f"  {row['trial_id']} {row['pretext']:<16} {row['loss_weighting']:<11} "
                      f"lr {row['lr']:.2g} mask {row['mask_ratio']:.2f} seed {row['seed']} "
-                     f"{row['status']:<9} probe {row['probe_accuracy']}")
+                     f"{row['status']:<9} probe {row['probe_accuracy']}{score}")
     if r.best:
         registered = f", registered as version {r.model_version}" if r.model_version else ""
-        lines.append(f"  best: {r.best['trial_id']} ({r.best['pretext']}) probe "
-                     f"{r.best['probe_accuracy']:.3f}{registered}")
+        lines.append(f"  best: {r.best['trial_id']} ({r.best['pretext']}) {r.objective} "
+                     f"{r.best['objective_value']:.3f}{registered}")
     lines.append(f"  resume or re-summarise: mpmae tune … --set sweep_name={r.sweep_name}")
     return "\n".join(lines)

@@ -18,15 +18,19 @@ TRIAL_TAG = "mpmae.trial_id"
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests runs by
 
 
-def run_trial(params: dict[str, Any], *, base: dict, sweep_name: str, parent_run_id: str) -> None:
+def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name: str,
+              parent_run_id: str) -> None:
     """Tune's trainable: ``params`` are the trial's drawn values, ``base`` the sweep's
-    resolved pretraining config (as plain data)."""
+    resolved pretraining config and ``objective`` its objective section (as plain data).
+    A trial that trains to its last step is then scored on the objective's dataset, if
+    it names one (:mod:`mpmae.tune.objective`)."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from mpmae.storage import resolve
     from mpmae.track.run_folder import tracked_run
     from mpmae.train.launch import build_trainer, open_dataset
+    from mpmae.tune.objective import ObjectiveConfig, score_trial
     from mpmae.tune.search_space import trial_config
 
     trial_id = tune.get_context().get_trial_id()
@@ -37,8 +41,13 @@ def run_trial(params: dict[str, Any], *, base: dict, sweep_name: str, parent_run
     tags = {PARENT_TAG: parent_run_id, SWEEP_TAG: sweep_name, TRIAL_TAG: trial_id}
     with tracked_run(root.join(trial_id), cfg.mlflow, experiment=cfg.experiment,
                      name=trial_id, config=cfg, model=cfg.model, tags=tags) as run:
-        trainer, _ = build_trainer(cfg, dataset, root, run, [TuneReportCallback()], _quiet)
-        trainer.fit()
+        trainer, total = build_trainer(cfg, dataset, root, run, [TuneReportCallback()],
+                                       _quiet)
+        result = trainer.fit()
+    goal = from_dict(ObjectiveConfig, objective)
+    # After the trial's run has ended, as `mpmae pretrain` evaluates its final encoder.
+    if goal.dataset and (result.metrics or {}).get("step") == total:
+        score_trial(goal, cfg, run.folder)
 
 
 def _quiet(_: str) -> None:

@@ -1,0 +1,119 @@
+"""What ranks a sweep's trials: the online linear probe, or a GEO-Bench dataset's kNN or
+linear score computed by ``mpmae evaluate``'s own code.
+
+ASHA always stops trials on the probe, which every trial reports as it trains: scoring a
+GEO-Bench dataset at each rung would embed it once per rung and trial. With
+``objective.dataset`` set, a trial that trains to its last step then evaluates its own
+encoder on that dataset (an evaluation run in MLflow, the score as a ``downstream/…``
+metric on the trial's run) and records the score in ``objective.json`` in its folder; that
+score, not the probe, then ranks the finished trials: it picks the best trial and the
+encoder registered. Trials ASHA stopped have no score and are not ranked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from mpmae.config import ConfigError, doc, require
+from mpmae.evaluate.config import KnnConfig, LinearConfig
+
+if TYPE_CHECKING:
+    from mpmae.storage import Location
+    from mpmae.train.config import PretrainConfig
+
+PROBE = "probe_accuracy"
+OBJECTIVE_FILE = "objective.json"
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Empty ``dataset``: the probe's last accuracy ranks the trials. Else every trial
+    that finishes is scored on that dataset, and the score ranks them (ASHA still stops
+    trials on the probe while they train)."""
+
+    dataset: str = field(default="", metadata=doc(
+        "GEO-Bench dataset folder (single- or multi-label classification) that scores each "
+        "finished trial's encoder, e.g. <data>/geobench/synth-landscape; shared by every "
+        "node on a cluster. Empty: the online probe's accuracy"))
+    protocol: Literal["knn", "linear"] = field(default="knn", metadata=doc(
+        "knn: no training, seconds; linear: a fresh linear head per seed"))
+    partition: str = field(default="default", metadata=doc(
+        "The dataset's partition to train on (e.g. 0.10x_train); scored on its default "
+        "partition's test split"))
+    seeds: int = field(default=1, metadata=doc(
+        "linear: head trainings averaged into the score (kNN runs once)"))
+    knn: KnnConfig = field(default_factory=KnnConfig, metadata=doc("The kNN protocol"))
+    linear: LinearConfig = field(default_factory=LinearConfig, metadata=doc(
+        "The linear probe's recipe"))
+
+    def validate(self) -> None:
+        require(bool(self.partition), "partition", "name a partition, e.g. default")
+        require(self.seeds >= 1, "seeds", "must be 1 or more")
+
+
+def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> str:
+    """The objective's name (its metric on a trial's run), after checking that the
+    dataset can score every trial: a GEO-Bench classification dataset holding the
+    partition and the bands of every searched pretext set. Reads only the dataset's
+    small files, so it runs before any cluster work."""
+    if not cfg.dataset:
+        return PROBE
+    from mpmae.evaluate.geobench.dataset import GeoBenchDataset
+    from mpmae.evaluate.geobench.errors import GeoBenchError
+    from mpmae.evaluate.geobench.partitions import DEFAULT_PARTITION
+    from mpmae.evaluate.geobench.task_specs import LabelKind
+    from mpmae.evaluate.protocols import METRICS
+    from mpmae.evaluate.tracking import downstream_key
+
+    key = "objective.dataset"
+    try:
+        dataset = GeoBenchDataset.open(cfg.dataset)
+        if dataset.label_kind is LabelKind.SEGMENTATION:
+            raise ConfigError(f"{dataset.folder} is a segmentation dataset; the objective "
+                              "needs a classification one (kNN or a linear head)", key)
+        for split, partition in (("train", cfg.partition), ("test", DEFAULT_PARTITION)):
+            if not dataset.samples(partition, split):
+                raise ConfigError(f"{dataset.folder}: partition {partition} has no {split} "
+                                  "samples; choose another objective.partition", key)
+        for bands in input_bands:
+            dataset.match_bands(bands)
+    except GeoBenchError as e:
+        raise ConfigError(str(e), key) from None
+    return downstream_key(dataset.name, cfg.protocol, cfg.partition,
+                          METRICS[dataset.label_kind.value])
+
+
+def score_trial(cfg: ObjectiveConfig, trial: PretrainConfig, trial_dir: Location) -> None:
+    """Evaluate the finished trial's encoder (found by its run name) on the objective's
+    dataset and record the score in the trial's folder."""
+    from mpmae.evaluate.config import EvaluateConfig
+    from mpmae.evaluate.results import cells
+    from mpmae.evaluate.run import evaluate
+    from mpmae.evaluate.tracking import downstream_key
+    from mpmae.track.config import MlflowConfig
+
+    settings = EvaluateConfig(
+        protocol=cfg.protocol, partitions=[cfg.partition], seeds=cfg.seeds, knn=cfg.knn,
+        linear=cfg.linear, storage=trial.storage, address=trial.scaling.address,
+        mlflow=MlflowConfig(tracking_uri=trial.mlflow.tracking_uri, system_metrics=False))
+    settings.validate()
+    rows = evaluate(trial.run_name, [cfg.dataset], settings, progress=lambda _: None)
+    [((_, protocol, partition, dataset), cell)] = cells(rows).items()
+    record = {"name": downstream_key(dataset, protocol, partition, cell["metric"]),
+              "value": cell["mean"], "ci95": cell["ci95"]}
+    trial_dir.join(OBJECTIVE_FILE).write_bytes_atomic(json.dumps(record).encode())
+
+
+def read_score(trial_dir: Location, name: str) -> float | None:
+    """The score a trial recorded for objective ``name``; None if it recorded none (it
+    did not finish, or was scored for another objective)."""
+    try:
+        record = json.loads(trial_dir.join(OBJECTIVE_FILE).read_bytes())
+    except FileNotFoundError:
+        return None
+    value = record.get("value") if record.get("name") == name else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
