@@ -101,3 +101,64 @@ def test_shard_corrupt_inside_is_named_when_streaming_fails(ray_local, tmp_path)
     with pytest.raises(DatasetError, match=rf"{shard.name} has corrupt data"):
         for _ in guarded(torch_batches(ds.read("train", resolve_pretext("all")), 4), ds, "train"):
             pass
+
+
+def _edit_manifest(world, edit) -> None:
+    doc = json.loads((world / "dataset.json").read_text())
+    doc = edit(doc) or doc
+    (world / "dataset.json").write_text(json.dumps(doc))
+
+
+def _set(path: str, value):
+    """An edit setting the dotted ``path`` (list indices as numbers) of the manifest."""
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+
+    def edit(doc):
+        node = doc
+        for key in parents:
+            node = node[key]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return edit
+
+
+_DELETE = object()
+BAD_MANIFESTS = {
+    "not an object": (lambda doc: [doc], r"is not an mpmae tile manifest \(a JSON object"),
+    "empty splits": (_set("splits", {}), r"splits: must map split names .* lists none"),
+    "empty split": (_set("splits.val", []), r"splits\.val: must list at least one shard"),
+    "stats without std": (_set("stats.aster.std", _DELETE), r"stats\.aster\.std: must be a list"),
+    "wrong band count": (_set("stats.sentinel1.mean", [0.0]),
+                         r"stats\.sentinel1\.mean: must be a list of 8 numbers"),
+    "zero std": (_set("stats.era5.std", [0.0] * 12), r"stats\.era5\.std: must be positive"),
+    "NaN mean": (_set("stats.aster.mean", [float("nan"), 1.0]),
+                 r"stats\.aster\.mean: must hold finite numbers"),
+    "tile_size text": (_set("tile_size", "16"), r"tile_size: must be a whole number.*'16'"),
+    "tile_size fraction": (_set("tile_size", 16.5), r"tile_size: must be a whole number.*16\.5"),
+    "shard path up": (_set("splits.train.0.path", "../../outside.parquet"),
+                      r"splits\.train\[0\]: shard path '\.\./\.\./outside\.parquet' is not a "
+                      r"relative path inside the dataset"),
+    "shard path absolute": (_set("splits.train.0.path", "/etc/passwd"),
+                            r"splits\.train\[0\]: shard path '/etc/passwd'"),
+    "shard path URL": (_set("splits.train.0.path", "s3://other/x.parquet"),
+                       r"splits\.train\[0\]: shard path 's3://other/x\.parquet'"),
+    "split name up": (lambda doc: doc["splits"].update({"../up": doc["splits"].pop("val")}),
+                      r"splits: split name '\.\./up' is not a plain name"),
+    "shard listed twice": (lambda doc: doc["splits"]["val"].append(doc["splits"]["train"][0]),
+                           r"splits\.val\[\d\]: shard '.*' is listed twice"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MANIFESTS)
+def test_a_bad_manifest_is_one_line_naming_the_field(world, case, capsys):
+    from mpmae.cli import main
+
+    edit, message = BAD_MANIFESTS[case]
+    _edit_manifest(world, edit)
+    with pytest.raises(DatasetError, match=rf"dataset\.json.*{message}"):
+        TileDataset.open(str(world), check=False)
+    assert main(["data", "inspect", str(world)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpmae: error: ") and err.count("\n") == 1

@@ -320,3 +320,13 @@ def test_s3_source_and_destination(s3_endpoint, s3_bucket, release, converted):
         assert loc.read_bytes() == (converted / info.path).read_bytes()
         table = pq.read_table(loc.path, filesystem=root.fs)
         assert table.num_rows == info.tiles
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "a/b", ".."])
+def test_a_split_name_cannot_leave_the_dataset(release, tmp_path, name):
+    h5 = _copy(release, tmp_path / "release")
+    (h5.parent / "data_tiny_splits.json").write_text(json.dumps({name: [0, 1]}))
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(ReleaseError, match=r"splits\.json: split name .* is not a plain name"):
+        convert_mmearth(str(h5), str(out), parallel=False, progress=quiet)
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == []

@@ -22,6 +22,7 @@ import numpy as np
 import mpmae
 from mpmae.config import ConfigError
 from mpmae.data.format.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
+from mpmae.data.format.names import split_name_problem
 from mpmae.data.format.schema import presence_bands
 from mpmae.data.format.shards import shard_name
 from mpmae.data.sources.config import ConvertConfig, Split
@@ -110,6 +111,11 @@ def _select_splits(release: Release, split: str | None, limit: int | None) -> di
     doc = release.read_json("splits")
     if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
         raise ReleaseError(f"{release.splits} should map split names to lists of row indices")
+    for name in doc:
+        problem = split_name_problem(name)
+        if problem:
+            raise ReleaseError(f"{release.splits}: {problem}; it becomes a folder of the "
+                               "dataset: rename the split")
     if split is not None and split not in doc:
         raise ConfigError(f"split '{split}' is not in {release.splits}; choose one of "
                           f"{sorted(doc)}, or leave the split out to convert them all")
