@@ -23,8 +23,10 @@ COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 
 
-def shard_name(split: str, index: int) -> str:
-    return f"{split}/part-{index:05d}.parquet"
+def shard_name(split: str, index: int, key: str) -> str:
+    """``key``: :func:`~mpmae.data.format.publish.options_key` of the writer's options, so
+    a run with other options never overwrites a shard the existing dataset.json lists."""
+    return f"{split}/part-{index:05d}-{key}.parquet"
 
 
 def write_shard(root: Location, name: str, table: pa.Table) -> ShardInfo:
