@@ -18,7 +18,7 @@ from mpmae.data.format.manifest import MANIFEST_NAME, DatasetError, read_manifes
 from mpmae.data.format.schema import presence_bands
 from mpmae.data.format.shards import check_shard, open_shard
 from mpmae.data.sources.convert import convert_mmearth
-from mpmae.data.sources.mmearth_h5 import ReleaseError
+from mpmae.data.sources.mmearth_h5 import ReleaseError, check_layout, find_release
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import MODALITIES, S2_BANDS
 from mpmae.storage import fsspec_filesystem, resolve
@@ -392,3 +392,40 @@ def test_a_failed_overwrite_leaves_the_old_dataset_and_a_rerun_no_orphans(
                     overwrite=True, progress=quiet)
     listed, present = _listed_and_present(dest)
     assert listed == present and read_manifest(resolve(dest)).num_tiles == NUM_TILES
+
+
+def test_a_chunk_missing_from_the_hdf5_index_fails_the_convert(release, tmp_path):
+    """HDF5 reads a chunk its index lacks as fill values: a damaged index must not turn
+    into tiles of zeros."""
+    h5 = _copy(release, tmp_path / "release")
+    victim = SPLITS["train"][2]
+    with h5py.File(h5, "r+") as f:
+        values = f["aster"][()]
+        del f["aster"]
+        aster = f.create_dataset("aster", values.shape, values.dtype,
+                                 chunks=(1, *values.shape[1:]), compression="gzip")
+        for row in range(len(values)):
+            if row != victim:
+                aster[row] = values[row]
+    with pytest.raises(ReleaseError, match=rf"'aster' in .*data_tiny\.h5 stores no data for "
+                                           rf"row {victim}"):
+        convert_mmearth(str(h5), str(tmp_path / "out"), parallel=False, progress=quiet)
+
+
+def test_damaged_hdf5_metadata_is_a_release_error_naming_the_file(release, tmp_path):
+    """A bit flipped anywhere in the file's first object headers: the layout check either
+    passes or says the file is damaged, never a raw h5py traceback."""
+    h5 = _copy(release, tmp_path / "release")
+    good = h5.read_bytes()
+    refused = 0
+    for position in range(0, 1400, 11):
+        damaged = bytearray(good)
+        damaged[position] ^= 0x20
+        h5.write_bytes(bytes(damaged))
+        try:
+            with find_release(str(h5)).open_h5() as f:
+                check_layout(f, str(h5))
+        except ReleaseError as e:
+            assert "data_tiny.h5" in str(e)
+            refused += 1
+    assert refused > 0
