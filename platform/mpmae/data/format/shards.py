@@ -106,16 +106,6 @@ def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
         )
 
 
-def read_shard_fully(root: Location, info: ShardInfo) -> None:
-    """Decode every page of a shard: finds corruption the footer check cannot see."""
-    pf = open_shard(root, info.path)
-    try:
-        for i in range(pf.num_row_groups):
-            pf.read_row_group(i)
-    except (pa.ArrowException, OSError) as e:
-        raise corrupt_data(root, info.path, e) from None
-
-
 def corrupt_data(root: Location, name: str, error: Exception, where: str = "") -> DatasetError:
     """The error for a shard whose pages do not decode (``where``: e.g. its row group)."""
     return DatasetError(
