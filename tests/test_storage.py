@@ -44,3 +44,15 @@ def test_options_fall_back_to_standard_aws_variables(monkeypatch):
 def test_unsupported_schemes_are_rejected():
     with pytest.raises(ValueError, match="unsupported storage URI"):
         resolve("gs://bucket/x")
+
+
+def test_a_local_write_failure_names_the_path_not_aws(tmp_path, capsys):
+    from mpmae.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["data", "synth", str(blocker / "world"), "--tiles", "8", "--size", "8",
+                 "--downstream-tiles", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mpmae: error: cannot access {blocker}/world/") and err.count("\n") == 1
+    assert "AWS" not in err and "permissions" in err
