@@ -62,6 +62,10 @@ def test_an_invalid_value_names_its_flag(tmp_path, capsys):
     (["data", "convert", "SRC", "DEST", "--limit", "0"], "--limit: must be at least 1 tile"),
     (["data", "convert", "SRC", "DEST", "--shard-mb", "-1"], "--shard-mb: must be positive"),
     (["data", "inspect", "URI", "--tiles", "0"], "--tiles: must be 1 or more"),
+    (["data", "synth", "DEST", "--tiles", "0"], "--tiles: must be 1 or more"),
+    (["data", "synth", "DEST", "--tiles-per-shard", "0"], "--tiles-per-shard: must be 1 or more"),
+    (["data", "synth", "DEST", "--downstream-tiles", "-5"],
+     "--downstream-tiles: must be 0 (none) or more, got -5"),
 ])
 def test_every_verb_checks_its_options_before_it_starts(argv, message, capsys):
     assert main(argv) == 2

@@ -53,3 +53,15 @@ def test_relative_file_uris_resolve_under_the_working_folder(tmp_path, monkeypat
     assert resolve("file:runs/x").path == expected
     assert resolve("runs/x").path == expected
     assert resolve("file://localhost/srv/y").path == "/srv/y"
+
+
+def test_a_local_write_failure_names_the_path_not_aws(tmp_path, capsys):
+    from mpmae.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["data", "synth", str(blocker / "world"), "--tiles", "8", "--size", "8",
+                 "--downstream-tiles", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mpmae: error: cannot access {blocker}/world/") and err.count("\n") == 1
+    assert "AWS" not in err and "permissions" in err

@@ -35,6 +35,13 @@ def _data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_verify(args: argparse.Namespace) -> int:
+    from mpmae.data.verify import verify_dataset
+
+    print(verify_dataset(args.uri))
+    return 0
+
+
 def _run_configured(args: argparse.Namespace, schema: type, run: Callable) -> int:
     """Print the schema (--help-config) or load the config — failing before any cluster
     work — and run it."""
@@ -134,7 +141,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="create, convert and inspect tile datasets")
+    data = sub.add_parser("data", help="create, convert, inspect and verify tile datasets")
     verbs = data.add_subparsers(dest="data_verb", required=True)
 
     p = verbs.add_parser("synth", help="write a synthetic world (+ labelled downstream set)")
@@ -152,6 +159,14 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("uri", help="dataset folder or s3://bucket/prefix")
     add_config_flags(p, InspectConfig)
     p.set_defaults(func=_data_inspect)
+
+    p = verbs.add_parser("verify", help="read every shard back: sizes, hashes, page checksums",
+                         description="Read the whole dataset: dataset.json's fields and "
+                                     "statistics, every shard's size and SHA-256, every page "
+                                     "with its checksum, each footer against the schema. "
+                                     "Exit 2 naming every damaged shard.")
+    p.add_argument("uri", help="dataset folder or s3://bucket/prefix")
+    p.set_defaults(func=_data_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,8 +70,8 @@ def _value_options(tp: Any, name: str) -> dict[str, Any]:
         (tp, *rest) = [a for a in typing.get_args(tp) if a is not type(None)]
         if rest:
             raise TypeError(f"{name}: no flag for a union of several types")
-    if tp is bool:
-        return {"type": _boolean, "metavar": "{true,false}"}
+    if tp is bool:  # a bare ``--flag`` means true
+        return {"type": _boolean, "metavar": "{true,false}", "nargs": "?", "const": True}
     if typing.get_origin(tp) is Literal:
         choices = typing.get_args(tp)
         return {"type": type(choices[0]), "choices": choices}

@@ -228,6 +228,9 @@ def fsspec_filesystem(loc: Location):
 
 
 def _unreachable(loc: Location, error: OSError) -> StorageError:
+    if not loc.is_s3:  # a local path: the AWS settings have nothing to do with it
+        return StorageError(f"cannot access {loc.uri}: {error}. Check the path, its "
+                            "permissions and the free disk space.")
     where = f" at endpoint {loc.options.endpoint_url}" if loc.options.endpoint_url else ""
     message = _scrub(str(error), loc.options)
     return StorageError(

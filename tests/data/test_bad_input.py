@@ -87,10 +87,16 @@ def test_pretext_set_needing_absent_modalities(small_world):
         ds.read("train", resolve_pretext("pix"))
 
 
+def _stream(ds, **read):
+    batches = torch_batches(ds.read("train", resolve_pretext("S2"), seed=None, **read), 4,
+                            drop_last=False)
+    return sum(len(b["sentinel2"]) for b in guarded(batches))
+
+
 @pytest.mark.ray
-def test_shard_corrupt_inside_is_named_when_streaming_fails(ray_local, tmp_path):
+def test_a_shard_damaged_inside_stops_or_is_skipped_as_configured(ray_local, tmp_path):
     root = tmp_path / "c"
-    synthesize(str(root), tiles=16, size=16, seed=0, downstream_tiles=0, tiles_per_shard=64,
+    synthesize(str(root), tiles=48, size=16, seed=0, downstream_tiles=0, tiles_per_shard=8,
                progress=lambda _: None)
     shard = _first_shard(root)
     data = bytearray(shard.read_bytes())
@@ -98,6 +104,71 @@ def test_shard_corrupt_inside_is_named_when_streaming_fails(ray_local, tmp_path)
     data[middle : middle + 4000] = bytes(4000)  # the footer stays intact
     shard.write_bytes(bytes(data))
     ds = TileDataset.open(str(root))  # the footer check cannot see it
-    with pytest.raises(DatasetError, match=rf"{shard.name} has corrupt data"):
-        for _ in guarded(torch_batches(ds.read("train", resolve_pretext("all")), 4), ds, "train"):
-            pass
+    with pytest.raises(DatasetError) as info:
+        _stream(ds)
+    # The read task's own error, not Ray's wrapper with a worker traceback.
+    assert type(info.value) is DatasetError and "Traceback" not in str(info.value)
+    assert str(info.value).startswith(f"shard {shard} has corrupt data in row group 0")
+    damaged = pq.ParquetFile(shard).metadata.num_rows
+    assert _stream(ds, on_bad_shard="skip") == ds.manifest.split_tiles("train") - damaged
+
+
+def _edit_manifest(world, edit) -> None:
+    doc = json.loads((world / "dataset.json").read_text())
+    doc = edit(doc) or doc
+    (world / "dataset.json").write_text(json.dumps(doc))
+
+
+def _set(path: str, value):
+    """An edit setting the dotted ``path`` (list indices as numbers) of the manifest."""
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+
+    def edit(doc):
+        node = doc
+        for key in parents:
+            node = node[key]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return edit
+
+
+_DELETE = object()
+BAD_MANIFESTS = {
+    "not an object": (lambda doc: [doc], r"is not an mpmae tile manifest \(a JSON object"),
+    "empty splits": (_set("splits", {}), r"splits: must map split names .* lists none"),
+    "empty split": (_set("splits.val", []), r"splits\.val: must list at least one shard"),
+    "stats without std": (_set("stats.aster.std", _DELETE), r"stats\.aster\.std: must be a list"),
+    "wrong band count": (_set("stats.sentinel1.mean", [0.0]),
+                         r"stats\.sentinel1\.mean: must be a list of 8 numbers"),
+    "zero std": (_set("stats.era5.std", [0.0] * 12), r"stats\.era5\.std: must be positive"),
+    "NaN mean": (_set("stats.aster.mean", [float("nan"), 1.0]),
+                 r"stats\.aster\.mean: must hold finite numbers"),
+    "tile_size text": (_set("tile_size", "16"), r"tile_size: must be a whole number.*'16'"),
+    "tile_size fraction": (_set("tile_size", 16.5), r"tile_size: must be a whole number.*16\.5"),
+    "shard path up": (_set("splits.train.0.path", "../../outside.parquet"),
+                      r"splits\.train\[0\]: shard path '\.\./\.\./outside\.parquet' is not a "
+                      r"relative path inside the dataset"),
+    "shard path absolute": (_set("splits.train.0.path", "/etc/passwd"),
+                            r"splits\.train\[0\]: shard path '/etc/passwd'"),
+    "shard path URL": (_set("splits.train.0.path", "s3://other/x.parquet"),
+                       r"splits\.train\[0\]: shard path 's3://other/x\.parquet'"),
+    "split name up": (lambda doc: doc["splits"].update({"../up": doc["splits"].pop("val")}),
+                      r"splits: split name '\.\./up' is not a plain name"),
+    "shard listed twice": (lambda doc: doc["splits"]["val"].append(doc["splits"]["train"][0]),
+                           r"splits\.val\[\d\]: shard '.*' is listed twice"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MANIFESTS)
+def test_a_bad_manifest_is_one_line_naming_the_field(world, case, capsys):
+    from mpmae.cli import main
+
+    edit, message = BAD_MANIFESTS[case]
+    _edit_manifest(world, edit)
+    with pytest.raises(DatasetError, match=rf"dataset\.json.*{message}"):
+        TileDataset.open(str(world), check=False)
+    assert main(["data", "inspect", str(world)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpmae: error: ") and err.count("\n") == 1

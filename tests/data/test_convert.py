@@ -18,7 +18,8 @@ from mpmae.data.format.manifest import MANIFEST_NAME, DatasetError, read_manifes
 from mpmae.data.format.schema import presence_bands
 from mpmae.data.format.shards import check_shard, open_shard
 from mpmae.data.sources.convert import convert_mmearth
-from mpmae.data.sources.mmearth_h5 import ReleaseError
+from mpmae.data.sources.mmearth_h5 import ReleaseError, check_layout, find_release
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import MODALITIES, S2_BANDS
 from mpmae.storage import fsspec_filesystem, resolve
 
@@ -84,6 +85,11 @@ def read_back(root: Path) -> tuple[dict, pa.Table]:
     doc = json.loads((root / MANIFEST_NAME).read_text())
     tables = [pq.read_table(root / s["path"]) for v in doc["splits"].values() for s in v]
     return doc, pa.concat_tables(tables)
+
+
+def shard(root: Path, split: str, index: int) -> Path:
+    """The ``index``-th shard of ``split`` as ``root``'s dataset.json lists it."""
+    return root / json.loads((root / MANIFEST_NAME).read_text())["splits"][split][index]["path"]
 
 
 def column(table: pa.Table, name: str) -> np.ndarray:
@@ -164,13 +170,13 @@ def test_manifest_splits_stats_and_provenance(source, release, converted):
 
 def test_tiles_are_shuffled_across_shards(source, release, converted, tmp_path):
     _, ids, _, _ = source
-    first = pq.read_table(converted / "train/part-00000.parquet").column("tile_id").to_pylist()
+    first = pq.read_table(shard(converted, "train", 0)).column("tile_id").to_pylist()
     in_order = [ids[r] for r in SPLITS["train"]]
     assert first != in_order[: len(first)]
     assert first != sorted(first)
     convert_mmearth(str(release), str(tmp_path), shard_mb=SHARD_MB, seed=1,
                     split="train", parallel=False, progress=quiet)
-    other = pq.read_table(tmp_path / "train/part-00000.parquet").column("tile_id").to_pylist()
+    other = pq.read_table(shard(tmp_path, "train", 0)).column("tile_id").to_pylist()
     assert other != first
 
 
@@ -194,13 +200,13 @@ def test_rerun_writes_only_the_missing_shard(release, tmp_path):
     shards = sorted(tmp_path.rglob("*.parquet"))
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards}
     manifest_before = json.loads((tmp_path / MANIFEST_NAME).read_text())
-    victim = tmp_path / "train/part-00001.parquet"
+    victim = shard(tmp_path, "train", 1)
     victim.unlink()
     lines: list[str] = []
     convert_mmearth(str(release), str(tmp_path), shard_mb=SHARD_MB, parallel=False,
                     progress=lines.append)
     assert [line.split()[1] for line in lines if "wrote" in line] == [
-        "train/part-00001.parquet:"]
+        f"train/{victim.name}:"]
     for path, (data, mtime) in before.items():
         assert path.read_bytes() == data
         if path != victim:
@@ -229,7 +235,7 @@ def test_truncated_h5_is_named_and_leaves_no_manifest(release, tmp_path):
 def corrupt(source, release, converted, tmp_path_factory) -> Path:
     """A copy of the release with one garbled sentinel2 chunk, in the last train shard."""
     _, ids, _, _ = source
-    last = pq.read_table(converted / "train/part-00002.parquet").column("tile_id")[0].as_py()
+    last = pq.read_table(shard(converted, "train", 2)).column("tile_id")[0].as_py()
     h5 = _copy(release, tmp_path_factory.mktemp("corrupt") / "release")
     with h5py.File(h5, "r") as f:
         chunk = f["sentinel2"].id.get_chunk_info_by_coord((ids.index(last), 0, 0, 0))
@@ -244,7 +250,7 @@ def test_corrupt_chunk_fails_midway_and_a_rerun_completes(release, corrupt, tmp_
     with pytest.raises(ReleaseError, match=r"'sentinel2' in .*data_tiny\.h5"):
         convert_mmearth(str(corrupt), str(out), shard_mb=SHARD_MB, parallel=False,
                         progress=quiet)
-    assert (out / "train/part-00000.parquet").exists()
+    assert len(list((out / "train").glob("part-00000-*.parquet"))) == 1
     assert not (out / MANIFEST_NAME).exists()
     with pytest.raises(DatasetError, match="did not finish"):
         read_manifest(resolve(out))
@@ -320,3 +326,106 @@ def test_s3_source_and_destination(s3_endpoint, s3_bucket, release, converted):
         assert loc.read_bytes() == (converted / info.path).read_bytes()
         table = pq.read_table(loc.path, filesystem=root.fs)
         assert table.num_rows == info.tiles
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "a/b", ".."])
+def test_a_split_name_cannot_leave_the_dataset(release, tmp_path, name):
+    h5 = _copy(release, tmp_path / "release")
+    (h5.parent / "data_tiny_splits.json").write_text(json.dumps({name: [0, 1]}))
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(ReleaseError, match=r"splits\.json: split name .* is not a plain name"):
+        convert_mmearth(str(h5), str(out), parallel=False, progress=quiet)
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == []
+
+
+def _still_readable(root: Path):
+    """A progress callback that checks, at every line, that ``root``'s dataset opens and
+    every shard it lists matches its footer (it is called after every shard written)."""
+    def check(_line: str) -> None:
+        TileDataset.open(str(root))
+    return check
+
+
+def _listed_and_present(root: Path) -> tuple[set, set]:
+    doc = json.loads((root / MANIFEST_NAME).read_text())
+    listed = {s["path"] for v in doc["splits"].values() for s in v}
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*.parquet")}
+    return listed, present
+
+
+def test_a_rerun_with_other_options_is_refused_and_the_dataset_kept(release, tmp_path, capsys):
+    from mpmae.cli import main
+
+    dest = tmp_path / "out"
+    convert_mmearth(str(release), str(dest), limit=4, parallel=False, progress=quiet)
+    before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    assert main(["data", "convert", str(release), str(dest), "--limit", "5",
+                 "--parallel", "false"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "limit: 4 → 5" in err and "--overwrite" in err
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
+
+
+def test_overwrite_keeps_the_old_dataset_readable_until_the_new_one_is_complete(
+        release, tmp_path):
+    dest = tmp_path / "out"
+    convert_mmearth(str(release), str(dest), limit=4, shard_mb=SHARD_MB, parallel=False,
+                    progress=quiet)
+    old_shards, _ = _listed_and_present(dest)
+    manifest = convert_mmearth(str(release), str(dest), shard_mb=SHARD_MB, parallel=False,
+                               overwrite=True, progress=_still_readable(dest))
+    assert manifest.num_tiles == NUM_TILES
+    listed, present = _listed_and_present(dest)
+    assert listed == present and not old_shards & listed  # new names; the old ones removed
+
+
+def test_a_failed_overwrite_leaves_the_old_dataset_and_a_rerun_no_orphans(
+        release, corrupt, tmp_path):
+    dest = tmp_path / "out"
+    convert_mmearth(str(release), str(dest), split="train", shard_mb=SHARD_MB,
+                    parallel=False, progress=quiet)
+    with pytest.raises(ReleaseError, match=r"'sentinel2' in .*data_tiny\.h5"):
+        convert_mmearth(str(corrupt), str(dest), shard_mb=SHARD_MB, parallel=False,
+                        overwrite=True, progress=_still_readable(dest))
+    assert read_manifest(resolve(dest)).num_tiles == len(SPLITS["train"])
+    convert_mmearth(str(release), str(dest), shard_mb=SHARD_MB, parallel=False,
+                    overwrite=True, progress=quiet)
+    listed, present = _listed_and_present(dest)
+    assert listed == present and read_manifest(resolve(dest)).num_tiles == NUM_TILES
+
+
+def test_a_chunk_missing_from_the_hdf5_index_fails_the_convert(release, tmp_path):
+    """HDF5 reads a chunk its index lacks as fill values: a damaged index must not turn
+    into tiles of zeros."""
+    h5 = _copy(release, tmp_path / "release")
+    victim = SPLITS["train"][2]
+    with h5py.File(h5, "r+") as f:
+        values = f["aster"][()]
+        del f["aster"]
+        aster = f.create_dataset("aster", values.shape, values.dtype,
+                                 chunks=(1, *values.shape[1:]), compression="gzip")
+        for row in range(len(values)):
+            if row != victim:
+                aster[row] = values[row]
+    with pytest.raises(ReleaseError, match=rf"'aster' in .*data_tiny\.h5 stores no data for "
+                                           rf"row {victim}"):
+        convert_mmearth(str(h5), str(tmp_path / "out"), parallel=False, progress=quiet)
+
+
+def test_damaged_hdf5_metadata_is_a_release_error_naming_the_file(release, tmp_path):
+    """A bit flipped anywhere in the file's first object headers: the layout check either
+    passes or says the file is damaged, never a raw h5py traceback."""
+    h5 = _copy(release, tmp_path / "release")
+    good = h5.read_bytes()
+    refused = 0
+    for position in range(0, 1400, 11):
+        damaged = bytearray(good)
+        damaged[position] ^= 0x20
+        h5.write_bytes(bytes(damaged))
+        try:
+            with find_release(str(h5)).open_h5() as f:
+                check_layout(f, str(h5))
+        except ReleaseError as e:
+            assert "data_tiny.h5" in str(e)
+            refused += 1
+    assert refused > 0

@@ -90,3 +90,44 @@ def test_a_bad_option_names_its_field(tmp_path):
     with pytest.raises(ConfigError, match=r"^size: must be 8 pixels or more, got 4$"):
         synthesize(str(tmp_path), tiles=8, size=4, progress=lambda _: None)
     assert not any(tmp_path.iterdir())
+
+
+def _files(root):
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _listed_and_present(root):
+    m = read_manifest(resolve(root))
+    listed = {s.path for shards in m.splits.values() for s in shards}
+    present = {p.relative_to(root).as_posix() for p in root.glob("*/*.parquet")}
+    return listed, present
+
+
+def test_a_rerun_with_other_options_is_refused_unless_overwrite(tmp_path, capsys):
+    from mpmae.cli import main
+
+    dest = tmp_path / "w"
+    small = ["--size", "8", "--tiles-per-shard", "8", "--downstream-tiles", "0"]
+    assert main(["data", "synth", str(dest), "--tiles", "16", *small]) == 0
+    before = _files(dest)
+    capsys.readouterr()
+    assert main(["data", "synth", str(dest), "--tiles", "24", *small]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tiles: 16 → 24" in err and "--overwrite" in err
+    assert _files(dest) == before
+    assert main(["data", "synth", str(dest), "--tiles", "16", *small]) == 0  # same options
+    assert main(["data", "synth", str(dest), "--tiles", "24", *small, "--overwrite"]) == 0
+    assert read_manifest(resolve(dest)).num_tiles == 24
+    listed, present = _listed_and_present(dest)
+    assert listed == present
+
+
+def test_overwrite_never_leaves_the_dataset_unreadable(tmp_path):
+    from mpmae.data.stream.tile_dataset import TileDataset
+
+    dest = tmp_path / "w"
+    synthesize(str(dest), tiles=16, size=16, downstream_tiles=0, tiles_per_shard=4,
+               progress=lambda _: None)
+    synthesize(str(dest), tiles=16, size=8, downstream_tiles=0, tiles_per_shard=4,
+               overwrite=True, progress=lambda _: TileDataset.open(str(dest)))
+    assert read_manifest(resolve(dest)).tile_size == 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mpmae.config import doc, require
 from mpmae.data.sources.config import SynthConfig
@@ -21,6 +22,9 @@ class DataConfig:
     shuffle_buffer: int = field(default=0, metadata=doc(
         "Rows in each worker's local shuffle buffer; 0: none (read tasks already shuffle "
         "tiles from random row groups of several shards, anew each epoch)"))
+    on_bad_shard: Literal["stop", "skip"] = field(default="stop", metadata=doc(
+        "A shard found damaged while streaming (a page checksum fails): stop the run "
+        "naming it, or skip its damaged row groups with a warning naming it"))
     probe_uri: str = field(default="", metadata=doc(
         "Labelled set (train/test splits, a label column) for the linear probe of "
         "train.probe_every; empty: <data.uri>/downstream if it exists"))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from mpmae.data.format.manifest import DatasetError, ShardInfo
 from mpmae.data.format.schema import PRESENCE_COLUMN, presence_bands
-from mpmae.data.format.shards import open_shard
+from mpmae.data.format.shards import corrupt_data, open_shard
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.stream.tile_dataset import TileDataset
+from mpmae.data.verify import NO_HASHES
 from mpmae.modalities import MODALITIES, RGB_BANDS, S2_BANDS, TaskKind, band_indices
 from mpmae.storage import StorageOptions, resolve
 
@@ -36,6 +40,7 @@ def summarize(ds: TileDataset) -> str:
     if m.labels:
         lines.append(f"  labels: {', '.join(m.labels)}")
     lines += _presence_lines(ds)
+    lines += _integrity_lines(ds)
     lines.append(f"  provenance: {m.provenance}")
     lines.append(f"  licence: {m.license}")
     return "\n".join(lines)
@@ -49,9 +54,8 @@ def _bands(mod) -> str:
 
 def _presence_lines(ds: TileDataset) -> list[str]:
     """Share of tiles in the first shard where each band really exists (only if < 100%)."""
-    split = next(iter(ds.manifest.splits))
-    first = ds.manifest.shards(split)[0]
-    table = open_shard(ds.root, first.path).read(columns=[PRESENCE_COLUMN])
+    first = _first_shard(ds)
+    table = _read(ds, first.path, lambda shard: shard.read(columns=[PRESENCE_COLUMN]))
     rates = _tensor(table.column(PRESENCE_COLUMN)).mean(axis=0)
     names = presence_bands(ds.manifest.modalities)
     partial = [f"{n} {r:.0%}" for n, r in zip(names, rates, strict=True) if r < 1]
@@ -63,9 +67,38 @@ def _tensor(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def sample_tiles(ds: TileDataset, count: int) -> pa.Table:
-    split = next(iter(ds.manifest.splits))
-    pf = open_shard(ds.root, ds.manifest.shards(split)[0].path)
-    return pf.read_row_group(0).slice(0, count)
+    first = _first_shard(ds)
+    return _read(ds, first.path, lambda shard: shard.read_row_group(0)).slice(0, count)
+
+
+def _first_shard(ds: TileDataset) -> ShardInfo:
+    return ds.manifest.shards(next(iter(ds.manifest.splits)))[0]
+
+
+def _read(ds: TileDataset, name: str, read: Callable[[pq.ParquetFile], pa.Table]) -> pa.Table:
+    """``read`` of one shard (page checksums verified); a damaged page names the shard."""
+    try:
+        return read(open_shard(ds.root, name))
+    except (pa.ArrowException, OSError) as e:
+        raise corrupt_data(ds.root, name, e) from None
+
+
+def _integrity_lines(ds: TileDataset) -> list[str]:
+    """Every shard's size against dataset.json (its footer was checked on opening); a
+    shard of another size was replaced or damaged, and is named."""
+    shards = [info for infos in ds.manifest.splits.values() for info in infos]
+    for info in shards:
+        loc = ds.root.join(*info.path.split("/"))
+        size = loc.fs.get_file_info(loc.path).size
+        if info.bytes and size != info.bytes:
+            raise DatasetError(
+                f"shard {loc.uri} is {size} bytes, dataset.json says {info.bytes}: it was "
+                "replaced or damaged; run `mpmae data verify`, then re-run the conversion")
+    lines = [f"  integrity: footers and sizes of {len(shards)} shards match dataset.json; "
+             "`mpmae data verify` reads every page"]
+    if not ds.manifest.has_hashes:
+        lines.append(f"  note: {NO_HASHES}")
+    return lines
 
 
 def tile_sheet_png(ds: TileDataset, count: int = InspectConfig.tiles) -> bytes:

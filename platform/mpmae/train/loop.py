@@ -100,12 +100,11 @@ def _epoch_batches(spec: WorkerSpec, device: torch.device):
     ctx = train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     shard = train.get_dataset_shard("train")
-    dataset = spec.dataset()
 
     def batches(epoch: int):
         seed = cfg.train.seed * 10_007 + epoch * world + rank
         return guarded(torch_batches(shard, cfg.train.batch_size, cfg.data.shuffle_buffer,
-                                     seed=seed, device=device), dataset, cfg.data.split)
+                                     seed=seed, device=device))
 
     return batches
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpmae.data.format.manifest import Manifest
-from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.storage import Location
 from mpmae.train.config import PretrainConfig
 
@@ -28,7 +27,3 @@ class WorkerSpec:
     @property
     def stats(self) -> dict:
         return self.manifest.stats
-
-    def dataset(self) -> TileDataset:
-        """The training dataset, without re-reading its manifest or footers."""
-        return TileDataset(self.data_root, self.manifest)

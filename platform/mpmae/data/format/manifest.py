@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from mpmae.data.format.manifest_checks import manifest_problem
 from mpmae.data.format.schema import FORMAT_NAME, FORMAT_VERSION, presence_bands, tile_schema
 from mpmae.errors import MpmaeError
 from mpmae.modalities import MODALITIES
@@ -26,6 +27,7 @@ class ShardInfo:
     path: str  # relative to the dataset root, '/'-separated
     tiles: int
     bytes: int = 0
+    sha256: str = ""  # hex digest of the file; empty in manifests of older mpmae versions
 
 
 @dataclass
@@ -75,27 +77,38 @@ class Manifest:
     def from_json(cls, text: str, where: str = "dataset.json") -> Manifest:
         try:
             doc = json.loads(text)
-            if doc.get("format") != FORMAT_NAME:
-                raise DatasetError(f"{where} is not an mpmae tile manifest")
-            if doc.get("format_version") != FORMAT_VERSION:
-                raise DatasetError(
-                    f"{where} has format version {doc.get('format_version')}; this mpmae "
-                    f"reads version {FORMAT_VERSION}: upgrade mpmae or re-convert the data"
-                )
-            unknown = [m for m in doc["modalities"] if m not in MODALITIES]
-            if unknown:
-                raise DatasetError(f"{where} lists unknown modalities {unknown}")
-            return cls(
-                tile_size=int(doc["tile_size"]),
-                modalities=list(doc["modalities"]),
-                stats=doc["stats"],
-                splits={k: [ShardInfo(**s) for s in v] for k, v in doc["splits"].items()},
-                provenance=doc.get("provenance", {}),
-                license=doc.get("license", ""),
-                labels=doc.get("labels", []),
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DatasetError(f"{where} is malformed ({e}); re-create the dataset") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+            raise DatasetError(f"{where} is not an mpmae tile manifest (a JSON object with "
+                               f"format '{FORMAT_NAME}'); re-create the dataset")
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise DatasetError(
+                f"{where} has format version {doc.get('format_version')}; this mpmae "
+                f"reads version {FORMAT_VERSION}: upgrade mpmae or re-convert the data"
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DatasetError(f"{where} is malformed ({e!r}); re-create the dataset") from None
+        problem = manifest_problem(doc)
+        if problem:
+            raise DatasetError(f"{where}: {problem}; fix the file or re-create the dataset")
+        return cls(
+            tile_size=doc["tile_size"],
+            modalities=list(doc["modalities"]),
+            stats=doc["stats"],
+            splits={k: [_shard_info(s) for s in v] for k, v in doc["splits"].items()},
+            provenance=doc.get("provenance", {}),
+            license=doc.get("license", ""),
+            labels=doc.get("labels", []),
+        )
+
+    @property
+    def has_hashes(self) -> bool:
+        """Whether every shard's SHA-256 is recorded (manifests of older mpmae lack them)."""
+        return all(s.sha256 for shards in self.splits.values() for s in shards)
+
+
+def _shard_info(entry: dict) -> ShardInfo:
+    return ShardInfo(path=entry["path"], tiles=entry["tiles"], bytes=entry.get("bytes", 0),
+                     sha256=entry.get("sha256", ""))
 
 
 def _describe(name: str, tile_size: int) -> dict:

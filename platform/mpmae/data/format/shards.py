@@ -2,9 +2,14 @@
 
 A shard is built whole in memory and published in one atomic step, so a crash never
 leaves a partial file that later reads as valid; a re-run sees a valid shard and skips it.
+Every page carries a CRC checksum that every read verifies, so flipped bytes fail the read
+of that page instead of decoding into wrong tiles; the manifest records each shard's size
+and SHA-256 for ``mpmae data verify``.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,8 +23,10 @@ COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 
 
-def shard_name(split: str, index: int) -> str:
-    return f"{split}/part-{index:05d}.parquet"
+def shard_name(split: str, index: int, key: str) -> str:
+    """``key``: :func:`~mpmae.data.format.publish.options_key` of the writer's options, so
+    a run with other options never overwrites a shard the existing dataset.json lists."""
+    return f"{split}/part-{index:05d}-{key}.parquet"
 
 
 def write_shard(root: Location, name: str, table: pa.Table) -> ShardInfo:
@@ -28,10 +35,32 @@ def write_shard(root: Location, name: str, table: pa.Table) -> ShardInfo:
     pq.write_table(
         table, sink, row_group_size=ROW_GROUP_TILES, compression=COMPRESSION,
         compression_level=COMPRESSION_LEVEL, write_statistics=["tile_id", "split"],
+        write_page_checksum=True,
     )
-    data = sink.getvalue()
-    root.join(*name.split("/")).write_bytes_atomic(data.to_pybytes())
-    return ShardInfo(path=name, tiles=table.num_rows, bytes=data.size)
+    data = sink.getvalue().to_pybytes()
+    root.join(*name.split("/")).write_bytes_atomic(data)
+    return ShardInfo(path=name, tiles=table.num_rows, bytes=len(data), sha256=digest(data))
+
+
+def digest(data: bytes) -> str:
+    """The SHA-256 of a shard's bytes, as dataset.json records it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_shard(data: bytes) -> pq.ParquetFile:
+    """A shard held in memory, read with page checksums verified."""
+    return pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+
+
+def decode_problem(data: bytes) -> str | None:
+    """Why a shard's bytes do not decode (footer, or any page: checksums verified), or None."""
+    try:
+        shard = parse_shard(data)
+        for i in range(shard.num_row_groups):
+            shard.read_row_group(i)
+    except (pa.ArrowException, OSError) as e:
+        return str(e)
+    return None
 
 
 def open_shard(root: Location, name: str,
@@ -40,7 +69,8 @@ def open_shard(root: Location, name: str,
     ``footer`` read before, opening costs no read (a round trip on object storage)."""
     loc = root.join(*name.split("/"))
     try:
-        return pq.ParquetFile(loc.fs.open_input_file(loc.path), metadata=footer)
+        return pq.ParquetFile(loc.fs.open_input_file(loc.path), metadata=footer,
+                              page_checksum_verification=True)
     except FileNotFoundError:
         raise DatasetError(
             f"shard {loc.uri} is listed in dataset.json but missing: restore it or "
@@ -55,13 +85,19 @@ def open_shard(root: Location, name: str,
         ) from None
 
 
+def footer_problems(info: ShardInfo, footer: pq.FileMetaData, expected: pa.Schema) -> list[str]:
+    """How a shard's footer differs from its manifest entry: schema and tile count."""
+    problems = schema_problems(footer.schema.to_arrow_schema(), expected)
+    if footer.num_rows != info.tiles:
+        problems.append(f"{footer.num_rows} tiles, dataset.json says {info.tiles}")
+    return problems
+
+
 def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
                 expected: pa.Schema) -> None:
     """Footer-level check (``footer`` as :func:`open_shard` read it): expected schema,
     tile count as in the manifest."""
-    problems = schema_problems(footer.schema.to_arrow_schema(), expected)
-    if footer.num_rows != info.tiles:
-        problems.append(f"{footer.num_rows} tiles, dataset.json says {info.tiles}")
+    problems = footer_problems(info, footer, expected)
     if problems:
         raise DatasetError(
             f"shard {root.join(*info.path.split('/')).uri} does not match dataset.json: "
@@ -70,26 +106,8 @@ def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
         )
 
 
-def read_shard_fully(root: Location, info: ShardInfo) -> None:
-    """Decode every page of a shard: finds corruption the footer check cannot see."""
-    pf = open_shard(root, info.path)
-    try:
-        for i in range(pf.num_row_groups):
-            pf.read_row_group(i)
-    except (pa.ArrowException, OSError) as e:
-        raise corrupt_data(root, info.path, e) from None
-
-
 def corrupt_data(root: Location, name: str, error: Exception, where: str = "") -> DatasetError:
     """The error for a shard whose pages do not decode (``where``: e.g. its row group)."""
     return DatasetError(
         f"shard {root.join(*name.split('/')).uri} has corrupt data{where} ({error}): delete "
         "it and re-run the conversion, or re-create the dataset")
-
-
-def shard_is_complete(root: Location, name: str, tiles: int) -> bool:
-    """True if ``name`` exists, opens, and holds ``tiles`` rows (a re-run may skip it)."""
-    try:
-        return open_shard(root, name).metadata.num_rows == tiles
-    except DatasetError:
-        return False

@@ -24,6 +24,9 @@ class SynthConfig:
         "Labelled tiles for probing, written to downstream/; null: a quarter of tiles "
         "(at least 32); 0: none"))
     tiles_per_shard: int = field(default=512, metadata=doc("Tiles per Parquet shard"))
+    overwrite: bool = field(default=False, metadata=doc(
+        "Replace a dataset at DEST made with other options (kept readable until the new "
+        "one is complete); false: refuse"))
 
     def validate(self) -> None:
         require(self.tiles >= 1, "tiles", f"must be 1 or more, got {self.tiles}")
@@ -55,6 +58,10 @@ class ConvertConfig:
         "process"))
     num_workers: int | None = field(default=None, metadata=doc(
         "Shard-writing tasks in flight; null: the cluster's CPUs"))
+    overwrite: bool = field(default=False, metadata=doc(
+        "Replace a dataset at DEST converted with other options (kept readable until the "
+        "new one is complete); false: refuse, and a re-run with the same options completes "
+        "it, keeping the shards already written"))
 
     def validate(self) -> None:
         require(self.limit is None or self.limit >= 1, "limit",

@@ -6,7 +6,9 @@ read its rows from the HDF5 (sorted, for locality), put them back in permuted or
 publish one whole shard atomically. Jobs run as Ray tasks, a bounded number in flight, or
 in-process. A job's shard name and tiles depend only on the release, split, limit, seed and
 shard size, so a re-run skips shards that already hold exactly their tiles and writes the
-rest. ``dataset.json`` is written last: a conversion that fails leaves none.
+rest. ``dataset.json`` is written last, atomically, over any older one, which stays
+readable until then; a re-run with other options is refused unless overwriting
+(:mod:`mpmae.data.format.publish`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 
 import mpmae
 from mpmae.config import ConfigError
-from mpmae.data.format.manifest import MANIFEST_NAME, Manifest, ShardInfo, write_manifest
+from mpmae.data.format.manifest import Manifest, ShardInfo, write_manifest
+from mpmae.data.format.names import split_name_problem
+from mpmae.data.format.publish import check_rerun, options_key, remove_superseded
 from mpmae.data.format.schema import presence_bands
 from mpmae.data.format.shards import shard_name
 from mpmae.data.sources.config import ConvertConfig, Split
@@ -63,6 +67,7 @@ def convert_mmearth(
     seed: int = ConvertConfig.seed,
     parallel: bool = ConvertConfig.parallel,
     num_workers: int | None = ConvertConfig.num_workers,
+    overwrite: bool = ConvertConfig.overwrite,
     storage: StorageOptions | None = None,
     progress: Progress = print,
 ) -> Manifest:
@@ -73,21 +78,23 @@ def convert_mmearth(
     or damaged release.
     """
     cfg = ConvertConfig(split=split, limit=limit, shard_mb=shard_mb, seed=seed,
-                        parallel=parallel, num_workers=num_workers)
+                        parallel=parallel, num_workers=num_workers, overwrite=overwrite)
     cfg.validate()
     started = time.perf_counter()
     release = find_release(src, storage)
     root = resolve(dest, storage)
+    options = _options(release, cfg)
+    check_rerun(root, options, overwrite)
     selected = _select_splits(release, split, limit)
     with release.open_h5() as h5:
         num_tiles, tile_size = check_layout(h5, release.h5)
         _check_rows(selected, num_tiles, release)
-        jobs = _plan(h5, release, selected, _tiles_per_shard(tile_size, shard_mb), seed)
+        jobs = _plan(h5, release, selected, _tiles_per_shard(tile_size, shard_mb), seed,
+                     options_key(options))
     published = published_stats(release)
     progress(f"{release.file_names['h5']}: {num_tiles} tiles of {tile_size}px; converting "
              + ", ".join(f"{k} {len(v)}" for k, v in selected.items())
              + f" tiles into {len(jobs)} shards at {root.uri}")
-    _retract_manifest(root, progress)
     ctx = JobContext(release, root.uri, root.options, tile_size)
     results = run_jobs(jobs, ctx, parallel, num_workers, _reporter(progress, started))
     shards = {k: _split_shards(results, k) for k in selected}
@@ -97,10 +104,11 @@ def convert_mmearth(
         modalities=list(CONVERTED),
         stats=stats,
         splits=shards,
-        provenance=_provenance(release, selected, cfg, stats_note),
+        provenance=_provenance(release, selected, options, stats_note),
         license=LICENSE,
     )
     write_manifest(root, manifest)
+    remove_superseded(root, manifest, progress)
     _summary(results, root, started, progress)
     return manifest
 
@@ -110,6 +118,11 @@ def _select_splits(release: Release, split: str | None, limit: int | None) -> di
     doc = release.read_json("splits")
     if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
         raise ReleaseError(f"{release.splits} should map split names to lists of row indices")
+    for name in doc:
+        problem = split_name_problem(name)
+        if problem:
+            raise ReleaseError(f"{release.splits}: {problem}; it becomes a folder of the "
+                               "dataset: rename the split")
     if split is not None and split not in doc:
         raise ConfigError(f"split '{split}' is not in {release.splits}; choose one of "
                           f"{sorted(doc)}, or leave the split out to convert them all")
@@ -144,8 +157,10 @@ def _tiles_per_shard(tile_size: int, shard_mb: float) -> int:
     return max(1, int(shard_mb * 2**20) // per_tile)
 
 
-def _plan(h5, release: Release, selected: dict, per_shard: int, seed: int) -> list[ShardJob]:
-    """Permute each split with ``seed`` and cut it into shard jobs of at most ``per_shard``."""
+def _plan(h5, release: Release, selected: dict, per_shard: int, seed: int,
+          key: str) -> list[ShardJob]:
+    """Permute each split with ``seed`` and cut it into shard jobs of at most ``per_shard``
+    (shard names carry ``key``, the options' key)."""
     rows = np.sort(np.concatenate(list(selected.values())))
     tile_ids, s2_types = read_metadata(h5, rows, release.h5)
     bands = _tile_bands(release, tile_ids)
@@ -157,7 +172,7 @@ def _plan(h5, release: Release, selected: dict, per_shard: int, seed: int) -> li
         for index, group in enumerate(groups):
             at = np.searchsorted(rows, group)
             jobs.append(ShardJob(
-                split=split, name=shard_name(split, index), rows=group,
+                split=split, name=shard_name(split, index, key), rows=group,
                 tile_ids=[tile_ids[i] for i in at], s2_types=[s2_types[i] for i in at],
                 tile_bands=[bands.get(tile_ids[i]) for i in at],
             ))
@@ -177,14 +192,6 @@ def _tile_bands(release: Release, tile_ids: Iterable[str]) -> dict[str, dict]:
     return wanted
 
 
-def _retract_manifest(root: Location, progress: Progress) -> None:
-    """Remove an old dataset.json first: shards are about to change under it."""
-    old = root.join(MANIFEST_NAME)
-    if old.exists():
-        old.fs.delete_file(old.path)
-        progress(f"removed the previous {old.uri}; it is written again when all shards exist")
-
-
 def _reporter(progress: Progress, started: float) -> Callable[[ShardResult], None]:
     def report(result: ShardResult) -> None:
         info = result.info
@@ -202,16 +209,20 @@ def _split_shards(results: list[ShardResult], split: str) -> list[ShardInfo]:
     return sorted(infos, key=lambda info: info.path)
 
 
-def _provenance(release: Release, selected: dict, cfg: ConvertConfig,
-                stats_note: dict) -> dict:
+def _options(release: Release, cfg: ConvertConfig) -> dict:
+    """What decides the shards' content: a re-run with other options is refused (unless
+    overwriting) and writes shards of other names. Key names predate ConvertConfig."""
+    return {"source": release.file_names["h5"], "split": cfg.split, "limit": cfg.limit,
+            "seed": cfg.seed, "target_shard_mb": cfg.shard_mb}
+
+
+def _provenance(release: Release, selected: dict, options: dict, stats_note: dict) -> dict:
     return {
         "source": {"dataset": "MMEarth", "files": release.file_names,
                    "tiles": {k: len(v) for k, v in selected.items()}},
         "converter": {"name": "mpmae data convert", "version": mpmae.__version__},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        # The options that decide the shards' content; the key names predate ConvertConfig.
-        "options": {"split": cfg.split, "limit": cfg.limit, "seed": cfg.seed,
-                    "target_shard_mb": cfg.shard_mb},
+        "options": options,
         "not_converted": {n: "not in the mpmae modality catalogue" for n in NOT_CONVERTED},
         "biome_eco_region": "one-hot → class index (argmax); all-zero one-hot → nodata",
         "stats": stats_note,

@@ -13,7 +13,7 @@ import numpy as np
 
 from mpmae.cluster.task_result import task_result
 from mpmae.data.format.manifest import ShardInfo
-from mpmae.data.format.shards import open_shard, shard_is_complete, write_shard
+from mpmae.data.format.shards import decode_problem, digest, parse_shard, write_shard
 from mpmae.data.format.tiles import tiles_to_table
 from mpmae.data.sources.mmearth_h5 import Release, read_tiles, tile_presence
 from mpmae.storage import Location, StorageOptions, resolve
@@ -114,11 +114,15 @@ def _write_job(job: ShardJob, ctx: JobContext) -> ShardResult:
 
 
 def _existing_shard(root: Location, job: ShardJob) -> ShardInfo | None:
-    """The shard's entry if it exists with exactly the job's tiles in the job's order."""
-    if not shard_is_complete(root, job.name, len(job.rows)):
+    """The shard's entry if it exists, decodes with every page checksum intact and holds
+    exactly the job's tiles in the job's order; else None (it is written again)."""
+    loc = root.join(*job.name.split("/"))
+    if not loc.exists():
         return None
-    shard = open_shard(root, job.name)
+    data = loc.read_bytes()
+    if decode_problem(data) is not None:
+        return None
+    shard = parse_shard(data)
     if shard.read(columns=["tile_id"]).column("tile_id").to_pylist() != job.tile_ids:
         return None
-    loc = root.join(*job.name.split("/"))
-    return ShardInfo(job.name, len(job.rows), loc.fs.get_file_info(loc.path).size)
+    return ShardInfo(job.name, len(job.rows), len(data), digest(data))

@@ -111,7 +111,7 @@ class Release:
                 else:
                     source = loc.path
                 h5 = stack.enter_context(h5py.File(source, "r"))
-            except (OSError, ValueError) as e:
+            except (OSError, RuntimeError, ValueError) as e:
                 raise ReleaseError(
                     f"cannot open {self.h5} as HDF5 ({e}): the file is truncated or corrupt; "
                     "compare its size with the published one and download it again"
@@ -170,6 +170,16 @@ def _base_name(uri: str) -> str:
 
 def check_layout(h5: h5py.File, where: str) -> tuple[int, int]:
     """``(num_tiles, tile_size)`` after checking every dataset the converter reads."""
+    try:
+        return _layout(h5, where)
+    except ReleaseError:
+        raise
+    except (KeyError, OSError, RuntimeError, ValueError) as e:  # h5py on damaged metadata
+        raise ReleaseError(f"cannot read the layout of {where} ({e}): the file is corrupt; "
+                           "download it again") from None
+
+
+def _layout(h5: h5py.File, where: str) -> tuple[int, int]:
     missing = [n for n in (*CONVERTED, METADATA) if n not in h5]
     if missing:
         raise ReleaseError(
@@ -183,6 +193,16 @@ def check_layout(h5: h5py.File, where: str) -> tuple[int, int]:
     for name in CONVERTED:
         _check_dataset(h5[name], name, where, num_tiles, size)
     return num_tiles, size
+
+
+def _dataset(h5: h5py.File, name: str, where: str) -> h5py.Dataset:
+    """``h5[name]``; a damaged object header is a ReleaseError naming the file."""
+    try:
+        return h5[name]
+    except (KeyError, OSError, ValueError, RuntimeError) as e:
+        raise ReleaseError(
+            f"cannot open dataset '{name}' in {where} ({e}): the file is corrupt; "
+            "download it again") from None
 
 
 def _check_dataset(ds: h5py.Dataset, name: str, where: str, num_tiles: int, size: int) -> None:
@@ -203,17 +223,37 @@ def _check_dataset(ds: h5py.Dataset, name: str, where: str, num_tiles: int, size
 
 def read_rows(h5: h5py.File, name: str, rows: np.ndarray, where: str) -> np.ndarray:
     """``h5[name][rows]`` for sorted unique ``rows``, reading each run of neighbours at once."""
-    ds = h5[name]
+    ds = _dataset(h5, name, where)
     out = np.empty((len(rows), *ds.shape[1:]), ds.dtype)
     for first, stop, at in _runs(rows):
+        _check_stored(ds, first, stop, name, where)
         try:
             ds.read_direct(out, np.s_[first:stop], np.s_[at : at + stop - first])
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, ValueError) as e:
             raise ReleaseError(
                 f"cannot read rows {first}..{stop - 1} of dataset '{name}' in {where} ({e}): "
                 "the file is corrupt; download it again"
             ) from None
     return out
+
+
+def _check_stored(ds: h5py.Dataset, first: int, stop: int, name: str, where: str) -> None:
+    """Every chunk holding rows ``first..stop-1`` is stored. HDF5 reads a chunk missing
+    from its index as fill values without a word, and the release writes every row: a
+    missing chunk means a damaged index, not a tile of zeros."""
+    if ds.chunks is None:
+        return
+    step = ds.chunks[0]
+    for row in range(first - first % step, stop, step):
+        try:
+            info = ds.id.get_chunk_info_by_coord((row,) + (0,) * (ds.ndim - 1))
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ReleaseError(f"cannot read the chunk index of dataset '{name}' in {where} "
+                               f"({e}): the file is corrupt; download it again") from None
+        if info.byte_offset is None:
+            raise ReleaseError(
+                f"dataset '{name}' in {where} stores no data for row {row} (its chunk index "
+                "is damaged; HDF5 would read fill values): download the file again")
 
 
 def _runs(rows: np.ndarray) -> list[tuple[int, int, int]]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 import mpmae
 from mpmae.data.format.band_stats import BandStats
 from mpmae.data.format.manifest import Manifest, ShardInfo, write_manifest
+from mpmae.data.format.publish import check_rerun, options_key, remove_superseded
 from mpmae.data.format.shards import shard_name, write_shard
 from mpmae.data.format.tiles import tiles_to_table
 from mpmae.data.sources.config import SynthConfig
@@ -30,6 +32,7 @@ def synthesize(
     seed: int = SynthConfig.seed,
     downstream_tiles: int | None = SynthConfig.downstream_tiles,
     tiles_per_shard: int = SynthConfig.tiles_per_shard,
+    overwrite: bool = SynthConfig.overwrite,
     storage: StorageOptions | None = None,
     progress: Callable[[str], None] = print,
 ) -> Manifest:
@@ -38,29 +41,54 @@ def synthesize(
 
     The options are :class:`SynthConfig`'s (defaults and meaning there); a bad one raises a
     ConfigError naming it. Deterministic by ``seed``: the same options give byte-identical
-    tile values.
+    tile values. A dataset at ``dest`` made with other options is refused unless
+    ``overwrite`` (:mod:`mpmae.data.format.publish`).
     """
     cfg = SynthConfig(tiles=tiles, size=size, seed=seed, downstream_tiles=downstream_tiles,
-                      tiles_per_shard=tiles_per_shard)
+                      tiles_per_shard=tiles_per_shard, overwrite=overwrite)
     cfg.validate()
     root = resolve(dest, storage)
-    start = time.perf_counter()
-    manifest = _write_world(root, tiles, size, seed, tiles_per_shard, progress, labelled=False)
     n_down = cfg.labelled_tiles()
+    worlds = [_World(root, tiles, size, seed, tiles_per_shard, labelled=False)]
     if n_down:
-        _write_world(root.join(DOWNSTREAM_DIR), n_down, size, seed + 1_000_003,
-                     tiles_per_shard, progress, labelled=True)
+        worlds.append(_World(root.join(DOWNSTREAM_DIR), n_down, size, seed + 1_000_003,
+                             tiles_per_shard, labelled=True))
+    for world in worlds:  # all refused before anything is written
+        check_rerun(world.root, world.options, overwrite)
+    start = time.perf_counter()
+    manifest, *_ = [_write_world(world, progress) for world in worlds]
+    if n_down:
         write_geobench_sets(root, n_down, size, seed + 1_000_003, progress)
     progress(f"synthesised {tiles} tiles (+{n_down} labelled) of {size}px at {root.uri} "
              f"in {time.perf_counter() - start:.1f}s")
     return manifest
 
 
+@dataclass(frozen=True)
+class _World:
+    """One tile dataset synth writes: the pretraining world or its labelled set."""
+
+    root: Location
+    tiles: int
+    size: int
+    seed: int
+    per_shard: int
+    labelled: bool
+
+    @property
+    def options(self) -> dict:
+        """What decides its content (recorded in its provenance, keyed into shard names)."""
+        return {"tiles": self.tiles, "size": self.size, "seed": self.seed,
+                "tiles_per_shard": self.per_shard, "labelled": self.labelled}
+
+
 class _SplitWriter:
     """Buffers tiles per split and publishes a shard whenever one is full."""
 
-    def __init__(self, root: Location, size: int, per_shard: int, progress) -> None:
+    def __init__(self, root: Location, size: int, per_shard: int, key: str,
+                 progress) -> None:
         self.root, self.size, self.per_shard, self.progress = root, size, per_shard, progress
+        self.key = key
         self.buffers: dict[str, list[tuple]] = {}
         self.shards: dict[str, list[ShardInfo]] = {}
 
@@ -88,7 +116,7 @@ class _SplitWriter:
             self.size, labels=None if labels is None else labels[:take],
         )
         shards = self.shards.setdefault(split, [])
-        info = write_shard(self.root, shard_name(split, len(shards)), table)
+        info = write_shard(self.root, shard_name(split, len(shards), self.key), table)
         shards.append(info)
         self.progress(f"  wrote {info.path}: {info.tiles} tiles, {info.bytes / 2**20:.1f} MB")
 
@@ -101,10 +129,12 @@ def _concat(parts: list[tuple]):
     return arrays, ids, types, labels
 
 
-def _write_world(root, tiles, size, seed, per_shard, progress, labelled) -> Manifest:
-    writer = _SplitWriter(root, size, per_shard, progress)
+def _write_world(world: _World, progress) -> Manifest:
+    writer = _SplitWriter(world.root, world.size, world.per_shard, options_key(world.options),
+                          progress)
     stats = BandStats()
-    for first, chunk in world_chunks(tiles, size, seed):
+    labelled, seed = world.labelled, world.seed
+    for first, chunk in world_chunks(world.tiles, world.size, seed):
         n = len(chunk.splits)
         arrays = {"sentinel2": chunk.arrays["sentinel2"]} if labelled else chunk.arrays
         ids = [f"synth{seed}-{first + i:07d}" for i in range(n)]
@@ -120,16 +150,18 @@ def _write_world(root, tiles, size, seed, per_shard, progress, labelled) -> Mani
                        [chunk.s2_types[i] for i in rows],
                        chunk.landscape[rows] if labelled else None)
     manifest = Manifest(
-        tile_size=size,
+        tile_size=world.size,
         modalities=["sentinel2"] if labelled else list(MODALITIES),
         stats=stats.result(),
         splits=writer.close(),
         provenance={
             "source": "synthetic world", "generator": f"mpmae {mpmae.__version__} synth",
-            "seed": seed, "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "seed": seed, "options": world.options,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(),
         },
         license=LICENSE,
         labels=list(LANDSCAPE_CLASSES) if labelled else [],
     )
-    write_manifest(root, manifest)
+    write_manifest(world.root, manifest)
+    remove_superseded(world.root, manifest, progress)
     return manifest

@@ -12,6 +12,10 @@ completion, next submission), on a small machine about as long as reading one bl
 (measured: docs/ray-2.60.md); four blocks per task pay that once per ~1024 tiles, and the
 first block of a task still leaves after one block's read.
 
+A row group that does not decode (a page checksum fails, a shard is gone) stops the stream
+with an error naming its shard, or with ``on_bad_shard="skip"`` is left out with a warning
+naming it while the other row groups stream on; nothing else is re-read.
+
 Shuffling: the row groups of all shards are permuted anew for every execution, seeded by
 ``(seed, execution number)``, and each block shuffles the tiles of its row groups
 (drawn from different shards). Shards were shuffled when written, so every
@@ -27,9 +31,11 @@ the order reads finish, not strictly in the permutation's order.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +48,8 @@ from mpmae.data.format.shards import corrupt_data, open_shard
 from mpmae.storage import Location
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
+OnBadShard = Literal["stop", "skip"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,13 @@ class RowGroupSource(Datasource):
     """Reads ``schema``'s columns of the row groups of shards under ``root`` whose footers
     are given. ``tiles_per_block``: how many tiles are shuffled together into one block
     (bigger amortises per-block costs, smaller starts the stream sooner);
-    ``blocks_per_task``: how many blocks one read task yields in turn."""
+    ``blocks_per_task``: how many blocks one read task yields in turn; ``on_bad_shard``:
+    what a row group that does not decode does (``stop`` the stream, or ``skip`` it)."""
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_block: int = 256,
-                 blocks_per_task: int = 4, first_epoch: int = 0, skip_tiles: int = 0) -> None:
+                 blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
+                 first_epoch: int = 0, skip_tiles: int = 0) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -71,6 +81,7 @@ class RowGroupSource(Datasource):
         self.seed = seed
         self.tiles_per_block = tiles_per_block
         self.blocks_per_task = blocks_per_task
+        self.skip_bad = on_bad_shard == "skip"
         self.first_epoch = first_epoch
         self.skip_tiles = skip_tiles
         self.executions = 0
@@ -141,10 +152,13 @@ class RowGroupSource(Datasource):
                                       for g in groups})))
         root, columns, n = self.root, self.schema.names, self.groups_per_block
         footers = {g.shard: self.footers[g.shard] for g in groups}
+        skip = self.skip_bad
 
         def blocks() -> Iterator[pa.Table]:
             for i in range(0, len(groups), n):
-                yield shuffled(read_row_groups(root, footers, groups[i : i + n], columns), rng)
+                table = read_row_groups(root, footers, groups[i : i + n], columns, skip)
+                if table is not None:
+                    yield shuffled(table, rng)
 
         return ReadTask(blocks, meta, schema=self.schema, per_task_row_limit=row_limit)
 
@@ -160,17 +174,28 @@ def _without_leading(groups: list[RowGroup], tiles: int) -> list[RowGroup]:
 
 
 def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],
-                    groups: list[RowGroup], columns: list[str]) -> pa.Table:
-    """The row groups as one table; a failure names the shard and the row group."""
+                    groups: list[RowGroup], columns: list[str],
+                    skip_bad: bool = False) -> pa.Table | None:
+    """The row groups as one table (None: all skipped). A row group that does not decode
+    raises an error naming its shard, or with ``skip_bad`` is left out with a warning."""
     files, tables = {}, []
     for g in groups:
-        if g.shard not in files:
-            files[g.shard] = open_shard(root, g.shard, footers[g.shard])
         try:
-            tables.append(files[g.shard].read_row_group(g.index, columns=columns))
-        except (pa.ArrowException, OSError) as e:
-            raise corrupt_data(root, g.shard, e, where=f" in row group {g.index}") from None
-    return pa.concat_tables(tables)
+            if g.shard not in files:
+                files[g.shard] = open_shard(root, g.shard, footers[g.shard])
+            tables.append(_read(root, files[g.shard], g, columns))
+        except DatasetError as e:
+            if not skip_bad:
+                raise
+            log.warning("skipped %d tiles (data.on_bad_shard=skip): %s", g.tiles, e)
+    return pa.concat_tables(tables) if tables else None
+
+
+def _read(root: Location, shard: pq.ParquetFile, g: RowGroup, columns: list[str]) -> pa.Table:
+    try:
+        return shard.read_row_group(g.index, columns=columns)
+    except (pa.ArrowException, OSError) as e:
+        raise corrupt_data(root, g.shard, e, where=f" in row group {g.index}") from None
 
 
 def shuffled(table: pa.Table, rng: np.random.Generator | None) -> pa.Table:

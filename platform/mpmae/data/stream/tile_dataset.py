@@ -20,12 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
+from ray.exceptions import RayTaskError
 
 from mpmae.data import ray_fixes
 from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
-from mpmae.data.format.shards import check_shard, open_shard, read_shard_fully
+from mpmae.data.format.shards import check_shard, open_shard
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
-from mpmae.data.stream.row_group_source import RowGroupSource
+from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
+from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextSet
 from mpmae.storage import Location, StorageOptions, resolve
 
@@ -55,11 +57,6 @@ class TileDataset:
             for info in self.manifest.shards(split):
                 check_shard(self.root, info, footers[info.path], schema)
 
-    def diagnose(self, split: str) -> None:
-        """Decode every shard of ``split`` fully; raises a DatasetError naming a bad one."""
-        for info in self.manifest.shards(split):
-            read_shard_fully(self.root, info)
-
     def shard_paths(self, split: str) -> list[str]:
         return [self.root.join(*s.path.split("/")).path for s in self.manifest.shards(split)]
 
@@ -83,12 +80,14 @@ class TileDataset:
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
-             first_epoch: int = 0, skip_tiles: int = 0):
+             on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
         ``task_cpus``: CPUs each read task asks for; below 1 when training reserved only a
         fraction of a CPU for data, or the reads could never be scheduled.
+        ``on_bad_shard``: a row group that does not decode stops the stream naming its
+        shard (``stop``) or is left out with a warning naming it (``skip``).
         ``first_epoch``, ``skip_tiles``: where a resumed run is in its data (see
         :mod:`mpmae.data.stream.row_group_source`).
         """
@@ -99,7 +98,8 @@ class TileDataset:
         columns = [*pretext.columns, *extra_columns]
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
-                                first_epoch=first_epoch, skip_tiles=skip_tiles)
+                                on_bad_shard=on_bad_shard, first_epoch=first_epoch,
+                                skip_tiles=skip_tiles)
         ray_fixes.install(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
@@ -152,12 +152,13 @@ def torch_batches(
     )
 
 
-def guarded(batches: Iterable, dataset: TileDataset, split: str) -> Iterator:
-    """Re-raise a read failure deep in Ray Data as an error that names the bad shard."""
+def guarded(batches: Iterable) -> Iterator:
+    """``batches``; a read task's own error (it names the bad shard and row group) is
+    re-raised as itself, without Ray's wrapper and its worker traceback. Nothing is re-read
+    to find the shard."""
     try:
         yield from batches
-    except DatasetError:
-        raise
-    except Exception:
-        dataset.diagnose(split)  # raises naming the shard if one is bad
+    except RayTaskError as e:
+        if isinstance(e.cause, MpmaeError):
+            raise e.cause from None
         raise
