@@ -62,7 +62,7 @@ def get(url: str, host: str, user: str | None = None) -> int:
         pair = base64.b64encode(f"{user}:{ADMIN_PASSWORD}".encode()).decode()
         request.add_header("Authorization", f"Basic {pair}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as e:
         return e.code
@@ -90,7 +90,8 @@ def test_the_manifest_server_demands_credentials_and_a_listed_host(auth_config, 
            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-the-test"}
     url = f"http://127.0.0.1:{port}"
-    with served(command, tmp_path, env, url):
+    # Generous: the auth app migrates two stores before it answers, on shared cores.
+    with served(command, tmp_path, env, url, timeout_s=300):
         api = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
         admin = manifest_env["MLFLOW_AUTH_ADMIN_USERNAME"]
         assert get(api, "mpmae-mlflow:5000") == 401
