@@ -33,7 +33,6 @@ def mlflow_server(workdir: Path, artifacts_destination: str, env: Mapping[str, s
     needs to reach it). Yields the server's URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = workdir / "mlflow-server.log"
     command = [
         str(Path(sys.executable).with_name("mlflow")), "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
@@ -42,12 +41,22 @@ def mlflow_server(workdir: Path, artifacts_destination: str, env: Mapping[str, s
         # The Host header clients send; anything else is refused (DNS-rebinding guard).
         "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}",
     ]
+    with served(command, workdir, env, url, timeout_s):
+        yield url
+
+
+@contextmanager
+def served(command: list[str], workdir: Path, env: Mapping[str, str], url: str,
+           timeout_s: float = 120) -> Iterator[None]:
+    """Run ``command`` (an ``mlflow server`` listening at ``url``) in ``workdir`` until
+    its /health answers; stop its process group on exit. Its log: ``workdir/mlflow-server.log``."""
+    log = workdir / "mlflow-server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(proc, url, log, timeout_s)
-        yield url
+        yield
     finally:
         _stop(proc)
 

@@ -11,7 +11,8 @@ Into ~/.mpmae/cluster (mode 0700):
 
 AWS keys stay out of mpmae.env unless --include-aws-keys is given: on EC2 the nodes get
 S3 access from their instance profile. Pass it for S3-compatible stores (MinIO, Ceph).
-Only variable names are printed, never values.
+Only variable names are printed, never values. Nothing is written while ray-cluster.yaml
+lets SSH in from its placeholder or from the whole internet (infra/aws/access.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+import yaml
+
 from mpmae.submit import FORWARDED_ENV
+
+# access.py sits beside this script (infra/ is not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from access import CLUSTER_YAML, AccessError, ssh_cidrs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path("~/.mpmae/cluster")
@@ -94,8 +101,11 @@ def build_wheel(dest: Path) -> Path:
     return wheel
 
 
-def prepare(out: Path, env: Mapping[str, str], include_aws_keys: bool = False) -> None:
-    """Write everything ray-cluster.yaml's file_mounts name under ``out``."""
+def prepare(out: Path, env: Mapping[str, str], cluster: Mapping,
+            include_aws_keys: bool = False) -> None:
+    """Write everything ``cluster`` (ray-cluster.yaml)'s file_mounts name under ``out``;
+    refuse, before writing anything, a cluster whose SSH is open to the world."""
+    ssh_cidrs(cluster)
     node = out / "node"
     node.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
@@ -117,11 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         description="Write the token, env file and wheel that ray-cluster.yaml mounts.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder to write (ray-cluster.yaml expects the default)")
+    parser.add_argument("--cluster-config", type=Path, default=CLUSTER_YAML,
+                        help="the cluster launcher config to check (default: ray-cluster.yaml)")
     parser.add_argument("--include-aws-keys", action="store_true",
                         help="also write AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN (not "
                              "needed on EC2 with an instance profile)")
     args = parser.parse_args(argv)
-    prepare(args.out.expanduser(), os.environ, args.include_aws_keys)
+    cluster = yaml.safe_load(args.cluster_config.read_text())
+    try:
+        prepare(args.out.expanduser(), os.environ, cluster, args.include_aws_keys)
+    except AccessError as e:
+        print(f"prepare.py: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

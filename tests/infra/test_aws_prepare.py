@@ -1,5 +1,6 @@
-"""infra/aws/prepare.py: it writes every file ray-cluster.yaml mounts, keeps the token, and
-puts only the intended variables (shell-safe) into the nodes' env file."""
+"""infra/aws/prepare.py: it writes every file ray-cluster.yaml mounts, keeps the token, puts
+only the intended variables (shell-safe) into the nodes' env file, and writes nothing while
+ray-cluster.yaml's SSH rule holds its placeholder or opens SSH to the world."""
 
 from __future__ import annotations
 
@@ -14,13 +15,39 @@ from infra_modules import ROOT, load
 prepare = load("infra/aws/prepare.py")
 
 
+def cluster_with_ssh_from(cidr: str) -> dict:
+    """ray-cluster.yaml as a user would have edited it: SSH from ``cidr``."""
+    cluster = yaml.safe_load((ROOT / "ray-cluster.yaml").read_text())
+    (rule,) = cluster["provider"]["security_group"]["IpPermissions"]
+    rule["IpRanges"] = [{"CidrIp": cidr}]
+    return cluster
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("cluster")
     env = {"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000", "AWS_DEFAULT_REGION": "eu-west-1",
            "AWS_SECRET_ACCESS_KEY": "not-for-the-nodes", "MPMAE_HOME": "/home/me/cache"}
-    prepare.prepare(out, env)
+    prepare.prepare(out, env, cluster_with_ssh_from("198.51.100.7/32"))
     return out
+
+
+def test_the_shipped_placeholder_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "cluster"
+    assert prepare.main(["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prepare.py: error: ray-cluster.yaml: provider.security_group")
+    assert "SET-YOUR-SSH-CIDR" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("cidr,says", [("0.0.0.0/0", "whole internet"),
+                                       ("::/0", "whole internet"),
+                                       ("my-laptop", "not a CIDR")])
+def test_world_open_or_malformed_ssh_is_refused(tmp_path, cidr, says):
+    with pytest.raises(prepare.AccessError, match=says):
+        prepare.prepare(tmp_path / "cluster", {}, cluster_with_ssh_from(cidr))
+    assert not (tmp_path / "cluster").exists()
 
 
 def test_every_file_mount_source_exists(prepared):

@@ -52,10 +52,31 @@ def test_base_image_is_pinned(name):
     assert image and re.fullmatch(r"[\w.-]+", tag) and tag != "latest", base
 
 
-@pytest.mark.parametrize("name", ["Dockerfile", "mlflow.Dockerfile"])
-def test_runs_as_a_non_root_user(name):
+# The uid:gid each image runs as: the base image's ray user, the user mlflow.Dockerfile makes.
+IMAGE_USERS = {"Dockerfile": (1000, 100), "mlflow.Dockerfile": (1000, 1000)}
+
+
+def image_user(name: str) -> tuple[int, int]:
     users = arguments(DOCKER / name, "USER")
-    assert users and users[-1] not in ("root", "0"), users
+    assert users, f"{name} runs as root: it has no USER"
+    # Numeric: Kubernetes cannot check runAsNonRoot against a user name.
+    assert re.fullmatch(r"\d+:\d+", users[-1]), users[-1]
+    uid, gid = map(int, users[-1].split(":"))
+    return uid, gid
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "mlflow.Dockerfile"])
+def test_runs_as_a_numeric_non_root_user(name):
+    uid, gid = image_user(name)
+    assert uid != 0 and gid != 0
+    assert (uid, gid) == IMAGE_USERS[name]
+
+
+def test_mlflow_image_creates_the_user_it_runs_as():
+    (run,) = arguments(DOCKER / "mlflow.Dockerfile", "RUN")
+    uid, gid = image_user("mlflow.Dockerfile")
+    assert f"groupadd --gid {gid} " in run
+    assert f"useradd --create-home --uid {uid} --gid {gid}" in run
 
 
 def test_project_base_follows_the_ray_pin_and_python_311():
@@ -87,8 +108,9 @@ def test_project_image_copies_what_the_jobs_need_and_the_context_allows_it():
 
 def test_mlflow_image_has_the_postgres_and_s3_clients_at_pinned_versions():
     (run,) = arguments(DOCKER / "mlflow.Dockerfile", "RUN")
-    installed = dict(re.findall(r"([A-Za-z0-9_.-]+)==([\w.]+)", run))
-    assert {"mlflow", "psycopg2-binary", "boto3"} <= set(installed)
+    installed = dict(re.findall(r"([A-Za-z0-9_.-]+)(?:\[[\w,]+\])?==([\w.]+)", run))
+    assert {"mlflow", "psycopg2-binary", "boto3", "flask-wtf"} <= set(installed)
+    assert "mlflow[auth]==" in run  # the basic-auth app of infra/k8s/mlflow.yaml
     for name in ("mlflow", "boto3"):
         assert installed[name] == pins()[name], name
     assert arguments(DOCKER / "mlflow.Dockerfile", "ENTRYPOINT") == ['["mlflow", "server"]']

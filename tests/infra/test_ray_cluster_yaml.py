@@ -99,3 +99,20 @@ def test_no_credentials_in_the_file():
     text = CLUSTER_YAML.read_text()
     assert not re.search(r"AKIA[0-9A-Z]{16}", text)
     assert not re.search(r"(?i)(secret_access_key|password)\s*[:=]", text)
+
+
+def test_ssh_is_not_open_to_the_world_and_ships_a_placeholder(cluster):
+    group = cluster["provider"]["security_group"]
+    assert group["GroupName"]
+    cidrs = [r["CidrIp"] for rule in group["IpPermissions"] for r in rule["IpRanges"]]
+    assert cidrs == ["SET-YOUR-SSH-CIDR"]  # infra/aws/prepare.py refuses it until set
+    assert not [p for p in group["IpPermissions"] if "Ipv6Ranges" in p or "PrefixListIds" in p]
+
+
+def test_nodes_use_least_privilege_instance_profiles(cluster, workers):
+    head = cluster["available_node_types"][cluster["head_node_type"]]
+    assert head["node_config"]["IamInstanceProfile"] == {"Name": "mpmae-head"}
+    for name, node_type in workers.items():
+        assert node_type["node_config"]["IamInstanceProfile"] == {"Name": "mpmae-worker"}, name
+    # ray up's default role has AmazonEC2FullAccess and AmazonS3FullAccess.
+    assert "ray-autoscaler-v1" not in CLUSTER_YAML.read_text()
