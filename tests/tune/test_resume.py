@@ -66,7 +66,7 @@ def test_killed_sweep_resumes_with_the_same_command(sweep_args, sweep_runs, tmp_
 
     second = subprocess.run(_command(items), capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "resuming sweep s" in second.stdout and "restoring the Tune state" in second.stdout
+    assert "resuming sweep s" in second.stdout
 
     client, parents, trials = sweep_runs(cfg)
     assert [p.info.run_id for p in parents] == [parent_id]

@@ -10,7 +10,7 @@ from mpmae.config import ConfigError, load_config
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.resources import concurrent_trials, launcher_maxima
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
-from mpmae.tune.search_space import param_space, planned_trials, trial_config
+from mpmae.tune.search_space import plan_trials, trial_config
 
 PROBE = "pretrain.train.probe_every=10"
 
@@ -19,32 +19,29 @@ def _cfg(*overrides: str) -> TuneConfig:
     return load_config(TuneConfig, None, [PROBE, *overrides])
 
 
-def _variants(cfg: TuneConfig) -> list[dict]:
-    from ray.tune.search.variant_generator import generate_variants
-
-    return [spec for _, spec in generate_variants(param_space(cfg.search))]
-
-
 def test_grid_times_samples_with_an_explicit_task_list():
     cfg = _cfg("search.pretext=[S2,all,[sentinel2,aster]]",
                "search.loss_weighting=[uncertainty,unweighted]", "search.lr=[1e-3,3e-4]",
                "num_samples=2")
-    variants = _variants(cfg)
-    assert len(variants) == 3 * 2 * 2  # one grid; num_samples repeats it
-    assert planned_trials(cfg) == 24
-    assert {v["pretext"] for v in variants} == {"S2", "all", "sentinel2,aster"}
-    trial = trial_config(cfg.pretrain, variants[-1])
-    assert trial.model.pretext_set.name == "sentinel2+aster"
-    assert trial.optim.lr == variants[-1]["lr"] and trial.train.seed == 0
+    trials = plan_trials(cfg)
+    assert len(trials) == 3 * 2 * 2 * 2  # num_samples repeats the grid
+    assert [t["key"] for t in trials[:2]] == ["t000", "t001"] and trials[-1]["key"] == "t023"
+    assert trials[:12] == [{**t, "key": f"t{i:03d}"} for i, t in enumerate(trials[12:])]
+    assert {t["pretext"] for t in trials} == {"S2", "all", "sentinel2,aster"}
+    trial = trial_config(cfg.pretrain, trials[11])
+    assert trial.model.pretext_set.name == "sentinel2+aster" and trial.run_name == "t011"
+    assert trial.optim.lr == trials[11]["lr"] and trial.train.seed == 0
 
 
-def test_random_mode_draws_from_ranges():
+def test_random_mode_draws_from_ranges_the_same_for_the_same_sweep_name():
     cfg = _cfg("search.mode=random", "search.lr_range=[1e-4,1e-2]",
-               "search.mask_ratio_range=[0.5,0.8]", "num_samples=5")
-    assert planned_trials(cfg) == 5
-    draws = _variants(cfg)
-    assert len(draws) == 1  # one draw per sample
-    assert 1e-4 <= draws[0]["lr"] <= 1e-2 and 0.5 <= draws[0]["mask_ratio"] <= 0.8
+               "search.mask_ratio_range=[0.5,0.8]", "num_samples=5", "sweep_name=s1")
+    draws = plan_trials(cfg)
+    assert len(draws) == 5 and len({d["lr"] for d in draws}) == 5
+    assert all(1e-4 <= d["lr"] <= 1e-2 and 0.5 <= d["mask_ratio"] <= 0.8 for d in draws)
+    assert plan_trials(cfg) == draws  # a resumed sweep knows its trials again
+    assert plan_trials(_cfg("search.mode=random", "search.lr_range=[1e-4,1e-2]",
+                            "num_samples=5", "sweep_name=s2")) != draws
 
 
 @pytest.mark.parametrize(("overrides", "key", "words"), [
@@ -71,7 +68,7 @@ def test_config_errors_name_the_key(overrides, key, words):
 
 def test_the_shipped_sweep_config_loads():
     cfg = load_config(TuneConfig, "jobs/configs/sweep_pretext.yaml", [])
-    assert planned_trials(cfg) == 10 and cfg.scheduler.kind == "asha"
+    assert len(plan_trials(cfg)) == 10 and cfg.scheduler.kind == "asha"
 
 
 def test_concurrency_from_resources():

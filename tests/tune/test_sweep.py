@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import glob
+import json
+import pickle
+from pathlib import Path
 
 import pytest
 
@@ -41,8 +44,34 @@ def test_two_trial_sweep_end_to_end(ray_local, tiny_sweep, sweep_runs, tmp_path)
     for row in result.rows:  # each trial is a run of its own, with its own checkpoints
         assert glob.glob(f"{result.sweep_dir}/trials/{row['trial_id']}/checkpoint_*")
 
-    again = sweep(cfg, progress=lambda _: None)  # a finished sweep: same run, no new version
+    assert sorted(r["trial_id"] for r in result.rows) == ["t000", "t001"]
+    for row in result.rows:
+        record = json.loads(Path(result.sweep_dir, "trials", row["trial_id"], "trial.json")
+                            .read_text())
+        assert record["status"] == "completed" and record["metrics"]["step"] == 4
+
+    # Tune's own state is pickled: a resumed sweep must not read it back. Make every pickle
+    # in it one that would leave a file if it were ever unpickled.
+    marker = tmp_path / "ran"
+    planted = glob.glob(f"{result.sweep_dir}/tune/**/*.pkl", recursive=True)
+    assert planted, "Tune wrote no pickle to plant into"
+    for path in planted:
+        Path(path).write_bytes(pickle.dumps(_Leaves(marker)))
+    said: list[str] = []
+    again = sweep(cfg, progress=said.append)  # a finished sweep: same run, no new version
+    assert not marker.exists()
+    assert "2 of 2 trial(s) already ended; running the other 0" in said
     assert again.mlflow_run_id == result.mlflow_run_id
     assert again.model_version == result.model_version
     assert len(sweep_runs(cfg)[1]) == 1
     assert len(client.search_model_versions("name='mpmae-encoder'")) == 1
+
+
+class _Leaves:
+    """Unpickled, it creates ``path``: proof that a pickle ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")

@@ -2,10 +2,11 @@
 trials, then a results table, a figure and the best encoder registered.
 
 A sweep lives in ``<storage.root>/<sweep_name>/``: ``run.json`` (the parent MLflow run id,
-so a re-run re-attaches), ``config.yaml``, ``tune/`` (Tune's experiment state) and
-``trials/<trial id>/`` (each trial's pretraining run). Re-running the same command with the
-same sweep name restores the Tuner and finishes what is left: unfinished trials resume from
-their own checkpoints.
+so a re-run re-attaches), ``config.yaml``, ``tune/`` (Ray Tune's own experiment folder,
+never read back: it is pickled) and ``trials/<key>/`` (each trial's pretraining run and
+its ``trial.json`` record once it ended). Re-running the same command with the same sweep
+name finishes what is left: the trials not yet recorded as done run, on from their own
+checkpoints where they have some (:mod:`mpmae.tune.trial_record`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from mpmae.train.schedule import plan_steps
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.objective import PROBE, objective_name, read_score
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row
-from mpmae.tune.search_space import param_space, planned_trials
+from mpmae.tune.search_space import KEY, param_space, plan_trials
 from mpmae.tune.trial import SWEEP_TAG
+from mpmae.tune.trial_record import DONE, read_record, write_record
 
 TUNE_DIR = "tune"
 TRIALS_DIR = "trials"
@@ -72,10 +74,22 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
                                cfg.pretrain.train.batch_size, cfg.pretrain.train.accumulation,
                                cfg.pretrain.scaling.num_workers, cfg.pretrain.optim.epochs,
                                cfg.pretrain.train.max_steps)[1]
-            grid = _tuner(cfg, sweep_dir, parent.mlflow_run_id, total, progress).fit()
-            if grid.num_terminated + grid.num_errors < len(grid):
-                raise KeyboardInterrupt  # Tune stopped on a signal and saved its state
-            rows = _rows(grid, sweep_dir.join(TRIALS_DIR), total, objective)
+            trials_dir = sweep_dir.join(TRIALS_DIR)
+            trials = plan_trials(cfg)
+            done = {t[KEY]: r for t in trials if (r := read_record(trials_dir.join(t[KEY])))
+                    and r["status"] in DONE}
+            todo = [t for t in trials if t[KEY] not in done]
+            if done:
+                progress(f"{len(done)} of {len(trials)} trial(s) already ended; running "
+                         f"the other {len(todo)}")
+            results = []
+            if todo:
+                grid = _tuner(cfg, sweep_dir, parent.mlflow_run_id, total, todo,
+                              progress).fit()
+                if grid.num_terminated + grid.num_errors < len(grid):
+                    raise KeyboardInterrupt  # Tune stopped on a signal
+                results = _record(grid, trials_dir, total)
+            rows = _rows(trials, {**done, **dict(results)}, trials_dir, objective)
             best, version = _publish(cfg, rows, sweep_dir)
         finally:
             if started_ray:
@@ -114,7 +128,9 @@ def _trial_base(cfg: TuneConfig, sweep_dir: Location) -> PretrainConfig:
                                    "mlflow.register_as": ""})
 
 
-def _tuner(cfg: TuneConfig, sweep_dir: Location, parent_id: str, total: int, progress):
+def _tuner(cfg: TuneConfig, sweep_dir: Location, parent_id: str, total: int,
+           trials: list[dict[str, Any]], progress):
+    """A fresh Tuner over ``trials`` (a resumed sweep passes the ones left to run)."""
     from ray import tune
 
     from mpmae.tune.trial import run_trial
@@ -125,17 +141,12 @@ def _tuner(cfg: TuneConfig, sweep_dir: Location, parent_id: str, total: int, pro
                              objective=to_dict(cfg.objective), sweep_name=cfg.sweep_name,
                              parent_run_id=parent_id),
         {"CPU": cfg.trial_cpus})
-    state = sweep_dir.join(TUNE_DIR)
-    if tune.Tuner.can_restore(state.path, storage_filesystem=fs):
-        progress(f"restoring the Tune state in {state.uri}")
-        return tune.Tuner.restore(state.path, trainable, resume_unfinished=True,
-                                  resume_errored=True, storage_filesystem=fs)
     return tune.Tuner(
         trainable,
-        param_space=param_space(cfg.search),
+        param_space=param_space(trials),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, scheduler=_scheduler(cfg, total),
-                                    num_samples=cfg.num_samples,
-                                    max_concurrent_trials=_concurrency(cfg, progress)),
+                                    max_concurrent_trials=_concurrency(cfg, len(trials),
+                                                                       progress)),
         run_config=tune.RunConfig(name=TUNE_DIR, storage_path=sweep_dir.path,
                                   storage_filesystem=fs),
     )
@@ -155,10 +166,9 @@ def _scheduler(cfg: TuneConfig, total: int):
                          reduction_factor=s.reduction_factor, stop_last_trials=False)
 
 
-def _concurrency(cfg: TuneConfig, progress) -> int:
+def _concurrency(cfg: TuneConfig, planned: int, progress) -> int:
     from mpmae.tune.resources import cluster_capacity, concurrent_trials, trial_demand
 
-    planned = planned_trials(cfg)
     if cfg.max_concurrent_trials:
         n = min(cfg.max_concurrent_trials, planned)
     else:
@@ -168,18 +178,30 @@ def _concurrency(cfg: TuneConfig, progress) -> int:
     return n
 
 
-def _rows(grid, trials_dir: Location, total: int, objective: str) -> list[dict[str, Any]]:
-    rows = []
+def _record(grid, trials_dir: Location, total: int) -> list[tuple[str, dict[str, Any]]]:
+    """Each result's record (key, record), written with what Tune saw last: a completed
+    trial wrote its own (in case this driver dies), stopped and failed ones cannot."""
+    out = []
     for result in grid:
+        key = result.config["trial"][KEY]
         metrics = result.metrics or {}
         status = "error" if result.error else (
             "completed" if metrics.get(TIME_ATTR) == total else "stopped")
-        trial_id = metrics.get("trial_id", "")
-        run_id = read_run_file(trials_dir.join(trial_id)).get("mlflow_run_id", "") \
-            if trial_id else ""
-        rows.append(trial_row(result.config, metrics, status, run_id, objective,
-                              _score(metrics, trials_dir, trial_id, status, objective)))
-    return sorted(rows, key=lambda r: r["trial_id"])
+        write_record(trials_dir.join(key), status, metrics)
+        out.append((key, read_record(trials_dir.join(key))))
+    return out
+
+
+def _rows(trials: list[dict[str, Any]], records: dict[str, dict[str, Any]],
+          trials_dir: Location, objective: str) -> list[dict[str, Any]]:
+    rows = []
+    for trial in trials:
+        key, record = trial[KEY], records[trial[KEY]]
+        metrics = {**record["metrics"], "trial_id": key}
+        run_id = read_run_file(trials_dir.join(key)).get("mlflow_run_id", "")
+        rows.append(trial_row(trial, metrics, record["status"], run_id, objective,
+                              _score(metrics, trials_dir, key, record["status"], objective)))
+    return rows
 
 
 def _score(metrics: dict[str, Any], trials_dir: Location, trial_id: str, status: str,
