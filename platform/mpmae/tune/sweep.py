@@ -187,8 +187,7 @@ def _record(grid, trials_dir: Location, total: int) -> list[tuple[str, dict[str,
         metrics = result.metrics or {}
         status = "error" if result.error else (
             "completed" if metrics.get(TIME_ATTR) == total else "stopped")
-        write_record(trials_dir.join(key), status, metrics)
-        out.append((key, read_record(trials_dir.join(key))))
+        out.append((key, write_record(trials_dir.join(key), status, metrics)))
     return out
 
 

@@ -21,12 +21,14 @@ DONE = ("completed", "stopped")  # how a trial may end without needing another r
 STATUSES = (*DONE, "error")
 
 
-def write_record(trial_dir: Location, status: str, metrics: dict[str, Any]) -> None:
+def write_record(trial_dir: Location, status: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """Record that the trial ended with ``status`` and its last reported ``metrics``
-    (only numbers and strings are kept: Tune adds its own bookkeeping objects)."""
+    (only numbers and strings are kept: Tune adds its own bookkeeping objects); returns
+    the record as :func:`read_record` will read it."""
     kept = {k: _plain(v) for k, v in metrics.items() if isinstance(v, (int, float, str))}
-    trial_dir.join(RECORD_FILE).write_bytes_atomic(
-        json.dumps({"status": status, "metrics": kept}, indent=1).encode())
+    record = {"status": status, "metrics": kept}
+    trial_dir.join(RECORD_FILE).write_bytes_atomic(json.dumps(record, indent=1).encode())
+    return record
 
 
 def read_record(trial_dir: Location) -> dict[str, Any] | None:
