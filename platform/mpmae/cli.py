@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -12,6 +13,7 @@ from mpmae.config_flags import add_config_flags, add_help_config, config_from_ar
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.sources.config import ConvertConfig, SynthConfig
 from mpmae.errors import MpmaeError
+from mpmae.redact import redact_log_records, redact_text
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -185,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    redact_log_records()
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -195,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         # other error (torch, CUDA, a bug) keeps its traceback: that is what one debugs with.
         print(f"mpmae: error: {error}", file=sys.stderr)
         return 2
+    except Exception:  # a library's message may quote a URI with its password
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from mpmae.errors import MpmaeError
+from mpmae.redact import redact_data, redact_text
 
 T = TypeVar("T")
 Scalar = str | int | float | bool
@@ -38,7 +39,7 @@ class ConfigError(MpmaeError, ValueError):
 
     def __init__(self, message: str, key: str = "") -> None:
         self.key = key
-        self.message = message
+        self.message = redact_text(message)
         super().__init__(f"{key}: {message}" if key else message)
 
 
@@ -133,14 +134,17 @@ _Dumper.add_representer(
 
 
 def dump_yaml(obj: Any) -> str:
-    """The resolved config as YAML that :func:`load_config` reads back to an equal object."""
-    return yaml.dump(to_dict(obj), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    """The resolved config as YAML that :func:`load_config` reads back to an equal object,
+    but for URI passwords, which are masked: a saved config is read by other people."""
+    return yaml.dump(redact_data(to_dict(obj)), Dumper=_Dumper, sort_keys=False,
+                     allow_unicode=True)
 
 
 def flatten(obj: Any) -> dict[str, Scalar]:
-    """``{"model.size": "atto", …}`` for MLflow params; lists as JSON, None as ``"null"``."""
+    """``{"model.size": "atto", …}`` for MLflow params; lists as JSON, None as ``"null"``;
+    URI passwords masked."""
     out: dict[str, Scalar] = {}
-    for key, value in _walk(to_dict(obj), ""):
+    for key, value in _walk(redact_data(to_dict(obj)), ""):
         if value is None or isinstance(value, list):
             out[key] = json.dumps(value)
         else:

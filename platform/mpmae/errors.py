@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mpmae.redact import redact_text
+
 
 class MpmaeError(Exception):
     """An error whose message already says what went wrong and what to do; the CLI prints
@@ -9,4 +11,10 @@ class MpmaeError(Exception):
 
     Subclasses also derive from the builtin error they refine (``ConfigError(MpmaeError,
     ValueError)``), so callers catching ``ValueError`` or ``RuntimeError`` keep working.
+
+    The message is redacted (:mod:`mpmae.redact`): a URI's password never reaches a
+    console, a job's log or a failed run's record through an error.
     """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))

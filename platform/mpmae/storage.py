@@ -41,6 +41,8 @@ class StorageOptions:
     region: str = ""
     access_key_id: str = field(default="", repr=False)
     secret_access_key: str = field(default="", repr=False)
+    # Temporary credentials (STS, SSO, an assumed role) come as a key pair plus this token.
+    session_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, **overrides: str) -> StorageOptions:
@@ -50,6 +52,7 @@ class StorageOptions:
             "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", ""),
             "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
             "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            "session_token": os.environ.get("AWS_SESSION_TOKEN", ""),
         }
         env.update({k: v for k, v in overrides.items() if v})
         return cls(**env)
@@ -61,6 +64,7 @@ class StorageOptions:
             "region": "AWS_DEFAULT_REGION",
             "access_key_id": "AWS_ACCESS_KEY_ID",
             "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+            "session_token": "AWS_SESSION_TOKEN",
         }
         return {names[f.name]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
@@ -68,7 +72,7 @@ class StorageOptions:
 @dataclass(frozen=True)
 class StorageConfig:
     """The ``storage`` config section: where runs go. Credentials come only from
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, so they never land in a
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) in the environment, so they never land in a
     saved config or in MLflow params."""
 
     root: str = field(default="", metadata=doc(
@@ -207,6 +211,8 @@ def s3_filesystem(opts: StorageOptions) -> pafs.S3FileSystem:
     if opts.access_key_id:
         kwargs["access_key"] = opts.access_key_id
         kwargs["secret_key"] = opts.secret_access_key
+        if opts.session_token:
+            kwargs["session_token"] = opts.session_token
     return pafs.S3FileSystem(**kwargs)
 
 
@@ -222,6 +228,7 @@ def fsspec_filesystem(loc: Location):
     return s3fs.S3FileSystem(
         key=opts.access_key_id or None,
         secret=opts.secret_access_key or None,
+        token=opts.session_token or None,
         endpoint_url=opts.endpoint_url or None,
         client_kwargs={"region_name": opts.region or "us-east-1"},
     )
@@ -241,7 +248,7 @@ def _unreachable(loc: Location, error: OSError) -> StorageError:
 
 
 def _scrub(text: str, opts: StorageOptions) -> str:
-    for secret in (opts.secret_access_key, opts.access_key_id):
+    for secret in (opts.secret_access_key, opts.session_token, opts.access_key_id):
         if secret:
             text = text.replace(secret, "***")
     return text

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mpmae import __version__
 from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
 from mpmae.errors import MpmaeError
+from mpmae.redact import redact_text
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -233,7 +234,7 @@ def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, Scalar])
 
 
 def _param_value(value: Scalar) -> str:
-    text = str(value)
+    text = redact_text(str(value))
     if len(text) <= MAX_PARAM_LENGTH:
         return text
     return text[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK

@@ -15,6 +15,7 @@ from mpmae.cluster.connect import connect, on_a_cluster
 from mpmae.config import ConfigError, cache_dir, override
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
+from mpmae.redact import redact_text
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
@@ -243,7 +244,7 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
 
 
 def _summary(r: RunResult) -> str:
-    ui = r.tracking_uri
+    ui = redact_text(r.tracking_uri)
     if ui.startswith("sqlite:") or Path(ui).exists():
         how = f"mlflow ui --backend-store-uri {ui}   (then open http://127.0.0.1:5000)"
     else:
