@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -16,7 +17,7 @@ TOKEN = "FwoGZXIvYXdzEXAMPLE-session-token"
 class _Recorder(BaseHTTPRequestHandler):
     """Answers every request with 404 and keeps each request's headers."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def _answer(self) -> None:
         self.seen.append({k.lower(): v for k, v in self.headers.items()})

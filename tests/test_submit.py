@@ -14,7 +14,6 @@ from ray_head import free_ports, ray_head
 
 from mpmae.ray_auth import find_token
 from mpmae.submit import (
-    ALWAYS_EXCLUDED,
     SubmitError,
     add_submit_parser,
     default_address,
@@ -22,17 +21,18 @@ from mpmae.submit import (
     normalise_address,
     submit,
     tracking_note,
-    upload_excludes,
 )
+from mpmae.submit_upload import ALWAYS_EXCLUDED, UploadTooLargeError, upload_excludes
 
 # Ray's own log-tailing client trips an aiohttp deprecation; nothing of ours.
 pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-that-must-never-be-printed"
 KEY_ID = "AKIA-KEY-ID-ALSO-SECRET"
+MLFLOW_PASSWORD = "mlflow-pw-never-printed"
 
-# Prints what the job sees: its args, which forwarded variables arrived (secrets only as a
-# hash), where `mpmae` was imported from and what was uploaded.
+# Prints what the job sees: its args, which variables arrived (secrets only as a hash),
+# where `mpmae` was imported from and what was uploaded.
 ENVCHECK = textwrap.dedent("""
     import hashlib, os, sys
     import mpmae
@@ -40,12 +40,20 @@ ENVCHECK = textwrap.dedent("""
     for name in ("MLFLOW_TRACKING_URI", "MPMAE_HOME", "UNRELATED_VARIABLE"):
         print("ENV", name, os.environ.get(name))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        print("SHA", name, hashlib.sha256(os.environ[name].encode()).hexdigest())
-    print("LEAK", os.environ["AWS_SECRET_ACCESS_KEY"])  # a careless job: submit masks it
+        value = os.environ.get(name)
+        print("SHA", name, value and hashlib.sha256(value.encode()).hexdigest())
+    print("LEAK", os.environ.get("AWS_SECRET_ACCESS_KEY"))  # a careless job: submit masks it
     print("MODULE", mpmae.__file__)
     print("FILES", sorted(os.listdir(".")))
+    for folder, _, names in os.walk("."):
+        for name in names:
+            print("UPLOADED", os.path.join(folder, name))
     sys.exit(int(sys.argv[-1]) if sys.argv[1:] and sys.argv[-1].isdigit() else 0)
 """)
+# Things a project folder often holds that must never reach the cluster.
+PRIVATE_FILES = (".env", "deploy/prod.env", ".aws/credentials", "keys/cluster.pem",
+                 "world/dataset.json", "world/shard-0.parquet", "runs/r1/run.json",
+                 "runs/r1/ckpt/model.pt", "weights.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,8 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "platform" / "mpmae").mkdir(parents=True)
     (tmp_path / "platform" / "mpmae" / "__init__.py").write_text('"""uploaded copy"""\n')
     (tmp_path / ".gitignore").write_text("# local notes\nnotes/\n")
-    for junk in ("notes/todo.txt", ".venv/bin/python", ".git/HEAD", "mlflow.db"):
+    for junk in ("notes/todo.txt", ".venv/bin/python", ".git/HEAD", "mlflow.db",
+                 *PRIVATE_FILES):
         (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / junk).write_text("x")
     return tmp_path
@@ -71,7 +80,7 @@ def project(tmp_path: Path) -> Path:
 def user_env(token: str) -> dict[str, str]:
     return {
         "RAY_AUTH_TOKEN": token,
-        "MLFLOW_TRACKING_URI": "http://mlflow.example:5000",
+        "MLFLOW_TRACKING_URI": f"http://mpmae:{MLFLOW_PASSWORD}@mlflow.example:5000",
         "AWS_ACCESS_KEY_ID": KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "MPMAE_HOME": "/data/mpmae",
@@ -83,21 +92,30 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def job_table(head) -> str:
+    """Everything Ray's Job API tells anyone who can reach the dashboard about jobs."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(head.address,
+                                 headers={"Authorization": f"Bearer {head.token}"})
+    return repr([job.model_dump() for job in client.list_jobs()])
+
+
 @pytest.mark.ray
-def test_job_runs_with_env_and_upload_and_secrets_stay_hidden(head, project, capsys):
+def test_job_runs_with_env_and_upload_and_secrets_stay_home(head, project, capsys):
     rc = submit(head.address, ["envcheck", "--flag", "two words"], working_dir=str(project),
                 env=user_env(head.token))
     out, err = capsys.readouterr()
     assert rc == 0, out + err
     assert "ARGV ['--flag', 'two words']" in out
+    # The tracking server's address travels, its password does not.
     assert "ENV MLFLOW_TRACKING_URI http://mlflow.example:5000" in out
     assert "ENV MPMAE_HOME /data/mpmae" in out
     assert "ENV UNRELATED_VARIABLE None" in out
-    assert f"SHA AWS_SECRET_ACCESS_KEY {sha(SECRET)}" in out
-    assert f"SHA AWS_ACCESS_KEY_ID {sha(KEY_ID)}" in out
-    assert "LEAK ***" in out
-    assert ("environment passed on: MLFLOW_TRACKING_URI, AWS_ACCESS_KEY_ID, "
-            "AWS_SECRET_ACCESS_KEY, MPMAE_HOME") in out
+    assert "SHA AWS_SECRET_ACCESS_KEY None" in out and "SHA AWS_ACCESS_KEY_ID None" in out
+    assert "environment passed on: MLFLOW_TRACKING_URI, MPMAE_HOME" in out
+    assert ("withheld (secrets): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, the password in "
+            "MLFLOW_TRACKING_URI") in out
     # The package came from the upload (py_modules), not from the local install.
     module = re.search(r"MODULE (\S+)", out).group(1)
     assert not module.startswith((str(project), str(REPO)))
@@ -105,10 +123,48 @@ def test_job_runs_with_env_and_upload_and_secrets_stay_hidden(head, project, cap
     assert "'jobs'" in files and "'platform'" in files
     for excluded in ("notes", ".venv", ".git", "mlflow.db"):
         assert f"'{excluded}'" not in files
+    uploaded = set(re.findall(r"UPLOADED \./(\S+)", out))
+    assert "jobs/envcheck.py" in uploaded
+    assert not uploaded & set(PRIVATE_FILES), uploaded & set(PRIVATE_FILES)
+    # What submit measured beforehand is what arrived.
+    assert f"uploading {len(uploaded)} files, 0.0 MiB" in out
     assert f"ray job logs --address {head.address} --follow raysubmit_" in out
     assert "SUCCEEDED" in out
-    for secret in (SECRET, KEY_ID, head.token):
+    table = job_table(head)
+    for secret in (SECRET, KEY_ID, MLFLOW_PASSWORD, head.token):
         assert secret not in out and secret not in err
+        assert secret not in table
+
+
+@pytest.mark.ray
+def test_forward_secrets_sends_them_with_a_warning_and_masks_echoes(head, project, capsys):
+    rc = submit(head.address, ["envcheck"], working_dir=str(project),
+                env=user_env(head.token), forward_secrets=True)
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    assert f"SHA AWS_SECRET_ACCESS_KEY {sha(SECRET)}" in out
+    assert f"SHA AWS_ACCESS_KEY_ID {sha(KEY_ID)}" in out
+    assert "LEAK ***" in out
+    assert "ENV MLFLOW_TRACKING_URI http://mpmae:***@mlflow.example:5000" in out
+    assert "WARNING: --forward-secrets copies AWS_ACCESS_KEY_ID" in out
+    assert SECRET in job_table(head)  # what the warning is about, and what the default avoids
+    for secret in (SECRET, KEY_ID, MLFLOW_PASSWORD, head.token):
+        assert secret not in out and secret not in err
+
+
+def test_an_argument_holding_a_password_is_refused(project):
+    with pytest.raises(SubmitError, match=r"holds a password.*--forward-secrets") as e:
+        submit("http://127.0.0.1:9", ["envcheck", "--set",
+                                      f"mlflow.tracking_uri=https://u:{MLFLOW_PASSWORD}@h"],
+               working_dir=str(project), env={})
+    assert MLFLOW_PASSWORD not in str(e.value)
+
+
+def test_an_oversized_upload_is_refused_naming_its_largest_file(project):
+    (project / "notes.bin").write_bytes(b"x" * 300_000)
+    with pytest.raises(UploadTooLargeError, match=r"over --max-upload-mb 0\.1.*notes\.bin"):
+        submit("http://127.0.0.1:9", ["envcheck"], working_dir=str(project), env={},
+               max_upload_mb=0.1)
 
 
 @pytest.mark.ray
@@ -168,7 +224,8 @@ def test_excludes_cover_ignore_files_and_local_state(project):
     (project / ".rayignore").write_text("big-data/\n")
     patterns = upload_excludes(project)
     assert patterns[: len(ALWAYS_EXCLUDED)] == list(ALWAYS_EXCLUDED)
-    assert {"notes/", "big-data/", ".venv/", ".git/", "mlflow.db*"} <= set(patterns)
+    assert {"notes/", "big-data/", ".venv/", ".git/", "mlflow.db*", ".env", ".aws/",
+            "/world/", "/runs/r1/"} <= set(patterns)
     assert "# local notes" not in patterns
 
 
@@ -215,3 +272,4 @@ def test_parser_passes_everything_after_the_verb_through():
     assert (args.address, args.wait, args.verb) == ("http://h:8265", False, "pretrain")
     assert args.args == ["--config", "jobs/configs/demo.yaml", "--set", "model.size=tiny"]
     assert args.func.__name__ == "run_submit"
+    assert (args.forward_secrets, args.max_upload_mb) == (False, 100.0)

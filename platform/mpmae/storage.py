@@ -72,8 +72,8 @@ class StorageOptions:
 @dataclass(frozen=True)
 class StorageConfig:
     """The ``storage`` config section: where runs go. Credentials come only from
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) in the environment, so they never land in a
-    saved config or in MLflow params."""
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) in the environment, so
+    they never land in a saved config or in MLflow params."""
 
     root: str = field(default="", metadata=doc(
         "Folder or s3:// URI for runs and checkpoints; empty: <cache>/runs"))

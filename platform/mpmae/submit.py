@@ -1,12 +1,15 @@
 """`mpmae submit`: run `mpmae <verb> ARGS` on a Ray cluster as a Ray Job.
 
-The job runs ``python jobs/<verb>.py ARGS`` in an uploaded copy of the project folder, minus
-what ``.gitignore``/``.rayignore`` and :data:`ALWAYS_EXCLUDED` name. The package itself also
-travels as a ``py_modules`` entry, so the driver and every Ray worker import the code that
-was submitted rather than whatever the cluster image holds (the image supplies torch, ray…).
-The MLflow, S3 and MPMAE_HOME variables of the user's environment go into the job's
-environment; only their names are printed, and known secret values are masked in anything
-echoed back (errors, streamed logs).
+The job runs ``python jobs/<verb>.py ARGS`` in an uploaded copy of the project folder
+(:mod:`mpmae.submit_upload` says what is left out). The package itself also travels as a
+``py_modules`` entry, so the driver and every Ray worker import the code that was submitted
+rather than whatever the cluster image holds (the image supplies torch, ray…).
+
+Ray keeps a job's ``runtime_env`` in its job table, shows it on the dashboard and in
+``GET /api/jobs/``, and logs it on every node. So only non-secret settings go into it (the
+MLflow URL without its password, the S3 endpoint and region, MPMAE_HOME); the cluster gets
+credentials its own way (docs/cluster.md, "Credentials on the cluster"). ``--forward-
+secrets`` copies them anyway, for a private dev cluster, with a warning.
 """
 
 from __future__ import annotations
@@ -27,24 +30,20 @@ from urllib.parse import urlparse
 
 from mpmae.errors import MpmaeError
 from mpmae.ray_auth import ClusterToken, find_token
+from mpmae.redact import has_credentials, redact_text, without_credentials
+from mpmae.submit_upload import DEFAULT_MAX_UPLOAD_MB, check_size, plan_upload, upload_excludes
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
-FORWARDED_ENV = (
-    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN", "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "MPMAE_HOME",
-)
+# Settings the job needs and anyone may see.
+PASSED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_S3_ENDPOINT_URL",
+              "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
+              "MPMAE_HOME")
+# Credentials: withheld unless --forward-secrets.
 SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID",
               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-# Never worth uploading, whatever the ignore files say: environments, VCS data, caches, local
-# tracking databases (large, machine-specific, and the cluster has its own).
-ALWAYS_EXCLUDED = (".git/", ".venv/", "venv/", "__pycache__/", "*.pyc", ".pytest_cache/",
-                   ".ruff_cache/", "*.egg-info/", "mlruns/", "mlflow.db*", ".mpmae/")
-IGNORE_FILES = (".gitignore", ".rayignore")
+CREDENTIALS_DOC = 'docs/cluster.md, "Credentials on the cluster"'
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 1}
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 
@@ -61,21 +60,29 @@ def submit(
     wait: bool = True,
     token: str | None = None,
     env: Mapping[str, str] | None = None,
+    forward_secrets: bool = False,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
 ) -> int:
     """Submit ``mpmae *argv`` to the Job API at ``address``; with ``wait``, stream its logs
     and return 0 if it succeeded, else 1. ``env`` is the user's environment (default:
-    ``os.environ``) from which MLflow/S3 variables and the Ray token are taken."""
+    ``os.environ``) from which MLflow/S3 variables and the Ray token are taken; credentials
+    in it go to the job only with ``forward_secrets``."""
     env = os.environ if env is None else env
     address = normalise_address(address)
     root = Path(working_dir).expanduser().resolve()
+    if not forward_secrets:
+        _refuse_credentials_in(argv)
     entrypoint = entrypoint_for(root, argv)
-    runtime_env = build_runtime_env(root, env)
+    upload = plan_upload(root)
+    check_size(upload, max_upload_mb)
+    runtime_env = build_runtime_env(root, env, forward_secrets, list(upload.excludes))
     cluster_token = find_token(token, env)
     secrets = [env[k] for k in SECRET_ENV if env.get(k)] + [cluster_token.value or ""]
     client = _connect(address, cluster_token)
-    print(f"Submitting `mpmae {shlex.join(argv)}` to {address}")
-    print(f"  working dir: {root}")
+    print(f"Submitting `mpmae {redact_text(shlex.join(argv))}` to {address}")
+    print(f"  working dir: {root} (uploading {upload.summary()})")
     print(f"  environment passed on: {', '.join(runtime_env['env_vars']) or '(none)'}")
+    _print_secret_handling(env, forward_secrets)
     note = tracking_note(env.get("MLFLOW_TRACKING_URI", ""), address)
     if note:
         print(f"  note: {note}")
@@ -141,12 +148,14 @@ def entrypoint_for(root: Path, argv: list[str]) -> str:
     return shlex.join(["python", f"jobs/{verb}.py", *args])
 
 
-def build_runtime_env(root: Path, env: Mapping[str, str]) -> dict:
-    """Ray runtime_env: the project upload, the package as a module, forwarded variables."""
+def build_runtime_env(root: Path, env: Mapping[str, str], forward_secrets: bool = False,
+                      excludes: list[str] | None = None) -> dict:
+    """Ray runtime_env: the project upload, the package as a module, the job's variables
+    (:func:`job_env`)."""
     runtime_env: dict = {
         "working_dir": str(root),
-        "excludes": upload_excludes(root),
-        "env_vars": {k: env[k] for k in FORWARDED_ENV if env.get(k)},
+        "excludes": upload_excludes(root) if excludes is None else excludes,
+        "env_vars": job_env(env, forward_secrets),
     }
     package = root / "platform" / "mpmae"
     if (package / "__init__.py").is_file():
@@ -154,15 +163,42 @@ def build_runtime_env(root: Path, env: Mapping[str, str]) -> dict:
     return runtime_env
 
 
-def upload_excludes(root: Path) -> list[str]:
-    """Gitignore-style patterns: :data:`ALWAYS_EXCLUDED` plus the root's ignore files."""
-    patterns = list(ALWAYS_EXCLUDED)
-    for name in IGNORE_FILES:
-        path = root / name
-        if path.is_file():
-            lines = (line.strip() for line in path.read_text().splitlines())
-            patterns += [line for line in lines if line and not line.startswith("#")]
-    return list(dict.fromkeys(patterns))
+def job_env(env: Mapping[str, str], forward_secrets: bool) -> dict[str, str]:
+    """The variables the job gets: :data:`PASSED_ENV` (the tracking URI without its
+    password), plus :data:`SECRET_ENV` and the full URI with ``forward_secrets``."""
+    names = PASSED_ENV + SECRET_ENV if forward_secrets else PASSED_ENV
+    passed = {k: env[k] for k in names if env.get(k)}
+    if not forward_secrets and "MLFLOW_TRACKING_URI" in passed:
+        passed["MLFLOW_TRACKING_URI"] = without_credentials(passed["MLFLOW_TRACKING_URI"])
+    return passed
+
+
+def _refuse_credentials_in(argv: list[str]) -> None:
+    # The entrypoint is stored and shown like the runtime_env.
+    for arg in argv:
+        if has_credentials(arg):
+            raise SubmitError(
+                f"the argument {redact_text(arg)!r} holds a password, which Ray would store "
+                "in its job table and show on the dashboard: give the cluster the "
+                f"credentials instead ({CREDENTIALS_DOC}), or pass --forward-secrets on a "
+                "private dev cluster")
+
+
+def _print_secret_handling(env: Mapping[str, str], forward_secrets: bool) -> None:
+    held = [k for k in SECRET_ENV if env.get(k)]
+    if has_credentials(env.get("MLFLOW_TRACKING_URI", "")):
+        held.append("the password in MLFLOW_TRACKING_URI")
+    if not held:
+        return
+    if forward_secrets:
+        print(f"  WARNING: --forward-secrets copies {', '.join(held)} into the job's "
+              "runtime_env: Ray stores it in its job table and shows it on the dashboard and "
+              "in GET /api/jobs/ to anyone who can reach the cluster. Use it on a private "
+              "dev cluster only.")
+        return
+    print(f"  withheld (secrets): {', '.join(held)}. The cluster must supply its own "
+          f"credentials ({CREDENTIALS_DOC}); --forward-secrets sends yours (private dev "
+          "clusters only).")
 
 
 def follow(client: JobSubmissionClient, job_id: str, secrets: list[str]) -> int:
@@ -265,7 +301,7 @@ def _ray_info_logs_off() -> Iterator[None]:
 def _mask(text: str, secrets: list[str]) -> str:
     for secret in filter(None, secrets):
         text = text.replace(secret, "***")
-    return text
+    return redact_text(text)
 
 
 def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -284,6 +320,12 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--token", default=None,
                    help="Ray auth token (visible in the process list; prefer RAY_AUTH_TOKEN "
                         "or ~/.ray/auth_token)")
+    p.add_argument("--forward-secrets", action="store_true",
+                   help="also copy AWS/MLflow credentials into the job's environment, where "
+                        "Ray stores and shows them (private dev clusters only)")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help="refuse to upload more than this many MiB of project files "
+                        f"(default {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("verb", help="the mpmae verb to run on the cluster (pretrain, tune, evaluate)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the verb")
     p.set_defaults(func=run_submit)
@@ -294,4 +336,5 @@ def run_submit(args: argparse.Namespace) -> int:
     """Handler of ``mpmae submit``: the job's final status as the exit code."""
     address = default_address(args.address, os.environ)
     return submit(address, [args.verb, *args.args], working_dir=args.working_dir,
-                  wait=args.wait, token=args.token)
+                  wait=args.wait, token=args.token, forward_secrets=args.forward_secrets,
+                  max_upload_mb=args.max_upload_mb)
