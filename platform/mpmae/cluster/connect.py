@@ -4,14 +4,29 @@ the embedded defaults."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from mpmae.cluster.quiet_workers import embedded_runtime_env
-from mpmae.config import cache_dir
+from mpmae.config import ConfigError, cache_dir
 
 
 def on_a_cluster(address: str) -> bool:
     """True when the command runs against a cluster (an address, or inside a Ray Job)."""
     return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+def require_shared_paths(address: str, paths: Mapping[str, str]) -> None:
+    """On a cluster, each config key in ``paths`` must name a place every node shares: an
+    empty one would mean this node's cache folder, which the other nodes never see (a
+    MPMAE_HOME set on purpose counts as the user's choice of a shared folder)."""
+    if not on_a_cluster(address) or os.environ.get("MPMAE_HOME"):
+        return
+    empty = [key for key, value in paths.items() if not value]
+    if empty:
+        raise ConfigError(
+            f"on a cluster {' and '.join(empty)} must be set to an s3:// URI or a path every "
+            "node shares (empty means this node's cache folder, which the workers cannot "
+            "read); or set MPMAE_HOME to a shared folder", key=empty[0])
 
 
 def connect(address: str = "") -> bool:

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpmae.cluster.connect import connect, on_a_cluster
+from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
 from mpmae.config import ConfigError, cache_dir, override
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
@@ -86,6 +86,8 @@ def resolved(cfg: PretrainConfig) -> PretrainConfig:
     """Fill the embedded defaults in, so every process (and a resume) sees the same values."""
     from mpmae.track.runs import tracking_uri
 
+    require_shared_paths(cfg.scaling.address,
+                         {"data.uri": cfg.data.uri, "storage.root": cfg.storage.root})
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     data_uri = cfg.data.uri or str(
         cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}")
