@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from mpmae.submit import FORWARDED_ENV
+from mpmae.submit import PASSED_ENV, SECRET_ENV
 
 # access.py sits beside this script (infra/ is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path("~/.mpmae/cluster")
 AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # MPMAE_HOME is a path on this machine; on the nodes the default cache folder is right.
-NODE_ENV = tuple(name for name in FORWARDED_ENV if name != "MPMAE_HOME")
+# The MLflow login goes too: the file is private to the nodes' user (never a job's env).
+NODE_ENV = tuple(name for name in PASSED_ENV + SECRET_ENV if name != "MPMAE_HOME")
 # What pyproject.toml needs beside platform/ to build the package.
 PACKAGED = ("pyproject.toml", "README.md")
 
