@@ -229,6 +229,21 @@ def test_excludes_cover_ignore_files_and_local_state(project):
     assert "# local notes" not in patterns
 
 
+def test_a_ray_without_its_packaging_helpers_still_gets_the_excludes(project, monkeypatch):
+    import sys
+
+    from mpmae import submit_upload
+
+    monkeypatch.setitem(sys.modules, "ray._private.runtime_env.packaging", None)
+    submit_upload._ray_walker.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="the upload is not listed or measured"):
+            assert submit_upload.plan_upload(project) is None
+        assert set(ALWAYS_EXCLUDED) <= set(upload_excludes(project))
+    finally:
+        submit_upload._ray_walker.cache_clear()
+
+
 def test_repo_job_entrypoints_are_thin_files():
     assert not (REPO / "jobs" / "__init__.py").exists()
     for verb in ("pretrain", "tune"):

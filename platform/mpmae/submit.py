@@ -74,13 +74,16 @@ def submit(
         _refuse_credentials_in(argv)
     entrypoint = entrypoint_for(root, argv)
     upload = plan_upload(root)
-    check_size(upload, max_upload_mb)
-    runtime_env = build_runtime_env(root, env, forward_secrets, list(upload.excludes))
+    if upload:
+        check_size(upload, max_upload_mb)
+    runtime_env = build_runtime_env(root, env, forward_secrets,
+                                    list(upload.excludes) if upload else None)
     cluster_token = find_token(token, env)
     secrets = [env[k] for k in SECRET_ENV if env.get(k)] + [cluster_token.value or ""]
     client = _connect(address, cluster_token)
     print(f"Submitting `mpmae {redact_text(shlex.join(argv))}` to {address}")
-    print(f"  working dir: {root} (uploading {upload.summary()})")
+    measured = f"uploading {upload.summary()}" if upload else "upload not measured"
+    print(f"  working dir: {root} ({measured})")
     print(f"  environment passed on: {', '.join(runtime_env['env_vars']) or '(none)'}")
     _print_secret_handling(env, forward_secrets)
     note = tracking_note(env.get("MLFLOW_TRACKING_URI", ""), address)

@@ -7,7 +7,10 @@ whatever the ignore files say, and the listing is measured before anything is se
 
 from __future__ import annotations
 
+import functools
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +66,18 @@ def upload_excludes(root: Path) -> list[str]:
         if path.is_file():
             lines = (line.strip() for line in path.read_text().splitlines())
             patterns += [line for line in lines if line and not line.startswith("#")]
-    patterns += _marked_folders(root, patterns)
+    walker = _ray_walker()
+    if walker:
+        patterns += _marked_folders(root, patterns, walker.path_spec)
     return list(dict.fromkeys(patterns))
 
 
-def plan_upload(root: Path) -> Upload:
-    """Walk ``root`` exactly as Ray's packaging will (its own matcher and ignore files)."""
-    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
-
+def plan_upload(root: Path) -> Upload | None:
+    """Walk ``root`` exactly as Ray's packaging will (its own matcher and ignore files);
+    None where this Ray no longer has the helpers to do so."""
+    walker = _ray_walker()
+    if walker is None:
+        return None
     excludes = upload_excludes(root)
     files: list[tuple[str, int]] = []
 
@@ -79,9 +86,31 @@ def plan_upload(root: Path) -> Upload:
             files.append((path.relative_to(root).as_posix(), path.stat().st_size))
 
     # Ray's walker logs each ignore file it reads at INFO on the logger given: not ours.
-    _dir_travel(root, [_get_excludes(root, excludes)], record, include_gitignore=True,
-                logger=logging.getLogger(__name__))
+    walker.dir_travel(root, [walker.get_excludes(root, excludes)], record,
+                      include_gitignore=True, logger=logging.getLogger(__name__))
     return Upload(tuple(sorted(files)), tuple(excludes))
+
+
+@dataclass(frozen=True)
+class _RayWalker:
+    dir_travel: Callable
+    get_excludes: Callable
+    path_spec: type
+
+
+@functools.cache
+def _ray_walker() -> _RayWalker | None:
+    """Ray's own packaging walk and gitignore matcher (private names of Ray 2.60). A Ray
+    that moved them still submits; only the listing, size check and marker scan are lost."""
+    try:
+        from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+        from ray._private.thirdparty.pathspec import PathSpec
+    except ImportError as e:
+        warnings.warn(f"this Ray has no {e.name}: the upload is not listed or measured "
+                      "before submitting, and dataset/run folders are not found by their "
+                      "markers (the fixed exclude patterns still apply)", stacklevel=2)
+        return None
+    return _RayWalker(_dir_travel, _get_excludes, PathSpec)
 
 
 def check_size(upload: Upload, max_mb: float) -> None:
@@ -95,12 +124,10 @@ def check_size(upload: Upload, max_mb: float) -> None:
         ".rayignore, or raise --max-upload-mb.")
 
 
-def _marked_folders(root: Path, patterns: list[str]) -> list[str]:
+def _marked_folders(root: Path, patterns: list[str], spec_type: type) -> list[str]:
     """``/rel/path/`` for each folder below ``root`` holding a :data:`FOLDER_MARKERS` file,
     outside the folders already excluded (a .venv can be huge: never walked)."""
-    from ray._private.thirdparty.pathspec import PathSpec
-
-    skip = PathSpec.from_lines("gitwildmatch", patterns)
+    skip = spec_type.from_lines("gitwildmatch", patterns)
     found: list[str] = []
     stack = [root]
     while stack:
