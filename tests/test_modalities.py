@@ -54,3 +54,13 @@ def test_explicit_task_lists_resolve_in_catalogue_order_and_bad_ones_are_explain
         resolve_pretext(["sentinel2", "radar"])
     with pytest.raises(ValueError, match="must include 'sentinel2'"):
         resolve_pretext(["aster"])
+
+
+def test_biome_names_follow_mmearth_datas_index_order():
+    # MMEarth-data's stats/biome_labels.json, not RESOLVE's BIOME_NUM order.
+    names = MODALITIES["biome"].class_names
+    assert len(names) == 14 and len(set(names)) == 14
+    assert (names[0], names[1], names[2], names[3]) == (
+        "tundra", "tropical_moist_broadleaf", "mediterranean", "desert_xeric")
+    assert (names[5], names[9], names[13]) == ("boreal_taiga", "mangroves",
+                                               "tropical_coniferous")

@@ -93,10 +93,12 @@ ESA_VALUES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
 ESA_CLASSES = ("tree_cover", "shrubland", "grassland", "cropland", "built_up",
                "bare_sparse_vegetation", "snow_and_ice", "permanent_water",
                "herbaceous_wetland", "mangroves", "moss_and_lichen")
-BIOMES = ("tropical_moist_broadleaf", "tropical_dry_broadleaf", "tropical_coniferous",
-          "temperate_broadleaf_mixed", "temperate_conifer", "boreal_taiga",
-          "tropical_grassland", "temperate_grassland", "flooded_grassland", "montane_grassland",
-          "tundra", "mediterranean", "desert_xeric", "mangroves")
+# In MMEarth-data's order (stats/biome_labels.json), which is what the one-hot columns
+# hold, not RESOLVE's BIOME_NUM order (1 = tropical moist broadleaf … 14 = mangroves).
+BIOMES = ("tundra", "tropical_moist_broadleaf", "mediterranean", "desert_xeric",
+          "temperate_grassland", "boreal_taiga", "temperate_conifer",
+          "temperate_broadleaf_mixed", "montane_grassland", "mangroves", "flooded_grassland",
+          "tropical_grassland", "tropical_dry_broadleaf", "tropical_coniferous")
 ERA5_BANDS = tuple(
     f"{period}_{var}"
     for period in ("prev_month", "month", "year")
@@ -132,7 +134,8 @@ MODALITIES: dict[str, Modality] = {
                  description="sin/cos of 2π·month/12 of the Sentinel-2 acquisition"),
         Modality("biome", TaskKind.IMAGE_CLASS, "uint8", nodata=255, num_classes=14,
                  class_values=tuple(range(14)), class_names=BIOMES,
-                 description="RESOLVE 2017 biome, stored as a class index"),
+                 description="RESOLVE 2017 biome, stored as a class index in "
+                             "MMEarth-data's order (0 = tundra)"),
         Modality("eco_region", TaskKind.IMAGE_CLASS, "uint16", nodata=65535, num_classes=846,
                  class_values=tuple(range(846)),
                  description="RESOLVE 2017 ecoregion, stored as a class index"),
