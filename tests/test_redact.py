@@ -61,14 +61,19 @@ def test_log_records_are_masked(caplog):
     assert PASSWORD not in caplog.text and caplog.text.count("mlflow:***@") == 2
 
 
-def test_cli_masks_a_password_quoted_by_a_library_traceback(monkeypatch, capsys):
+def test_an_uncaught_library_error_prints_its_traceback_masked(monkeypatch, capsys):
+    import sys
+
     import mpmae.data.inspect
 
     def library_failure(uri, **_):  # as a database driver does: the URL in its message
         raise RuntimeError(f"could not connect to {DB}")
 
     monkeypatch.setattr(mpmae.data.inspect, "inspect_dataset", library_failure)
-    assert main(["data", "inspect", "/anywhere"]) == 1
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    with pytest.raises(RuntimeError) as caught:  # it propagates, as any other error does
+        main(["data", "inspect", "/anywhere"])
+    sys.excepthook(caught.type, caught.value, caught.tb)  # what the interpreter calls
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: could not connect to" in err
     assert PASSWORD not in err and "mlflow:***@db.internal" in err

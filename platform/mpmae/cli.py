@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     redact_log_records()
+    sys.excepthook = _redacted_traceback
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -198,9 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         # other error (torch, CUDA, a bug) keeps its traceback: that is what one debugs with.
         print(f"mpmae: error: {error}", file=sys.stderr)
         return 2
-    except Exception:  # a library's message may quote a URI with its password
-        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
-        return 1
+
+
+def _redacted_traceback(kind, error, tb) -> None:
+    # Any other error keeps its traceback (what one debugs with), but a library's message
+    # may quote a URI with its password: the interpreter prints it through this hook.
+    text = "".join(traceback.format_exception(kind, error, tb))
+    print(redact_text(text), file=sys.stderr, end="")
 
 
 if __name__ == "__main__":
