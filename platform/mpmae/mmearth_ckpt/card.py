@@ -24,7 +24,7 @@ def import_card(config: EncoderConfig, metadata: Mapping[str, Any]) -> str:
                             "pretraining set is not recorded")
     stats = metadata["normalisation"]
     norm = (f"the L1C/L2A statistics of `{stats['from']}` (in `config.json`)" if "from" in stats
-            else "none: " + stats["missing"])
+            else "not included. " + stats["missing"])
     return f"""# MMEarth MP-MAE encoder: ConvNeXt V2 {config.size} (imported)
 
 Imported by `mpmae import-mmearth` from the MMEarth authors' pretraining checkpoint
