@@ -13,12 +13,14 @@ from mpmae.config_flags import config_from_args, flag_name
 from mpmae.data.format.manifest import read_manifest
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.sources.config import ConvertConfig, SynthConfig
+from mpmae.mmearth_ckpt.config import ImportConfig
 from mpmae.storage import resolve
 
 VERBS = [
     (["data", "synth", "DEST"], SynthConfig),
     (["data", "convert", "SRC", "DEST"], ConvertConfig),
     (["data", "inspect", "URI"], InspectConfig),
+    (["import-mmearth", "CHECKPOINT", "DEST"], ImportConfig),
 ]
 
 
@@ -66,6 +68,7 @@ def test_an_invalid_value_names_its_flag(tmp_path, capsys):
     (["data", "synth", "DEST", "--tiles-per-shard", "0"], "--tiles-per-shard: must be 1 or more"),
     (["data", "synth", "DEST", "--downstream-tiles", "-5"],
      "--downstream-tiles: must be 0 (none) or more, got -5"),
+    (["import-mmearth", "CKPT", "DEST", "--bands", "B2,B3,B2"], "--bands: lists a band twice"),
 ])
 def test_every_verb_checks_its_options_before_it_starts(argv, message, capsys):
     assert main(argv) == 2

@@ -13,6 +13,7 @@ from mpmae.config_flags import add_config_flags, add_help_config, config_from_ar
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.sources.config import ConvertConfig, SynthConfig
 from mpmae.errors import MpmaeError
+from mpmae.mmearth_ckpt.config import ImportConfig
 from mpmae.redact import redact_log_records, redact_text
 
 
@@ -42,6 +43,27 @@ def _data_verify(args: argparse.Namespace) -> int:
 
     print(verify_dataset(args.uri))
     return 0
+
+
+def _import_mmearth(args: argparse.Namespace) -> int:
+    from mpmae.mmearth_ckpt.importer import import_mmearth
+
+    import_mmearth(args.checkpoint, args.dest, config_from_args(ImportConfig, args))
+    return 0
+
+
+def _add_import_mmearth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-mmearth", help="an MMEarth authors' checkpoint (.pth) → an encoder release",
+        description="Turn an official MMEarth-train pretraining checkpoint (FCMAE with "
+                    "MinkowskiEngine layers, e.g. pt-all_mod_atto_1M_64_uncertainty_56-8/"
+                    "checkpoint-199.pth) into a release folder that mpmae evaluate and "
+                    "mpmae.load_encoder open. Read with torch's safe loader only; no "
+                    "MinkowskiEngine needed.")
+    p.add_argument("checkpoint", help="the .pth file")
+    p.add_argument("dest", help="release folder to write")
+    add_config_flags(p, ImportConfig)
+    p.set_defaults(func=_import_mmearth)
 
 
 def _run_configured(args: argparse.Namespace, schema: type, run: Callable) -> int:
@@ -179,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_tune(sub)
     _add_evaluate(sub)
+    _add_import_mmearth(sub)
     from mpmae.submit import add_submit_parser
 
     add_submit_parser(sub)
