@@ -84,7 +84,7 @@ def test_checkpoints_keep_the_newest_and_fall_back_past_a_damaged_one(tmp_path):
     state = store.load_latest(warnings.append)
     assert state["epoch"] == 1 and "damaged (hash mismatch)" in warnings[0]
     (tmp_path / "epoch-0001.pt").write_bytes(b"")
-    with pytest.raises(CheckpointError, match="no checkpoint in .* is intact .* delete"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint in .* is intact .* delete"):
         store.load_latest(warnings.append)
 
 
