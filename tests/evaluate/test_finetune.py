@@ -64,7 +64,7 @@ def test_a_classification_fine_tune_is_scored_and_a_rerun_retrains_nothing(
     assert row["ci95"][0] <= row["value"] <= row["ci95"][1]
     assert row["best_val"]["split"] == "valid" and row["best_val"]["epoch"] in (0, 1)
     assert 0 <= row["best_val"]["value"] <= 1
-    assert row["epochs"] == 2 and row["resumed_from_epoch"] == 0
+    assert row["epochs"] == 2 and row["resumed_from_epoch"] == 0 and row["workers"] == 1
     files = _cell_files(work)
     assert sorted(Path(f).name for f in files) == ["epoch-0000.json", "epoch-0000.pt",
                                                     "epoch-0001.json", "epoch-0001.pt",
@@ -75,6 +75,16 @@ def test_a_classification_fine_tune_is_scored_and_a_rerun_retrains_nothing(
     assert json.loads(out.read_text())["results"] == [row]
     assert _cell_files(work) == files
     assert "fine-tuning 0 of 1 cell(s)" in capsys.readouterr().out
+
+
+def test_two_workers_fine_tune_one_cell_with_ddp(ray_local, tmp_path, tracking):
+    folder = eurosat_like(tmp_path / "bench")
+    out = tmp_path / "ddp.json"
+    assert main(["evaluate", "random:atto", str(folder), "--results", str(out),
+                 *quick(tmp_path / "cells"), "--set", "finetune.workers=2"]) == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert row["workers"] == 2 and row["metric"] == "accuracy"
+    assert row["ci95"][0] <= row["value"] <= row["ci95"][1]
 
 
 def test_a_unet_fine_tune_pads_scores_miou_per_class_and_logs_a_figure(ray_local, tmp_path,

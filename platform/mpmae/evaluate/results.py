@@ -14,7 +14,7 @@ FIELDS = ("encoder", "dataset", "protocol", "partition", "seed", "metric", "valu
           "n_train", "n_test", "bands_filled", "input_size", "normalisation",
           # protocol finetune only: the best validation epoch, the per-class IoU of a
           # segmentation set, the epochs trained and where its checkpoints live
-          "best_val", "per_class_iou", "epochs", "resumed_from_epoch", "cell")
+          "best_val", "per_class_iou", "epochs", "resumed_from_epoch", "workers", "cell")
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:

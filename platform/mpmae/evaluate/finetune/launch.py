@@ -53,7 +53,7 @@ def _fields(store: CellStore) -> dict[str, Any]:
     if result is None:
         raise CheckpointError(f"{store.folder.uri}: the cell's training ended without a "
                               f"{RESULT_FILE}; run the same command again to resume it")
-    kept = ("metric", "value", "ci95", "best_val", "epochs", "resumed_from_epoch",
+    kept = ("metric", "value", "ci95", "best_val", "epochs", "resumed_from_epoch", "workers",
             "per_class_iou")
     fields = {k: result[k] for k in kept if k in result}
     return {**fields, "figure": store.read_file(FIGURE_FILE), "cell": store.folder.uri}

@@ -82,7 +82,8 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
         if world > 1:
             dist.barrier()
     if rank == 0:
-        store.write_result(_result(model, spec, store, history, start, device))
+        store.write_result({**_result(model, spec, store, history, start, device),
+                            "workers": world})
     if world > 1:
         dist.barrier()
 
