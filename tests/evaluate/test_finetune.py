@@ -81,7 +81,8 @@ def test_two_workers_fine_tune_one_cell_with_ddp(ray_local, tmp_path, tracking):
     folder = eurosat_like(tmp_path / "bench")
     out = tmp_path / "ddp.json"
     assert main(["evaluate", "random:atto", str(folder), "--results", str(out),
-                 *quick(tmp_path / "cells"), "--set", "finetune.workers=2"]) == 0
+                 *quick(tmp_path / "cells"), "--set", "finetune.workers=2",
+                 "--set", "finetune.micro_batch=1"]) == 0  # 2 micro-batches per step
     [row] = json.loads(out.read_text())["results"]
     assert row["workers"] == 2 and row["metric"] == "accuracy"
     assert row["ci95"][0] <= row["value"] <= row["ci95"][1]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch import distributed as dist
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from mpmae.evaluate.finetune.cell import CellSpec
 from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, CellStore
@@ -107,8 +109,6 @@ def _frozen(spec: CellSpec, epoch: int) -> bool:
 def _wrap(model: nn.Module, device: torch.device, world: int) -> nn.Module:
     if world == 1:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
 
@@ -139,9 +139,12 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tens
     total = 0.0
     for start in range(0, len(x), micro):
         part = slice(start, start + micro)
-        with _autocast(device):
-            loss = loss_fn(model(x[part]), y[part]).float()
-        (loss * len(x[part]) / len(x)).backward()
+        # DDP averages the gradients once, after the last micro-batch.
+        defer = start + micro < len(x) and isinstance(model, DistributedDataParallel)
+        with model.no_sync() if defer else nullcontext():
+            with _autocast(device):  # the forward only, as torch recommends
+                loss = loss_fn(model(x[part]), y[part]).float()
+            (loss * len(x[part]) / len(x)).backward()
         total += float(loss) * len(x[part]) / len(x)
     optimizer.step()
     return total
@@ -169,7 +172,8 @@ def _validate(model: nn.Module, spec: CellSpec, device: torch.device) -> float |
     if not spec.valid:
         return None
     samples = SampleSet(spec.folder, spec.valid, spec.match, spec.stats, spec.encoder.patch_size)
-    logits, labels = _predict(model, samples, device, spec.shared.loader_workers)
+    # Read in this process: loader processes started every epoch would cost more.
+    logits, labels = _predict(model, samples, device, 0)
     return metric_score(spec.kind, counts_of(spec.kind, logits, labels, spec.n_classes),
                       spec.seed).value
 
