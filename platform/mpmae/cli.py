@@ -111,16 +111,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     from mpmae.evaluate.config import EvaluateConfig
 
     p = sub.add_parser(
-        "evaluate", help="score a frozen encoder on GEO-Bench datasets (kNN, linear probe)",
+        "evaluate", help="score an encoder on GEO-Bench datasets (kNN, linear probe, fine-tune)",
         description="Evaluate an encoder downstream: GEO-Bench datasets read safely, bands "
-                    "matched by name, kNN or a linear probe on cached embeddings, seeds and "
+                    "matched by name, kNN or a linear probe on cached embeddings or a full "
+                    "fine-tune (U-Net for segmentation), seeds and "
                     "95 %% intervals, label-efficiency partitions; results on the console, "
                     "in MLflow and optionally as JSON.")
     p.add_argument("encoder", help="release folder, models:/NAME/VERSION, runs:/ID/encoder, "
                                    "a pretraining run name, or random:SIZE")
     p.add_argument("datasets", nargs="+", metavar="DATASET",
                    help="GEO-Bench dataset folder, or a benchmark folder holding several")
-    p.add_argument("--protocol", choices=["knn", "linear"], default=None,
+    p.add_argument("--protocol", choices=["knn", "linear", "finetune"], default=None,
                    help="shorthand for --set protocol=… (default: linear)")
     p.add_argument("--partition", action="append", default=None, metavar="P",
                    help="partition to train on, repeatable (default: default), e.g. 0.01x_train")

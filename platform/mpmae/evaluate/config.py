@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mpmae.config import doc, require
+from mpmae.evaluate.finetune.config import FinetuneConfig, UnetConfig
 from mpmae.storage import StorageConfig
 from mpmae.track.config import MlflowConfig
 
@@ -69,14 +70,15 @@ class SegmentationConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    protocol: Literal["knn", "linear"] = field(default="linear", metadata=doc(
+    protocol: Literal["knn", "linear", "finetune"] = field(default="linear", metadata=doc(
         "knn: cosine kNN on pooled embeddings; linear: a fresh linear head on them (on a "
-        "segmentation dataset: a light head on the frozen stage maps)"))
+        "segmentation dataset: a light head on the frozen stage maps); finetune: every "
+        "layer trained on raw samples (on a segmentation dataset: a U-Net decoder)"))
     partitions: list[str] = field(default_factory=lambda: ["default"], metadata=doc(
         "GEO-Bench partitions to train on (label efficiency: 0.01x_train … 1.00x_train); "
         "every one is scored on the default partition's whole test split"))
     seeds: int = field(default=3, metadata=doc(
-        "Repeats of the head's training (kNN has no training: it runs once)"))
+        "Repeats of the head's training or fine-tune (kNN has no training: it runs once)"))
     normalise: Literal["dataset", "encoder"] = field(default="dataset", metadata=doc(
         "dataset: the dataset's band_stats.json (the paper's choice); encoder: the "
         "encoder's pretraining statistics (its L1C Sentinel-2 statistics)"))
@@ -88,6 +90,11 @@ class EvaluateConfig:
         "The linear probe's recipe"))
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig, metadata=doc(
         "The frozen-encoder segmentation head (protocol linear on a segmentation dataset)"))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig, metadata=doc(
+        "The fine-tune's recipe, its workers and checkpoints (protocol finetune)"))
+    unet: UnetConfig = field(default_factory=UnetConfig, metadata=doc(
+        "The U-Net segmentation fine-tune's recipe (protocol finetune on a segmentation "
+        "dataset)"))
     mlflow: MlflowConfig = field(default_factory=MlflowConfig, metadata=doc(
         "Where the evaluation runs are tracked (experiment: empty → mpmae-evaluate)"))
     storage: StorageConfig = field(default_factory=StorageConfig, metadata=doc(

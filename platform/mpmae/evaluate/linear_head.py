@@ -37,7 +37,7 @@ def train_linear_head(train_x: Tensor, train_y: Tensor, num_classes: int, cfg: L
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.blr * cfg.batch_size / 256,
                                   weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=cfg.min_lr)
-    loss_fn = _loss(cfg.label_smoothing, multilabel)
+    loss_fn = classification_loss(cfg.label_smoothing, multilabel)
     with torch.enable_grad():
         for _ in range(cfg.epochs):
             order = torch.randperm(len(train_x), generator=generator)
@@ -51,7 +51,8 @@ def train_linear_head(train_x: Tensor, train_y: Tensor, num_classes: int, cfg: L
     return head.eval()
 
 
-def _loss(smoothing: float, multilabel: bool):
+def classification_loss(smoothing: float, multilabel: bool):
+    """Label-smoothed cross-entropy, or label-smoothed BCE for multi-label targets."""
     if not multilabel:
         return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=smoothing)
 

@@ -11,7 +11,10 @@ from collections import defaultdict
 from typing import Any
 
 FIELDS = ("encoder", "dataset", "protocol", "partition", "seed", "metric", "value", "ci95",
-          "n_train", "n_test", "bands_filled", "input_size", "normalisation")
+          "n_train", "n_test", "bands_filled", "input_size", "normalisation",
+          # protocol finetune only: the best validation epoch, the per-class IoU of a
+          # segmentation set, the epochs trained and where its checkpoints live
+          "best_val", "per_class_iou", "epochs", "resumed_from_epoch", "workers", "cell")
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:
@@ -23,8 +26,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=FIELDS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "ci95": json.dumps(row["ci95"]),
-                         "bands_filled": json.dumps(row["bands_filled"])})
+        writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) or v is None else v
+                         for k, v in row.items()})
     return out.getvalue()
 
 

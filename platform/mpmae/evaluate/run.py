@@ -20,6 +20,7 @@ from mpmae.cluster.task_result import task_result
 from mpmae.config import ConfigError
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.encoders import Encoder, open_encoder
+from mpmae.evaluate.finetune.launch import finetune_cells
 from mpmae.evaluate.geobench.bands import BandMatch
 from mpmae.evaluate.geobench.dataset import GeoBenchDataset
 from mpmae.evaluate.geobench.errors import GeoBenchError
@@ -29,7 +30,13 @@ from mpmae.evaluate.geobench.task_specs import TASK_SPECS_FILE, LabelKind
 from mpmae.evaluate.inputs import size_note
 from mpmae.evaluate.jobs import embed_dataset, remote_options, score_cell, scoring_options
 from mpmae.evaluate.results import table, to_json
-from mpmae.evaluate.tracking import evaluation_run, link_pretraining_run, log_cell, log_results
+from mpmae.evaluate.tracking import (
+    evaluation_run,
+    link_pretraining_run,
+    log_cell,
+    log_png,
+    log_results,
+)
 from mpmae.storage import resolve
 from mpmae.track.runs import tracking_uri
 
@@ -123,6 +130,17 @@ def _plan(encoder: Encoder, folder: Path, named: bool, cfg: EvaluateConfig,
 
 def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, run_id: str,
                       progress) -> list[dict[str, Any]]:
+    if cfg.protocol == "finetune":
+        rows = _finetuned_rows(encoder, plan, cfg, progress)
+    else:
+        rows = _frozen_rows(encoder, plan, cfg, progress)
+    for partition in cfg.partitions:
+        log_cell(run_id, [r for r in rows if r["partition"] == partition])
+    return rows
+
+
+def _frozen_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
+                 progress) -> list[dict[str, Any]]:
     import ray
 
     dataset, test = plan.dataset, plan.test
@@ -141,15 +159,30 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
     rows = []
     for (partition, seed), ref in jobs.items():
         result = task_result(ref)
-        rows.append({"encoder": encoder.name, "dataset": dataset.name,
-                     "protocol": cfg.protocol, "partition": partition, "seed": seed,
-                     "metric": result.metric, "value": result.value,
-                     "ci95": list(result.ci95), "n_train": len(plan.trains[partition]),
-                     "n_test": len(test), "bands_filled": dict(plan.match.filled),
-                     "input_size": plan.size_note, "normalisation": plan.stats_note})
-    for partition in cfg.partitions:
-        log_cell(run_id, [r for r in rows if r["partition"] == partition])
+        rows.append(result_row(encoder, plan, cfg, partition, seed, {
+            "metric": result.metric, "value": result.value, "ci95": list(result.ci95)}))
     return rows
+
+
+def _finetuned_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
+                    progress) -> list[dict[str, Any]]:
+    rows = []
+    for (partition, seed), fields in finetune_cells(encoder, plan.dataset, plan, cfg,
+                                                    progress).items():
+        if (figure := fields.pop("figure")) is not None:
+            log_png(figure, f"{plan.dataset.name}-{partition}-seed{seed}-predictions.png")
+        rows.append(result_row(encoder, plan, cfg, partition, seed, fields))
+    return rows
+
+
+def result_row(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, partition: str,
+               seed: int, scores: dict[str, Any]) -> dict[str, Any]:
+    """One result row: what was scored, how, and ``scores`` (metric, value, ci95, …)."""
+    return {"encoder": encoder.name, "dataset": plan.dataset.name, "protocol": cfg.protocol,
+            "partition": partition, "seed": seed, **scores,
+            "n_train": len(plan.trains[partition]), "n_test": len(plan.test),
+            "bands_filled": dict(plan.match.filled), "input_size": plan.size_note,
+            "normalisation": plan.stats_note}
 
 
 def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,

@@ -95,6 +95,15 @@ def log_results(rows: list[dict[str, Any]]) -> None:
             mlflow.log_artifact(str(Path(tmp) / name), RESULTS_DIR)
 
 
+def log_png(png: bytes, name: str) -> None:
+    """A figure on the active evaluation run, under ``results/``."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / name).write_bytes(png)
+        mlflow.log_artifact(str(Path(tmp) / name), RESULTS_DIR)
+
+
 def downstream_key(dataset: str, protocol: str, partition: str, metric: str) -> str:
     """The metric name a pretraining run carries a downstream score under."""
     return f"downstream/{dataset}/{protocol}/{partition}/{metric}"

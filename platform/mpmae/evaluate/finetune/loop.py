@@ -1,0 +1,210 @@
+"""One fine-tune cell's training, on every worker of it: the model, the layer-decayed AdamW
+with a per-step cosine lr, bf16 autocast on GPU, DDP when there are several workers, a
+checkpoint at each epoch's end (rank 0) and, after the last epoch, its scores.
+
+The data order and the drop-path draws are seeded by (seed, epoch, rank), so an epoch
+replayed after a resume sees what it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch import distributed as dist
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from mpmae.evaluate.finetune.cell import CellSpec
+from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, CellStore
+from mpmae.evaluate.finetune.classifier import Classifier, with_drop_path
+from mpmae.evaluate.finetune.figure import prediction_figure
+from mpmae.evaluate.finetune.layer_decay import param_groups
+from mpmae.evaluate.finetune.samples import SampleSet, eval_loader, first_samples, train_loader
+from mpmae.evaluate.finetune.scores import counts_of, metric_score
+from mpmae.evaluate.finetune.unet import UNet
+from mpmae.evaluate.linear_head import classification_loss
+from mpmae.model.convnextv2 import ENCODER_SIZES
+from mpmae.storage import resolve
+
+EVAL_BATCH = 64
+
+
+def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
+    """Train the cell from its newest checkpoint (or afresh) and, on rank 0, write its
+    result. Every worker of the cell calls this."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
+        else torch.device("cpu")
+    recipe, store = spec.recipe, CellStore(resolve(spec.cell, spec.storage),
+                                           spec.shared.keep_checkpoints)
+    torch.manual_seed(spec.seed)  # the same fresh head/decoder on every rank
+    model = _model(spec).to(device)
+    depths = ENCODER_SIZES[spec.encoder.config.size].depths
+    groups = param_groups(model, depths, recipe.weight_decay, recipe.layer_decay)
+    optimizer = torch.optim.AdamW(groups, lr=_base_lr(recipe))
+    state = store.load_latest(warn)
+    start, history = 0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = int(state["epoch"]) + 1, list(state["history"])
+        if rank == 0:
+            warn(f"{spec.cell}: resuming after epoch {start - 1}")
+    patch = spec.encoder.patch_size
+    train = SampleSet(spec.folder, spec.train, spec.match, spec.stats, patch)
+    batch = max(1, min(recipe.batch_size, len(train)) // world)
+    loader = train_loader(train, batch, spec.seed, rank, world, spec.shared.loader_workers)
+    schedule = _Schedule(_base_lr(recipe), recipe.min_lr, recipe.epochs * len(loader))
+    loss_fn = _loss(spec)
+    wrapped, frozen = None, None
+    for epoch in range(start, recipe.epochs):
+        if _frozen(spec, epoch) != frozen or wrapped is None:  # DDP sees the trainable set
+            frozen = _frozen(spec, epoch)
+            model.encoder.requires_grad_(not frozen)
+            wrapped = _wrap(model, device, world)
+        torch.manual_seed(spec.seed * 1_000_003 + epoch * 1009 + rank)
+        loader.sampler.set_epoch(epoch)
+        wrapped.train()
+        losses = []
+        for i, (x, y) in enumerate(loader):
+            schedule.apply(optimizer, epoch * len(loader) + i)
+            losses.append(_step(wrapped, optimizer, x.to(device), y.to(device), loss_fn,
+                                recipe.micro_batch, device))
+        if rank == 0:
+            history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses),
+                            "valid": _validate(model, spec, device), "encoder_frozen": frozen,
+                            "session_start": start})
+            store.save(epoch, {"model": model.state_dict(), "epoch": epoch,
+                               "optimizer": optimizer.state_dict(), "history": history})
+        if world > 1:
+            dist.barrier()
+    if rank == 0:
+        store.write_result({**_result(model, spec, store, history, start, device),
+                            "workers": world})
+    if world > 1:
+        dist.barrier()
+
+
+def _model(spec: CellSpec) -> nn.Module:
+    encoder = with_drop_path(spec.encoder, spec.recipe.drop_path)
+    return UNet(encoder, spec.n_classes) if spec.segmentation \
+        else Classifier(encoder, spec.n_classes)
+
+
+def _base_lr(recipe) -> float:
+    # The configured batch sets the lr, as in the reference: a partition smaller than one
+    # batch trains at the recipe's lr, not at one scaled down to its few samples.
+    return recipe.blr * recipe.batch_size / 256
+
+
+def _frozen(spec: CellSpec, epoch: int) -> bool:
+    return spec.segmentation and epoch < spec.recipe.frozen_epochs
+
+
+def _wrap(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    if world == 1:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+class _Schedule:
+    """Cosine from ``base`` to ``low`` over ``total`` steps; each group at its lr_scale."""
+
+    def __init__(self, base: float, low: float, total: int) -> None:
+        self.base, self.low, self.total = base, low, max(total, 1)
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        cosine = 0.5 * (1 + math.cos(math.pi * step / self.total))
+        lr = self.low + (self.base - self.low) * cosine
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+
+
+def _loss(spec: CellSpec) -> Callable[[Tensor, Tensor], Tensor]:
+    if spec.segmentation:  # logits cropped to the labels: padding is never scored
+        return lambda logits, y: F.cross_entropy(logits[..., : y.shape[-2], : y.shape[-1]], y)
+    return classification_loss(spec.recipe.label_smoothing, spec.kind == "multi_label")
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
+          loss_fn, micro: int, device: torch.device) -> float:
+    """One optimizer step over the batch, in micro-batches whose gradients add up."""
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for start in range(0, len(x), micro):
+        part = slice(start, start + micro)
+        # DDP averages the gradients once, after the last micro-batch.
+        defer = start + micro < len(x) and isinstance(model, DistributedDataParallel)
+        with model.no_sync() if defer else nullcontext():
+            with _autocast(device):  # the forward only, as torch recommends
+                loss = loss_fn(model(x[part]), y[part]).float()
+            (loss * len(x[part]) / len(x)).backward()
+        total += float(loss) * len(x[part]) / len(x)
+    optimizer.step()
+    return total
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, samples: SampleSet, device: torch.device,
+             workers: int) -> tuple[list[Tensor], list[Tensor]]:
+    model.eval()
+    logits, labels = [], []
+    for x, y in eval_loader(samples, EVAL_BATCH, workers):
+        with _autocast(device):
+            out = model(x.to(device)).float()
+        logits.append(out[..., : y.shape[-2], : y.shape[-1]] if y.ndim == 3 else out)
+        labels.append(y.to(device))
+    return logits, labels
+
+
+def _validate(model: nn.Module, spec: CellSpec, device: torch.device) -> float | None:
+    """The metric on the valid split (None without one)."""
+    if not spec.valid:
+        return None
+    samples = SampleSet(spec.folder, spec.valid, spec.match, spec.stats, spec.encoder.patch_size)
+    # Read in this process: loader processes started every epoch would cost more.
+    logits, labels = _predict(model, samples, device, 0)
+    return metric_score(spec.kind, counts_of(spec.kind, logits, labels, spec.n_classes),
+                      spec.seed).value
+
+
+def _result(model: nn.Module, spec: CellSpec, store: CellStore, history: list[dict],
+            start: int, device: torch.device) -> dict[str, Any]:
+    """The last epoch's model on the whole test split, the best validation epoch, and for
+    segmentation the per-class IoU and the prediction figure."""
+    samples = SampleSet(spec.folder, spec.test, spec.match, spec.stats, spec.encoder.patch_size)
+    logits, labels = _predict(model, samples, device, spec.shared.loader_workers)
+    counts = counts_of(spec.kind, logits, labels, spec.n_classes)
+    final = metric_score(spec.kind, counts, spec.seed)
+    scored = [h for h in history if h["valid"] is not None]
+    best = max(scored, key=lambda h: h["valid"], default=None)
+    result = {"metric": final.metric, "value": final.value, "ci95": list(final.ci95),
+              "best_val": None if best is None else
+              {"epoch": best["epoch"], "value": best["valid"], "split": "valid"},
+              "epochs": spec.recipe.epochs, "resumed_from_epoch": start, "history": history}
+    if spec.segmentation:
+        result["per_class_iou"] = _per_class_iou(counts, spec.n_classes)
+        if spec.recipe.figure_samples:  # the test loader keeps the split's order
+            x, y = first_samples(samples, spec.recipe.figure_samples)
+            predicted = torch.cat(logits)[: len(x)].argmax(1).cpu()
+            store.write_file(FIGURE_FILE, prediction_figure(x, y, predicted, spec.input_bands,
+                                                            spec.n_classes))
+    return result
+
+
+def _per_class_iou(counts: Tensor, n_classes: int) -> list[float | None]:
+    """IoU of each class over the whole test split; None for a class in neither the
+    targets nor the predictions."""
+    total = counts.double().sum(0)
+    inter, union = total[:n_classes], total[n_classes:]
+    return [float(i / u) if u > 0 else None for i, u in zip(inter, union, strict=True)]

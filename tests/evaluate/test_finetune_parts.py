@@ -1,0 +1,116 @@
+"""The fine-tune's parts without Ray: layer-wise lr decay, the U-Net's shapes and skips,
+and the cell store's checkpoints (atomic, hashed, weights-only, keep-K, fallback)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from mpmae.evaluate.finetune.cell_store import CellStore, cell_key
+from mpmae.evaluate.finetune.classifier import Classifier
+from mpmae.evaluate.finetune.layer_decay import layer_id, param_groups
+from mpmae.evaluate.finetune.unet import UNet
+from mpmae.model import build_encoder
+from mpmae.storage import resolve
+from mpmae.train.checkpoint import CheckpointError
+
+ATTO = (2, 2, 6, 2)  # L = 12: blocks are layers 1..12, the head 13
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("encoder.stem.conv.weight", 0),
+    ("encoder.stages.0.blocks.0.conv_dw.weight", 1),
+    ("encoder.stages.0.blocks.1.mlp.grn.weight", 2),
+    ("encoder.stages.1.downsample.conv.weight", 3),
+    ("encoder.stages.1.blocks.0.norm.weight", 3),
+    ("encoder.stages.2.blocks.5.mlp.fc2.weight", 10),
+    ("encoder.stages.3.blocks.1.mlp.fc1.bias", 12),
+    ("encoder.norm.weight", 13),
+    ("head.weight", 13),
+    ("decoder.ups.0.conv.weight", 13),
+])
+def test_layer_ids_follow_the_blocks_by_depth(name, expected):
+    assert layer_id(name, ATTO) == expected
+
+
+def test_groups_decay_the_lr_by_depth_and_spare_norms_biases_and_grn():
+    model = Classifier(build_encoder("atto"), 10)
+    groups = param_groups(model, ATTO, weight_decay=0.3, decay=0.9)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    scale = {g["layer"]: g["lr_scale"] for g in groups}
+    assert scale[13] == 1.0 and scale[0] == pytest.approx(0.9 ** 13)
+    assert scale[12] == pytest.approx(0.9)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in groups:
+        for p in group["params"]:
+            spared = p.ndim == 1 or names[id(p)].endswith(".bias")
+            assert group["weight_decay"] == (0.0 if spared else 0.3), names[id(p)]
+    grn = dict(model.named_parameters())["encoder.stages.0.blocks.0.mlp.grn.weight"]
+    assert any(g["weight_decay"] == 0 and any(p is grn for p in g["params"]) for g in groups)
+
+
+@pytest.mark.parametrize("patch, size", [(8, 16), (16, 32)])
+def test_the_unet_gives_logits_at_the_input_size_and_uses_every_stage(patch, size):
+    model = UNet(build_encoder("atto", in_chans=4, patch_size=patch), n_classes=3)
+    x = torch.randn(2, 4, size, size)
+    logits = model(x)
+    assert logits.shape == (2, 3, size, size)
+    logits.square().mean().backward()
+    # the skips: every stage's last block gets a gradient through the decoder
+    for stage in model.encoder.stages:
+        assert stage.blocks[-1].mlp.fc2.weight.grad.abs().sum() > 0
+
+
+def _state(value: float) -> dict:
+    return {"model": {"w": torch.full((3,), value)}, "epoch": int(value), "history": []}
+
+
+def test_checkpoints_keep_the_newest_and_fall_back_past_a_damaged_one(tmp_path):
+    store = CellStore(resolve(tmp_path), keep=2)
+    for epoch in range(3):
+        store.save(epoch, _state(epoch))
+    assert store.epochs() == [2, 1]
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0001.json", "epoch-0001.pt",
+                                            "epoch-0002.json", "epoch-0002.pt"]
+    with open(tmp_path / "epoch-0002.pt", "r+b") as f:  # a flipped byte
+        f.seek(40)
+        byte = f.read(1)
+        f.seek(40)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    warnings = []
+    state = store.load_latest(warnings.append)
+    assert state["epoch"] == 1 and "damaged (hash mismatch)" in warnings[0]
+    (tmp_path / "epoch-0001.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"no checkpoint in .* is intact .* delete"):
+        store.load_latest(warnings.append)
+
+
+class _RunsOnLoad:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = CellStore(resolve(tmp_path / "cell"))
+    store.save(0, {"model": _RunsOnLoad(), "epoch": 0, "history": []})  # hash matches
+    warnings = []
+    with pytest.raises(CheckpointError, match="is intact"):
+        store.load_latest(warnings.append)
+    assert "holds more than tensors" in warnings[0]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_result_is_read_back_and_the_key_changes_with_the_recipe(tmp_path):
+    store = CellStore(resolve(tmp_path))
+    assert store.result() is None
+    store.write_result({"value": 0.5})
+    assert json.loads((tmp_path / "result.json").read_text()) == {"value": 0.5}
+    assert store.result() == {"value": 0.5}
+    base = cell_key("random:atto", "m-eurosat", "default", 0, {"blr": 2e-4})
+    assert base[:3] == ("random-atto", "m-eurosat", "default")
+    assert base != cell_key("random:atto", "m-eurosat", "default", 0, {"blr": 1e-3})
+    assert base != cell_key("random:atto", "m-eurosat", "default", 1, {"blr": 2e-4})
