@@ -100,16 +100,17 @@ def _mark_best(entries: dict[str, dict[str, Entry]],
 
 def comparison_text(sections: list[Section]) -> str:
     """The console table: % mean ± seed std [mean 95 % CI], ``*`` the best per column."""
-    blocks = []
-    for section in sections:
-        width = max(24, *(len(e) + 2 for e in section.entries))
-        lines = [f"{section.protocol} / {section.partition}".ljust(width)
-                 + "".join(f"{c:>28}" for c in section.columns)]
-        for encoder, row in section.entries.items():
-            lines.append(encoder.ljust(width) + "".join(
-                f"{_cell(row[c]) if c in row else '—':>28}" for c in section.columns))
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n" + _legend(sections)
+    return "\n\n".join(_block(s) for s in sections) + "\n" + _legend(sections)
+
+
+def _block(section: Section) -> str:
+    grid = [[f"{section.protocol} / {section.partition}"] + [f"{c} " for c in section.columns]]
+    grid += [[encoder] + [_cell(row[c]) if c in row else "— " for c in section.columns]
+             for encoder, row in section.entries.items()]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
+    return "\n".join(line[0].ljust(widths[0]) + "".join(
+        f"  {text:>{width}}" for text, width in zip(line[1:], widths[1:], strict=True))
+        for line in grid)
 
 
 def _cell(entry: Entry) -> str:
