@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import statistics
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -83,7 +84,7 @@ def test_two_encoders_make_one_comparison_with_nested_runs(ray_local, tmp_path, 
 
     table_csv = tracking.download_artifacts(top.info.run_id, "results/comparison.csv",
                                             str(tmp_path))
-    lines = list(csv.DictReader(io.StringIO(open(table_csv).read())))
+    lines = list(csv.DictReader(io.StringIO(Path(table_csv).read_text())))
     assert [(r["partition"], r["encoder"]) for r in lines] == [
         ("default", "random:atto"), ("default", release),
         ("0.20x_train", "random:atto"), ("0.20x_train", release)]
