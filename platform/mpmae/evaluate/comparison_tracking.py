@@ -64,7 +64,9 @@ def log_comparison(rows: list[dict[str, Any]], sections: list[Section]) -> None:
     mlflow.log_text(comparison_text(sections), f"{RESULTS_DIR}/comparison.txt")
     figures = {COMPARISON_FIGURE: comparison_figure(sections)}
     found = curves(rows)
+    order = list(dict.fromkeys(r["encoder"] for r in rows))  # colours as in the bar figure
     for dataset in sorted({key[2] for key in found}):
         figures[label_efficiency_figure_name(dataset)] = curves_figure(
-            {key: points for key, points in found.items() if key[2] == dataset})
+            {key: found[key] for key in sorted(found, key=lambda k: order.index(k[0]))
+             if key[2] == dataset})
     log_pngs(figures)
