@@ -94,16 +94,16 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mpmae.config import load_config
+    from mpmae.evaluate.compare import evaluate_arguments
     from mpmae.evaluate.config import EvaluateConfig
-    from mpmae.evaluate.run import evaluate
 
     # The verb's own flags are shorthands for config keys, applied after --set.
     shorthands = [f"{key}={value}" for key, value in (
         ("protocol", args.protocol), ("seeds", args.seeds), ("results", args.results),
         ("partitions", json.dumps(args.partition) if args.partition else None),
     ) if value is not None]
-    evaluate(args.encoder, args.datasets,
-             load_config(EvaluateConfig, args.config, [*args.set, *shorthands]))
+    evaluate_arguments(args.targets,
+                       load_config(EvaluateConfig, args.config, [*args.set, *shorthands]))
     return 0
 
 
@@ -111,16 +111,20 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     from mpmae.evaluate.config import EvaluateConfig
 
     p = sub.add_parser(
-        "evaluate", help="score an encoder on GEO-Bench datasets (kNN, linear probe, fine-tune)",
-        description="Evaluate an encoder downstream: GEO-Bench datasets read safely, bands "
+        "evaluate", usage="mpmae evaluate [options] ENCODER [ENCODER …] DATASET [DATASET …]",
+        help="score encoders on GEO-Bench datasets (kNN, linear probe, fine-tune)",
+        description="Evaluate encoders downstream: GEO-Bench datasets read safely, bands "
                     "matched by name, kNN or a linear probe on cached embeddings or a full "
-                    "fine-tune (U-Net for segmentation), seeds and "
-                    "95 %% intervals, label-efficiency partitions; results on the console, "
-                    "in MLflow and optionally as JSON.")
-    p.add_argument("encoder", help="release folder, models:/NAME/VERSION, runs:/ID/encoder, "
-                                   "a pretraining run name, or random:SIZE")
-    p.add_argument("datasets", nargs="+", metavar="DATASET",
-                   help="GEO-Bench dataset folder, or a benchmark folder holding several")
+                    "fine-tune (U-Net for segmentation), seeds and 95 % intervals, "
+                    "label-efficiency partitions; results on the console, in MLflow and "
+                    "optionally as JSON. Several encoders are compared in one table (best per "
+                    "dataset marked; GEO-Bench's normalised score when the benchmark folder "
+                    "holds normalizer.json).")
+    p.add_argument("targets", nargs="+", metavar="ENCODER/DATASET",
+                   help="the encoders, then the datasets. An encoder: a release folder "
+                        "(config.json), models:/NAME/VERSION, runs:/ID/encoder, a "
+                        "pretraining run name, or random:SIZE. A dataset: a GEO-Bench "
+                        "dataset folder (task_specs.pkl), or a benchmark folder of them")
     p.add_argument("--protocol", choices=["knn", "linear", "finetune"], default=None,
                    help="shorthand for --set protocol=… (default: linear)")
     p.add_argument("--partition", action="append", default=None, metavar="P",

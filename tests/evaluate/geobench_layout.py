@@ -4,6 +4,7 @@ constant (so a test can tell which band it got), and hostile pickles."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,6 +134,19 @@ def segmentation_like(root: Path) -> Path:
     """13 Sentinel-2 bands and a 3-class ``label`` band."""
     return write_dataset(root / "m-cashew-plant", SENTINEL2_13, SEGMENTATION_LABEL,
                          lambda i: (SEGMENTATION_LABEL, class_map(i)))
+
+
+# The bounds geobench ships in classification_v1.0/normalizer.json for these datasets.
+NORMALIZER_BOUNDS = {"m-eurosat": [0.907, 0.985], "m-so2sat": [0.449, 0.610],
+                     "m-bigearthnet": [0.602, 0.706], "m-brick-kiln": [0.974, 0.991]}
+
+
+def write_normalizer(root: Path, bounds: dict[str, Any] | None = None) -> Path:
+    """A benchmark folder's ``normalizer.json`` as geobench saves it (``json.dump`` of
+    dataset → (low, high), indent 2)."""
+    path = root / "normalizer.json"
+    path.write_text(json.dumps(NORMALIZER_BOUNDS if bounds is None else bounds, indent=2))
+    return path
 
 
 def set_pickle_attribute(path: Path, text: str) -> None:

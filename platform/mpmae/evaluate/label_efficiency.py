@@ -49,18 +49,21 @@ def curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[Point]
 
 
 def curves_figure(found: dict[tuple[str, str, str], list[Point]]) -> bytes:
-    """PNG: metric against the fraction of training labels (log axis), one line per
-    dataset with its 95 % interval as a band (Agg, no pyplot state)."""
+    """PNG: metric against the fraction of training labels (log axis), one line per curve
+    with its 95 % interval as a band (Agg, no pyplot state). Lines are labelled by what
+    differs between them (the dataset for one encoder, the encoder for one dataset); the
+    title names what they share."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    heads = {key[:2] for key in found}  # label lines by dataset alone when that is unique
+    varying = [i for i in range(3) if len({key[i] for key in found}) > 1] or [2]
+    shared = [i for i in range(3) if i not in varying]
     fig = Figure(figsize=(5.2, 3.6))
     ax = fig.add_subplot()
     for i, (key, points) in enumerate(found.items()):
         x = [p.fraction for p in points]
-        label = key[2] if len(heads) == 1 else " / ".join(key)
+        label = " / ".join(key[j] for j in varying)
         ax.plot(x, [p.mean for p in points], marker="o", color=f"C{i}", label=label)
         ax.fill_between(x, [p.ci95[0] for p in points], [p.ci95[1] for p in points],
                         color=f"C{i}", alpha=0.2, linewidth=0)
@@ -69,8 +72,8 @@ def curves_figure(found: dict[tuple[str, str, str], list[Point]]) -> bytes:
     ax.set_xlabel("training labels used")
     ax.set_ylabel(" / ".join(sorted({p.metric for ps in found.values() for p in ps})))
     ax.set_ylim(0, 1)
-    head = " / ".join(next(iter(heads))) + ", " if len(heads) == 1 else ""
-    ax.set_title(f"{head}bands: 95 % interval", fontsize="medium")
+    head = " / ".join(next(iter(found))[j] for j in shared)
+    ax.set_title(f"{head + ', ' if head else ''}bands: 95 % interval", fontsize="medium")
     ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()

@@ -48,20 +48,13 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
     """Evaluate one encoder on every dataset; returns the result rows."""
     import ray
 
-    encoder = open_encoder(encoder_spec, runs_root=cfg.storage.root,
-                           storage=cfg.storage.options(), tracking_uri=tracking_uri(cfg.mlflow))
+    encoder = configured_encoder(encoder_spec, cfg)
     # Every dataset is read and checked before any cluster or tracking work starts.
-    plans = [plan for folder, named in dataset_folders(datasets)
-             if (plan := _plan(encoder, folder, named, cfg, progress)) is not None]
-    if not plans:
-        raise ConfigError(f"nothing to evaluate in {', '.join(datasets)} with protocol "
-                          f"{cfg.protocol}", key="protocol")
+    plans = plan_datasets(encoder, open_datasets(datasets), cfg, progress)
     started_ray = connect(cfg.address)
-    rows: list[dict[str, Any]] = []
     try:
         with evaluation_run(cfg, encoder, [p.dataset.name for p in plans]) as run_id:
-            for plan in plans:
-                rows += _evaluate_dataset(encoder, plan, cfg, run_id, progress)
+            rows = encoder_rows(encoder, plans, cfg, run_id, progress)
             # The results first: a tracking problem below must not cost them.
             if cfg.results:
                 resolve(cfg.results).write_bytes_atomic(to_json(rows).encode())
@@ -72,6 +65,17 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
         if started_ray:
             ray.shutdown()
     return rows
+
+
+def configured_encoder(spec: str, cfg: EvaluateConfig) -> Encoder:
+    return open_encoder(spec, runs_root=cfg.storage.root, storage=cfg.storage.options(),
+                        tracking_uri=tracking_uri(cfg.mlflow))
+
+
+def open_datasets(paths: list[str]) -> list[tuple[GeoBenchDataset, bool]]:
+    """Every dataset the arguments name, read and checked once: (dataset, whether it was
+    named itself)."""
+    return [(GeoBenchDataset.open(folder), named) for folder, named in dataset_folders(paths)]
 
 
 def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
@@ -90,6 +94,23 @@ def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
     return folders
 
 
+def plan_datasets(encoder: Encoder, datasets: list[tuple[GeoBenchDataset, bool]],
+                  cfg: EvaluateConfig, progress) -> list[DatasetPlan]:
+    plans = [plan for dataset, named in datasets
+             if (plan := _plan(encoder, dataset, named, cfg, progress)) is not None]
+    if not plans:
+        raise ConfigError(f"nothing to evaluate in {', '.join(d.name for d, _ in datasets)} "
+                          f"with protocol {cfg.protocol}", key="protocol")
+    return plans
+
+
+def encoder_rows(encoder: Encoder, plans: list[DatasetPlan], cfg: EvaluateConfig,
+                 run_id: str, progress) -> list[dict[str, Any]]:
+    """Score the encoder on every planned dataset (cells logged under ``run_id``)."""
+    return [row for plan in plans
+            for row in _evaluate_dataset(encoder, plan, cfg, run_id, progress)]
+
+
 @dataclass(frozen=True)
 class DatasetPlan:
     """One dataset, checked: its band match and statistics, the samples each partition
@@ -104,11 +125,10 @@ class DatasetPlan:
     stats_note: str
 
 
-def _plan(encoder: Encoder, folder: Path, named: bool, cfg: EvaluateConfig,
+def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
           progress) -> DatasetPlan | None:
     """The checked plan; None for a dataset the protocol cannot score that was found in a
     benchmark folder (named itself, it is an error)."""
-    dataset = GeoBenchDataset.open(folder)
     if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol == "knn":
         message = f"{dataset.name} is a segmentation dataset, which kNN does not score"
         if named:

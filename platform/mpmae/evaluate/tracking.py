@@ -29,22 +29,42 @@ LABEL_EFFICIENCY_FIGURE = "label_efficiency.png"
 
 
 @contextmanager
-def evaluation_run(cfg: EvaluateConfig, encoder: Encoder,
-                   datasets: list[str]) -> Iterator[str]:
-    """The encoder's evaluation run (active while the block runs); yields its id."""
+def evaluation_run(cfg: EvaluateConfig, encoder: Encoder, datasets: list[str],
+                   nested: bool = False) -> Iterator[str]:
+    """The encoder's evaluation run (active while the block runs; ``nested``: under the
+    active comparison run); yields its id."""
+    import mlflow
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder.name).strip("-")[-60:]
+    run = mlflow.start_run(experiment_id=evaluation_experiment(cfg),
+                           run_name=f"eval-{slug}-{run_stamp()}", nested=nested,
+                           tags={**encoder.tags, "mpmae.encoder": encoder.name,
+                                 "mpmae.datasets": ",".join(datasets)})
+    with ending_active_run():
+        mlflow.log_params({**flatten(cfg), "encoder": encoder.name})
+        yield run.info.run_id
+
+
+def evaluation_experiment(cfg: EvaluateConfig) -> str:
+    """The evaluations' experiment id, on the configured server (now the tracking URI)."""
     import mlflow
 
     uri = tracking_uri(cfg.mlflow)
     mlflow.set_tracking_uri(uri)
-    experiment = experiment_id(mlflow.MlflowClient(), cfg.mlflow.experiment or EXPERIMENT, uri)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder.name).strip("-")[-60:]
-    run = mlflow.start_run(experiment_id=experiment, run_name=f"eval-{slug}-{stamp}",
-                           tags={**encoder.tags, "mpmae.encoder": encoder.name,
-                                 "mpmae.datasets": ",".join(datasets)})
+    return experiment_id(mlflow.MlflowClient(), cfg.mlflow.experiment or EXPERIMENT, uri)
+
+
+def run_stamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@contextmanager
+def ending_active_run() -> Iterator[None]:
+    """Ends the active run with the block: FINISHED, FAILED, or KILLED by Ctrl-C."""
+    import mlflow
+
     try:
-        mlflow.log_params({**flatten(cfg), "encoder": encoder.name})
-        yield run.info.run_id
+        yield
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise
@@ -89,6 +109,13 @@ def log_results(rows: list[dict[str, Any]]) -> None:
     figures = {"scores.png": bar_figure(rows)}
     if found := curves(rows):
         figures[LABEL_EFFICIENCY_FIGURE] = curves_figure(found)
+    log_pngs(figures)
+
+
+def log_pngs(figures: dict[str, bytes]) -> None:
+    """Each PNG, by name, into the active run's ``results/``."""
+    import mlflow
+
     with tempfile.TemporaryDirectory() as tmp:
         for name, png in figures.items():
             (Path(tmp) / name).write_bytes(png)
