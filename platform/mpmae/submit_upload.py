@@ -7,14 +7,12 @@ whatever the ignore files say, and the listing is measured before anything is se
 
 from __future__ import annotations
 
-import functools
 import logging
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpmae.errors import MpmaeError
+from mpmae.ray_fixes.upload_walk import ray_walker
 
 # Never worth uploading: environments, VCS data, caches, local tracking databases (large,
 # machine-specific, and the cluster has its own).
@@ -66,7 +64,7 @@ def upload_excludes(root: Path) -> list[str]:
         if path.is_file():
             lines = (line.strip() for line in path.read_text().splitlines())
             patterns += [line for line in lines if line and not line.startswith("#")]
-    walker = _ray_walker()
+    walker = ray_walker()
     if walker:
         patterns += _marked_folders(root, patterns, walker.path_spec)
     return list(dict.fromkeys(patterns))
@@ -75,7 +73,7 @@ def upload_excludes(root: Path) -> list[str]:
 def plan_upload(root: Path) -> Upload | None:
     """Walk ``root`` exactly as Ray's packaging will (its own matcher and ignore files);
     None where this Ray no longer has the helpers to do so."""
-    walker = _ray_walker()
+    walker = ray_walker()
     if walker is None:
         return None
     excludes = upload_excludes(root)
@@ -89,28 +87,6 @@ def plan_upload(root: Path) -> Upload | None:
     walker.dir_travel(root, [walker.get_excludes(root, excludes)], record,
                       include_gitignore=True, logger=logging.getLogger(__name__))
     return Upload(tuple(sorted(files)), tuple(excludes))
-
-
-@dataclass(frozen=True)
-class _RayWalker:
-    dir_travel: Callable
-    get_excludes: Callable
-    path_spec: type
-
-
-@functools.cache
-def _ray_walker() -> _RayWalker | None:
-    """Ray's own packaging walk and gitignore matcher (private names of Ray 2.60). A Ray
-    that moved them still submits; only the listing, size check and marker scan are lost."""
-    try:
-        from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
-        from ray._private.thirdparty.pathspec import PathSpec
-    except ImportError as e:
-        warnings.warn(f"this Ray has no {e.name}: the upload is not listed or measured "
-                      "before submitting, and dataset/run folders are not found by their "
-                      "markers (the fixed exclude patterns still apply)", stacklevel=2)
-        return None
-    return _RayWalker(_dir_travel, _get_excludes, PathSpec)
 
 
 def check_size(upload: Upload, max_mb: float) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from ray.util.annotations import RayDeprecationWarning
 
-from mpmae.cluster import quiet_workers
+from mpmae.ray_fixes import quiet_workers
 
 
 def test_runtime_env_points_workers_at_the_hook_and_a_quieter_ray_data_console(tmp_path):

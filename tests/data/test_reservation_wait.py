@@ -5,9 +5,9 @@ import pytest
 from ray import cloudpickle
 from ray.data._internal.execution.execution_callback import ExecutionCallback
 
-from mpmae.data.ray_fixes.reservation_wait import ReservationWait
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
+from mpmae.ray_fixes.stream_callbacks import ReservationWait
 
 
 class FirstBudget(ExecutionCallback):

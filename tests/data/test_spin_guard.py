@@ -2,9 +2,9 @@ import time
 
 import pytest
 
-from mpmae.data.ray_fixes.spin_guard import MIN_BACKOFF_S, SpinGuard
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
+from mpmae.ray_fixes.stream_callbacks import MIN_BACKOFF_S, SpinGuard
 
 
 def test_steps_that_do_not_wait_are_slowed_down_more_and_more():

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from mpmae.cluster.quiet_workers import embedded_runtime_env
 from mpmae.config import ConfigError, cache_dir
+from mpmae.ray_fixes.embedded_ray import embedded_system_config
+from mpmae.ray_fixes.quiet_workers import embedded_runtime_env
 
 
 def on_a_cluster(address: str) -> bool:
@@ -42,10 +43,9 @@ def connect(address: str = "") -> bool:
     # state API by scanning this machine; with another Ray here that has a dashboard it
     # asked that one, was told our controller is gone, and removed a healthy run's
     # placement group (seen in Ray 2.60). Without ours it only logs a warning, once a
-    # second, which our workers hide (mpmae.cluster.quiet_workers).
-    # Idle task workers are kept: by default Ray kills them after 1 s once a small machine
-    # has more workers than CPUs, so every epoch's first read task started a fresh process.
+    # second, which our workers hide (mpmae.ray_fixes.quiet_workers).
+    # Idle task workers are kept (mpmae.ray_fixes.embedded_ray).
     ray.init(include_dashboard=False,
              runtime_env=embedded_runtime_env(cache_dir()),
-             _system_config={"idle_worker_killing_time_threshold_ms": 600_000})
+             _system_config=embedded_system_config())
     return True

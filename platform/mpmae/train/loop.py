@@ -13,9 +13,7 @@ data position, so a resumed run continues the interrupted epoch where it was.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from mpmae.data.stream.normalise import Normaliser
 from mpmae.data.stream.tile_dataset import guarded, torch_batches
 from mpmae.errors import MpmaeError
 from mpmae.model import MPMAE
+from mpmae.ray_fixes.quiet_workers import quiet_driver
 from mpmae.train.checkpoint import restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
 from mpmae.train.memory_reuse import keep_freed_memory
@@ -60,7 +59,7 @@ def train_loop(config: dict) -> None:
     """Ray Train entry point. ``config["spec"]`` is the run's :class:`WorkerSpec`."""
     from ray import train
 
-    _quiet_workers()
+    quiet_driver()
     keep_freed_memory()
     spec: WorkerSpec = config["spec"]
     cfg = spec.cfg
@@ -107,18 +106,6 @@ def _epoch_batches(spec: WorkerSpec, device: torch.device):
                                      seed=seed, device=device))
 
     return batches
-
-
-def _quiet_workers() -> None:
-    """Keep the driver's console to our progress line: no per-report dumps, no bars."""
-    import ray.data
-    from ray.train.v2._internal.execution import context
-
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    # Ray Train logs every report (all metrics) at INFO under a logger named by file path.
-    for name in ("ray.data", "ray.train", context.__file__):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _build_model(cfg: PretrainConfig) -> tuple[torch.nn.Module, MPMAE]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from mpmae.config import ConfigError
+from mpmae.ray_fixes.cluster_maxima import published_maxima
 from mpmae.tune.config import TuneConfig
 
 
@@ -34,10 +35,9 @@ def cluster_capacity(cluster_config: str = "") -> dict[str, float]:
     publishes as maxima (Ray Train reads the same to size worker groups) and what
     ``cluster_config``'s node types can add up to."""
     import ray
-    from ray._private.state import state
 
     capacity = dict(ray.cluster_resources())
-    maxima = [state.get_max_resources_from_cluster_config() or {}]
+    maxima = [published_maxima()]
     if cluster_config:
         maxima.append(launcher_maxima(yaml.safe_load(Path(cluster_config).read_text())))
     for found in maxima:

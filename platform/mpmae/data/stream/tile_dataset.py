@@ -22,13 +22,14 @@ import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 from ray.exceptions import RayTaskError
 
-from mpmae.data import ray_fixes
 from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.format.shards import check_shard, open_shard
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
 from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
 from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextSet
+from mpmae.ray_fixes.block_size import pass_blocks_as_yielded
+from mpmae.ray_fixes.stream_callbacks import install as install_stream_fixes
 from mpmae.storage import Location, StorageOptions, resolve
 
 
@@ -100,10 +101,10 @@ class TileDataset:
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
                                 on_bad_shard=on_bad_shard, first_epoch=first_epoch,
                                 skip_tiles=skip_tiles)
-        ray_fixes.install(ray.data.DataContext.get_current())
+        install_stream_fixes(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
-        data.context.target_max_block_size = source.target_max_block_size  # this dataset's
+        pass_blocks_as_yielded(data.context, source.target_max_block_size)  # this dataset's
         return data
 
 

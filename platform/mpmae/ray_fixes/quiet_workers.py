@@ -10,19 +10,26 @@
 - Ray Train raises a deprecation warning against Ray Data's own calls.
 - Ray Data logs three INFO lines to the console at every epoch of a training stream
   ("Starting execution…", its plan, "execution finished"); they stay in ray-data.log.
+- Ray Train logs every report (all metrics) at INFO, under a logger named by the file
+  path of its private execution context.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import yaml
 
+from mpmae.ray_fixes.guard import private
 from mpmae.storage import resolve
 
+QUIET_WORKERS, QUIET_DRIVER = "quiet_workers", "quiet_driver"
+RAY_DATA_LOGGING = ("ray.data._internal.logging", "DEFAULT_CONFIG")
+TRAIN_CONTEXT = ("ray.train.v2._internal.execution", "context")
 CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 
 
@@ -45,14 +52,28 @@ def embedded_runtime_env(folder: Path) -> dict:
     return {"worker_process_setup_hook": f"{__name__}.setup", "env_vars": env_vars}
 
 
+def quiet_driver() -> None:
+    """Keep a training driver's console to our progress line: no per-report dumps of every
+    metric, no progress bars."""
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    names = ["ray.data", "ray.train"]
+    context = private(*TRAIN_CONTEXT, QUIET_DRIVER)
+    if context is not None:
+        names.append(context.__file__)
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _ray_data_logging_config(folder: Path) -> Path | None:
     """Ray Data's own logging config with the console at WARNING, as a YAML file; None
     where this Ray version keeps its default elsewhere (its logs then stay as they are)."""
-    try:
-        from ray.data._internal.logging import DEFAULT_CONFIG
-    except ImportError:
+    default = private(*RAY_DATA_LOGGING, QUIET_WORKERS)
+    if default is None:
         return None
-    config = copy.deepcopy(DEFAULT_CONFIG)
+    config = copy.deepcopy(default)
     config["handlers"]["console"]["level"] = "WARNING"
     path = folder / "ray-data-logging.yaml"
     # Atomic: a second local run rewriting it must never let a worker read half a file.
