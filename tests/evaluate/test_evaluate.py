@@ -27,14 +27,6 @@ pytestmark = pytest.mark.ray
 QUICK = ["--set", "linear.epochs=3", "--set", "mlflow.system_metrics=false"]
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
-
-
 def _runs(uri: str, experiment: str = "mpmae-evaluate"):
     client = mlflow.MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)

@@ -40,14 +40,6 @@ def quick(work_dir: Path, epochs: int = 2) -> list[str]:
             *[arg for s in sets for arg in ("--set", s)]]
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
-
-
 def _cell_files(work_dir: Path) -> dict[str, float]:
     return {str(p.relative_to(work_dir)): p.stat().st_mtime_ns
             for p in work_dir.rglob("*") if p.is_file()}

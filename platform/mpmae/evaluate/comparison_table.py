@@ -14,6 +14,7 @@ from typing import Any
 
 from mpmae.evaluate.normalised_score import Bounds
 from mpmae.evaluate.results import cells
+from mpmae.track.figures import figure_png
 
 NORMALISED = "GEO-Bench normalised"
 BEST = "*"
@@ -155,7 +156,6 @@ def comparison_csv(sections: list[Section]) -> str:
 def comparison_figure(sections: list[Section]) -> bytes:
     """PNG: per section, a group of bars per dataset, one bar per encoder with its mean
     95 % interval. The normalised score is left out: it is not on the metrics' 0–1 scale."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     encoders = list(dict.fromkeys(e for s in sections for e in s.entries))
@@ -182,6 +182,4 @@ def comparison_figure(sections: list[Section]) -> bytes:
         ax.legend(fontsize="small")
         ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    return buffer.getvalue()
+    return figure_png(fig)

@@ -4,13 +4,13 @@ evaluation that covers more than one of them."""
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from mpmae.evaluate.geobench.partitions import DEFAULT_PARTITION
 from mpmae.evaluate.results import cells
+from mpmae.track.figures import figure_png
 
 FRACTION_PARTITION = re.compile(r"(\d+(?:\.\d+)?)x_train")
 
@@ -53,7 +53,6 @@ def curves_figure(found: dict[tuple[str, str, str], list[Point]]) -> bytes:
     with its 95 % interval as a band (Agg, no pyplot state). Lines are labelled by what
     differs between them (the dataset for one encoder, the encoder for one dataset); the
     title names what they share."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
@@ -77,6 +76,4 @@ def curves_figure(found: dict[tuple[str, str, str], list[Point]]) -> bytes:
     ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    return buffer.getvalue()
+    return figure_png(fig)

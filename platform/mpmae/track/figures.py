@@ -196,3 +196,12 @@ def _class_panels(task: str, target: Tensor, logits: Tensor) -> list[Panel]:
     shown[target == IGNORE_INDEX] = np.nan
     predicted = palette[logits.argmax(1).numpy()]
     return [Panel(f"{task}\ntarget", list(shown)), Panel(f"{task}\nprediction", list(predicted))]
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure (made without pyplot, so nothing global holds it) as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buffer)
+    return buffer.getvalue()

@@ -8,6 +8,7 @@ import io
 import math
 from typing import Any
 
+from mpmae.track.figures import figure_png
 from mpmae.tune.search_space import PARAM_KEYS, pretext_label
 
 COLUMNS = ("trial_id", "pretext", "loss_weighting", "lr", "mask_ratio", "seed", "status",
@@ -39,7 +40,6 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def probe_figure(rows: list[dict[str, Any]]) -> bytes:
     """PNG: every trial's last probe accuracy as a dot, x = pretext set, colour = loss
     weighting, trials stopped early hollow (Agg, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     scored = [r for r in rows if _finite(r["probe_accuracy"])]
@@ -62,9 +62,7 @@ def probe_figure(rows: list[dict[str, Any]]) -> bytes:
     if scored:
         ax.legend(fontsize="small")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
