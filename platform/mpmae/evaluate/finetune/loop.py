@@ -145,7 +145,7 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tens
             with _autocast(device):  # the forward only, as torch recommends
                 loss = loss_fn(model(x[part]), y[part]).float()
             (loss * len(x[part]) / len(x)).backward()
-        total += float(loss) * len(x[part]) / len(x)
+        total += float(loss.detach()) * len(x[part]) / len(x)
     optimizer.step()
     return total
 
