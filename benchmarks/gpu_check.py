@@ -3,6 +3,9 @@
     python benchmarks/gpu_check.py               # on a CUDA machine
     python benchmarks/gpu_check.py --cpu-smoke   # the same plumbing on a CPU, tiny sizes
 
+The JSON follows a line ``=== gpu_check JSON ===`` on stdout (Ray prints the training
+workers' progress there too) and is also written to ``--out`` (or ``$OUT/gpu_check.json``).
+
 Sections, each in its own time box so one failure keeps the others' figures:
 - ``equivalence``: the encoder's CUDA equivalence tests (sparse path = dense-masked
   reference, fp32 without TF32) and a bf16-autocast tolerance check of the same;
@@ -29,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BF16_TOLERANCE = 0.05
+JSON_MARKER = "=== gpu_check JSON ==="
 sys.path.insert(0, str(Path(__file__).parent))
 
 
@@ -39,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=300, help="pretraining steps")
     parser.add_argument("--batch", type=int, default=256, help="tiles per pretraining step")
     parser.add_argument("--tiles", type=int, default=2048, help="synthetic world's tiles")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the JSON here (default: $OUT/gpu_check.json when the "
+                             "device machine's $OUT is set)")
     return parser.parse_args(argv)
 
 
@@ -93,10 +100,17 @@ def bf16_tolerance(smoke: bool) -> dict:
 def bench_model(smoke: bool) -> dict:
     base = (["--device", "cpu", "--batch", "4", "--iters", "2", "--warmup", "1"] if smoke
             else ["--device", "cuda", "--batch", "256", "--bf16"])
+    # Compiling on a 2-core CPU takes longer than the whole check may: the smoke run skips it.
+    variants = (("bf16_eager", []),) if smoke else (("bf16_eager", []),
+                                                    ("bf16_compile", ["--compile"]))
     out = {}
-    for name, extra in (("bf16_eager", []), ("bf16_compile", ["--compile"])):
-        done = _python(["benchmarks/bench_model.py", *base, *extra, "--no-memory"],
-                       timeout_s=200)
+    for name, extra in variants:
+        try:
+            done = _python(["benchmarks/bench_model.py", *base, *extra, "--no-memory"],
+                           timeout_s=200)
+        except subprocess.TimeoutExpired:
+            out[name] = {"error": "timed out after 200 s"}
+            continue
         out[name] = (json.loads(done.stdout) if done.returncode == 0
                      else {"rc": done.returncode, "tail": done.stderr[-1500:]})
     return out
@@ -207,7 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     _timed("pretrain", lambda: pretrain_run(args), report)
     if "error" not in report["pretrain"]:
         report["derived"] = derived(report["pretrain"])
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    out = args.out or (Path(os.environ["OUT"]) / "gpu_check.json" if os.environ.get("OUT")
+                       else None)
+    if out:
+        out.write_text(text + "\n")
+    # Ray prints the training workers' progress lines to this stdout too: a marker line
+    # says where the JSON starts.
+    print(f"{JSON_MARKER}\n{text}")
     return 0
 
 
