@@ -114,3 +114,17 @@ def test_the_result_is_read_back_and_the_key_changes_with_the_recipe(tmp_path):
     assert base[:3] == ("random-atto", "m-eurosat", "default")
     assert base != cell_key("random:atto", "m-eurosat", "default", 0, {"blr": 1e-3})
     assert base != cell_key("random:atto", "m-eurosat", "default", 1, {"blr": 2e-4})
+
+
+def test_each_epoch_prints_one_progress_line():
+    from types import SimpleNamespace
+
+    from mpmae.evaluate.finetune.loop import _progress_line
+
+    spec = SimpleNamespace(cell="/runs/evaluate/enc/synth-landcover/default/seed0-ab12")
+    line = _progress_line(spec, {"epoch": 2, "train_loss": 0.51234, "valid": 0.4321,
+                                 "encoder_frozen": True}, epochs=20)
+    assert line == ("synth-landcover/default/seed0-ab12: epoch 3/20 · train loss 0.5123 · "
+                    "valid 43.2 % · encoder frozen")
+    assert "valid" not in _progress_line(spec, {"epoch": 0, "train_loss": 1.0, "valid": None,
+                                                "encoder_frozen": False}, epochs=1)

@@ -81,6 +81,7 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
                             "session_start": start})
             store.save(epoch, {"model": model.state_dict(), "epoch": epoch,
                                "optimizer": optimizer.state_dict(), "history": history})
+            warn(_progress_line(spec, history[-1], recipe.epochs))
         if world > 1:
             dist.barrier()
     if rank == 0:
@@ -88,6 +89,15 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
                             "workers": world})
     if world > 1:
         dist.barrier()
+
+
+def _progress_line(spec: CellSpec, done: dict[str, Any], epochs: int) -> str:
+    """One line per epoch on the driver's console (Ray forwards the task's prints)."""
+    valid = "" if done["valid"] is None else f" · valid {100 * done['valid']:.1f} %"
+    frozen = " · encoder frozen" if done["encoder_frozen"] else ""
+    cell = "/".join(spec.cell.rstrip("/").split("/")[-3:])  # dataset/partition/seed…
+    return (f"{cell}: epoch {done['epoch'] + 1}/{epochs} · train loss "
+            f"{done['train_loss']:.4f}{valid}{frozen}")
 
 
 def _model(spec: CellSpec) -> nn.Module:
