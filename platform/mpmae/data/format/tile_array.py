@@ -49,6 +49,22 @@ class TileType(pa.ExtensionType):
     def __reduce__(self):
         return TileType, (self.shape, self.dtype)
 
+    def __eq__(self, other: object) -> bool:
+        # pyarrow's default compares only name and storage: (2, 3) would equal (3, 2).
+        if not isinstance(other, TileType):
+            return NotImplemented
+        return (self.shape, self.dtype) == (other.shape, other.dtype)
+
+    def __ne__(self, other: object) -> bool:  # pyarrow's slot would not ask __eq__
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash((EXTENSION_NAME, self.shape, self.dtype))
+
+    def __repr__(self) -> str:
+        return f"TileType({self.shape}, {self.dtype!r})"
+
 
 class TileArray(pa.ExtensionArray):
     """An array of ``TileType``: ``to_numpy_ndarray`` views its bytes as (N, *shape)."""
