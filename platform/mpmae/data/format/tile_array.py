@@ -4,7 +4,7 @@ Format v2 stores every array-valued column (pixel modalities, image-level vector
 band-presence mask) as ``fixed_size_binary``: one value per tile holding its C×H×W (or C)
 values in the native dtype. Parquet decodes such a column as one block of bytes, where a
 list column (v1's ``fixed_shape_tensor``) pays for repetition and definition levels per
-value: measured ~3× the CPU (docs/tile-format.md).
+value: measured ~4× the CPU of the same bytes as plain binary (docs/tile-format.md).
 
 The shape, dtype and band names ride twice: in the extension type's serialized metadata
 (so mpmae's readers get ndarrays) and as plain field metadata (``mpmae.shape``,
