@@ -8,6 +8,11 @@
               numpy and collated into torch batches, so it delivers what (b) delivers;
               ``reads_only`` is the same without the per-tile normalisation.
 
+Beside tiles/s, each pass reports CPU per delivered tile: (a) its own process's, the limit;
+(b) every process of the session (the driver, Ray's workers, the raylet, GCS and agents;
+``session_cpu``), by role, and the normaliser's share of the driver's. A finer split
+(decode, shuffle, object store, collate) is not measured here.
+
 (a) and (b) run from a local folder and from a real S3 endpoint (moto server on loopback).
 One pass of (b) is one epoch, a Ray Data execution as training runs it, its pipeline
 start-up included; one epoch before the rest starts Ray's workers and is not counted.
@@ -33,6 +38,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
+import session_cpu
 import torch
 from machine import machine
 
@@ -60,7 +66,7 @@ def tile_bytes(batch: dict) -> int:
 def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
     """(a): decode every shard's columns into numpy arrays, nothing else."""
     tiles = nbytes = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for path in ds.shard_paths("train"):
         pf = pq.ParquetFile(ds.root.fs.open_input_file(path))
         for batch in pf.iter_batches(batch_size=batch_size, columns=list(PRETEXT.columns)):
@@ -71,7 +77,9 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
             }
             tiles += batch.num_rows
             nbytes += tile_bytes(arrays)
-    return _rate(tiles, nbytes, time.perf_counter() - start)
+    rate = _rate(tiles, nbytes, time.perf_counter() - start)
+    rate["core_ms_per_tile"] = round(1e3 * (time.process_time() - cpu) / tiles, 3)
+    return rate
 
 
 def stream_epochs(ds: TileDataset, batch_size: int):
@@ -85,16 +93,23 @@ def stream_epochs(ds: TileDataset, batch_size: int):
     data = ds.read("train", PRETEXT, seed=0)
 
     def epoch() -> dict:
-        tiles = nbytes = 0
+        tiles = nbytes = norm_s = 0
+        cpu = session_cpu.snapshot()
         start = time.perf_counter()
         first = None
         for raw in torch_batches(data, batch_size, shuffle_buffer=DataConfig().shuffle_buffer,
                                  seed=0, device="cpu"):
             nbytes += tile_bytes(raw)
+            norm_start = time.thread_time()  # the normaliser runs in this thread alone
             tiles += len(norm(raw)["image"])
+            norm_s += time.thread_time() - norm_start
             if first is None:  # the pipeline's start-up, paid once per epoch
                 first = (time.perf_counter(), tiles, nbytes)
         rate = _rate(tiles, nbytes, time.perf_counter() - start)
+        used = session_cpu.core_ms_per_tile(cpu, session_cpu.snapshot(), tiles)
+        used["normaliser"] = round(1e3 * norm_s / tiles, 3)  # part of the driver's
+        used["total_without_normaliser"] = round(used["total"] - used["normaliser"], 3)
+        rate["core_ms_per_tile"] = used
         rate["first_batch_s"] = round(first[0] - start, 2)
         rate["after_first_batch"] = _rate(tiles - first[1], nbytes - first[2],
                                           time.perf_counter() - first[0])

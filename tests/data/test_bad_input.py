@@ -4,11 +4,11 @@ import json
 import shutil
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from mpmae.data.format.manifest import DatasetError
+from mpmae.data.format.tile_array import tile_array
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.tile_dataset import TileDataset, guarded, torch_batches
 from mpmae.modalities import resolve_pretext
@@ -44,9 +44,10 @@ def test_wrong_dtype_or_shape_is_named(world):
     table = pq.read_table(shard)
     s2 = table.column("sentinel2").combine_chunks().to_numpy_ndarray().astype(np.float32)
     i = table.schema.get_field_index("sentinel2")
-    table = table.set_column(i, "sentinel2", pa.FixedShapeTensorArray.from_numpy_ndarray(s2))
+    table = table.set_column(i, "sentinel2", tile_array(s2))
     pq.write_table(table, shard)
-    with pytest.raises(DatasetError, match=r"column 'sentinel2' is .*float.*expected .*uint16"):
+    with pytest.raises(DatasetError, match=r"column 'sentinel2' is tile float32\[13, 16, 16\], "
+                       r"expected tile uint16\[13, 16, 16\]"):
         TileDataset.open(str(world))
 
 

@@ -17,6 +17,7 @@ from mpmae.data.format.band_stats import BandStats
 from mpmae.data.format.manifest import MANIFEST_NAME, DatasetError, read_manifest
 from mpmae.data.format.schema import presence_bands
 from mpmae.data.format.shards import check_shard, open_shard
+from mpmae.data.format.tile_array import TileType, column_ndarray
 from mpmae.data.sources.convert import convert_mmearth
 from mpmae.data.sources.mmearth_h5 import ReleaseError, check_layout, find_release
 from mpmae.data.stream.tile_dataset import TileDataset
@@ -94,8 +95,8 @@ def shard(root: Path, split: str, index: int) -> Path:
 
 def column(table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name)
-    if isinstance(col.type, pa.FixedShapeTensorType):
-        return np.concatenate([c.to_numpy_ndarray() for c in col.chunks])
+    if isinstance(col.type, TileType):
+        return column_ndarray(col)
     return np.asarray(col.to_pylist())
 
 

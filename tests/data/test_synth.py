@@ -83,7 +83,8 @@ def test_downstream_set_is_labelled_and_readable_without_mpmae(small_world):
     assert m.modalities == ["sentinel2"] and len(m.labels) == 9
     df = pd.read_parquet(small_world / "downstream" / m.shards("train")[0].path)
     assert df["label"].between(0, 8).all() and len(df) == m.shards("train")[0].tiles
-    assert df["sentinel2"].iloc[0].size == 13 * 16 * 16  # pandas sees the flat values
+    raw = df["sentinel2"].iloc[0]  # pandas sees each tile's raw little-endian bytes
+    assert np.frombuffer(raw, "<u2").reshape(13, 16, 16).any() and len(raw) == 13 * 16 * 16 * 2
 
 
 def test_a_bad_option_names_its_field(tmp_path):

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from mpmae.data.format.manifest import DatasetError, ShardInfo
 from mpmae.data.format.schema import PRESENCE_COLUMN, presence_bands
 from mpmae.data.format.shards import corrupt_data, open_shard
+from mpmae.data.format.tile_array import column_ndarray
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.data.verify import NO_HASHES
@@ -56,14 +57,10 @@ def _presence_lines(ds: TileDataset) -> list[str]:
     """Share of tiles in the first shard where each band really exists (only if < 100%)."""
     first = _first_shard(ds)
     table = _read(ds, first.path, lambda shard: shard.read(columns=[PRESENCE_COLUMN]))
-    rates = _tensor(table.column(PRESENCE_COLUMN)).mean(axis=0)
+    rates = column_ndarray(table.column(PRESENCE_COLUMN)).mean(axis=0)
     names = presence_bands(ds.manifest.modalities)
     partial = [f"{n} {r:.0%}" for n, r in zip(names, rates, strict=True) if r < 1]
     return [f"  bands not always present ({first.path}): " + (", ".join(partial) or "none")]
-
-
-def _tensor(column: pa.ChunkedArray) -> np.ndarray:
-    return column.combine_chunks().to_numpy_ndarray()
 
 
 def sample_tiles(ds: TileDataset, count: int) -> pa.Table:
@@ -114,7 +111,7 @@ def tile_sheet_png(ds: TileDataset, count: int = InspectConfig.tiles) -> bytes:
                              figsize=(2.2 * (len(pixel) + 1), 2.2 * table.num_rows),
                              squeeze=False)
     for col, name in enumerate(pixel):
-        values = _tensor(table.column(name))
+        values = column_ndarray(table.column(name))
         for row in range(table.num_rows):
             _draw(axes[row][col], name, values[row])
             axes[0][col].set_title(name if name != "sentinel2" else "sentinel2 (RGB)", fontsize=8)
@@ -152,7 +149,7 @@ def _image_values(table: pa.Table, row: int) -> str:
         if mod.kind is TaskKind.IMAGE_CLASS:
             lines.append(f"{name}: {table.column(name)[row]}")
         else:
-            vals = _tensor(table.column(name))[row][:4]
+            vals = column_ndarray(table.column(name))[row][:4]
             lines.append(f"{name}: " + " ".join(f"{v:.2f}" for v in vals))
     return "\n".join(lines)
 

@@ -10,9 +10,15 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from mpmae.data.format.manifest_checks import manifest_problem
-from mpmae.data.format.schema import FORMAT_NAME, FORMAT_VERSION, presence_bands, tile_schema
+from mpmae.data.format.schema import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    presence_bands,
+    tile_schema,
+)
 from mpmae.errors import MpmaeError
-from mpmae.modalities import MODALITIES
+from mpmae.modalities import MODALITIES, TaskKind
 from mpmae.storage import Location
 
 MANIFEST_NAME = "dataset.json"
@@ -55,7 +61,8 @@ class Manifest:
         return self.splits[split]
 
     def schema(self):
-        return tile_schema(self.modalities, self.tile_size, with_label=bool(self.labels))
+        return tile_schema(self.modalities, self.tile_size, with_label=bool(self.labels),
+                           version=self.format_version)
 
     def to_json(self) -> str:
         doc = {
@@ -63,7 +70,8 @@ class Manifest:
             "format_version": self.format_version,
             "tile_size": self.tile_size,
             "num_tiles": self.num_tiles,
-            "modalities": {n: _describe(n, self.tile_size) for n in self.modalities},
+            "modalities": {n: _describe(n, self.tile_size, self.format_version)
+                           for n in self.modalities},
             "band_presence": presence_bands(self.modalities),
             "stats": self.stats,
             "splits": {k: [asdict(s) for s in v] for k, v in self.splits.items()},
@@ -82,10 +90,11 @@ class Manifest:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             raise DatasetError(f"{where} is not an mpmae tile manifest (a JSON object with "
                                f"format '{FORMAT_NAME}'); re-create the dataset")
-        if doc.get("format_version") != FORMAT_VERSION:
+        if doc.get("format_version") not in READABLE_VERSIONS:
             raise DatasetError(
-                f"{where} has format version {doc.get('format_version')}; this mpmae "
-                f"reads version {FORMAT_VERSION}: upgrade mpmae or re-convert the data"
+                f"{where} has format version {doc.get('format_version')!r}; this mpmae "
+                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}: upgrade mpmae or "
+                "re-convert the data"
             )
         problem = manifest_problem(doc)
         if problem:
@@ -98,6 +107,7 @@ class Manifest:
             provenance=doc.get("provenance", {}),
             license=doc.get("license", ""),
             labels=doc.get("labels", []),
+            format_version=doc["format_version"],
         )
 
     @property
@@ -111,12 +121,16 @@ def _shard_info(entry: dict) -> ShardInfo:
                      sha256=entry.get("sha256", ""))
 
 
-def _describe(name: str, tile_size: int) -> dict:
+def _describe(name: str, tile_size: int, version: int) -> dict:
     m = MODALITIES[name]
     shape = [m.num_bands, tile_size, tile_size] if m.kind.is_pixel else list(
         m.stored_shape_per_tile)
-    return {"kind": m.kind.value, "dtype": m.dtype, "shape": shape, "bands": list(m.bands),
-            "nodata": m.nodata, "num_classes": m.num_classes}
+    described = {"kind": m.kind.value, "dtype": m.dtype, "shape": shape,
+                 "bands": list(m.bands), "nodata": m.nodata, "num_classes": m.num_classes}
+    if version >= 2 and m.kind is not TaskKind.IMAGE_CLASS:
+        # A reader without mpmae views each value's bytes as ``dtype`` of ``shape``.
+        described["storage"] = "fixed_size_binary: raw little-endian values, C order"
+    return described
 
 
 def read_manifest(root: Location) -> Manifest:

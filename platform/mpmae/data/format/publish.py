@@ -17,15 +17,20 @@ from collections.abc import Callable
 
 from mpmae.config import ConfigError
 from mpmae.data.format.manifest import MANIFEST_NAME, DatasetError, Manifest, read_manifest
+from mpmae.data.format.schema import FORMAT_VERSION
 from mpmae.storage import Location, PathNotFoundError
 
 # ``<split>/part-<index>-<key>.parquet``: what shard_name writes (older mpmae: no key).
 _OUR_SHARD = re.compile(r"[^/]+/part-\d{5}(-[0-9a-f]{8})?\.parquet")
 
 
-def options_key(options: dict) -> str:
-    """8 hex digits that change whenever ``options`` (JSON values) change."""
-    text = json.dumps(options, sort_keys=True)
+def options_key(options: dict, version: int = FORMAT_VERSION) -> str:
+    """8 hex digits that change whenever ``options`` (JSON values) or the format version
+    change: a re-run by a newer mpmae writes new shards beside those the old dataset.json
+    lists, never keeps an old-format shard under a new-format manifest. Version 1 keys are
+    those older mpmae wrote."""
+    keyed = options if version == 1 else {**options, "format_version": version}
+    text = json.dumps(keyed, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 

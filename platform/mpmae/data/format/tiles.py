@@ -6,7 +6,13 @@ import numpy as np
 import pyarrow as pa
 
 from mpmae.data.format.band_stats import valid_mask
-from mpmae.data.format.schema import LABEL_COLUMN, PRESENCE_COLUMN, tensor_column, tile_schema
+from mpmae.data.format.schema import (
+    FORMAT_VERSION,
+    LABEL_COLUMN,
+    PRESENCE_COLUMN,
+    array_column,
+    tile_schema,
+)
 from mpmae.modalities import MODALITIES, TaskKind
 
 
@@ -33,10 +39,12 @@ def tiles_to_table(
     tile_size: int,
     presence: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    version: int = FORMAT_VERSION,
 ) -> pa.Table:
-    """A table of the tile schema from per-modality (N, …) arrays of native dtypes."""
+    """A table of the tile schema (format ``version``) from per-modality (N, …) arrays of
+    native dtypes."""
     modalities = [n for n in MODALITIES if n in arrays]
-    schema = tile_schema(modalities, tile_size, with_label=labels is not None)
+    schema = tile_schema(modalities, tile_size, with_label=labels is not None, version=version)
     n = len(tile_ids)
     columns: dict[str, pa.Array] = {
         "tile_id": pa.array(tile_ids, pa.string()),
@@ -48,9 +56,9 @@ def tiles_to_table(
         if MODALITIES[name].kind is TaskKind.IMAGE_CLASS:
             columns[name] = pa.array(values)
         else:
-            columns[name] = tensor_column(values)
-    columns[PRESENCE_COLUMN] = tensor_column(
-        presence if presence is not None else presence_from_data(arrays)
+            columns[name] = array_column(values, version)
+    columns[PRESENCE_COLUMN] = array_column(
+        presence if presence is not None else presence_from_data(arrays), version
     )
     if labels is not None:
         columns[LABEL_COLUMN] = pa.array(np.asarray(labels, np.uint8))

@@ -45,6 +45,7 @@ from ray.data.datasource import Datasource, ReadTask
 
 from mpmae.data.format.manifest import DatasetError
 from mpmae.data.format.shards import corrupt_data, open_shard
+from mpmae.data.format.tile_array import TileType
 from mpmae.storage import Location
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
@@ -160,7 +161,8 @@ class RowGroupSource(Datasource):
                 if table is not None:
                     yield shuffled(table, rng)
 
-        return ReadTask(blocks, meta, schema=self.schema, per_task_row_limit=row_limit)
+        return ReadTask(blocks, meta, schema=block_schema(self.schema),
+                        per_task_row_limit=row_limit)
 
 
 def _without_leading(groups: list[RowGroup], tiles: int) -> list[RowGroup]:
@@ -199,21 +201,52 @@ def _read(root: Location, shard: pq.ParquetFile, g: RowGroup, columns: list[str]
 
 
 def shuffled(table: pa.Table, rng: np.random.Generator | None) -> pa.Table:
-    """``table``'s rows in a random order (as read without ``rng``). Tensor columns are
-    scattered chunk by chunk into one new array: a single copy, where Arrow's ``take`` on
-    fixed-shape tensors is much slower and combining chunks first would copy twice."""
+    """``table``'s rows in a random order (as read without ``rng``), array columns as
+    ``fixed_shape_tensor`` whichever the format version (what Ray Data hands on as
+    ndarrays). Array columns are scattered chunk by chunk into one new array: a single
+    copy, where Arrow's ``take`` on fixed-shape tensors is much slower and combining chunks
+    first would copy twice."""
     if rng is None:
-        return table
+        return pa.table([_as_tensor(col) for col in table.columns],
+                        schema=block_schema(table.schema))
     order = rng.permutation(table.num_rows)
     destination = np.empty_like(order)
     destination[order] = np.arange(len(order))
-    columns = [_scattered(col, destination) if isinstance(col.type, pa.FixedShapeTensorType)
-               else col.take(order) for col in table.columns]
-    return pa.table(columns, schema=table.schema)
+    columns = [_scattered(col, destination) if _is_array(col.type) else col.take(order)
+               for col in table.columns]
+    return pa.table(columns, schema=block_schema(table.schema))
+
+
+def block_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema of the blocks a read task yields from shards of ``schema``."""
+    return pa.schema([pa.field(f.name, _tensor_type(f.type)) if _is_array(f.type) else f
+                      for f in schema])
+
+
+def _tensor_type(t: pa.DataType) -> pa.DataType:
+    return pa.fixed_shape_tensor(_value_type(t), list(t.shape))
+
+
+def _is_array(t: pa.DataType) -> bool:
+    return isinstance(t, (pa.FixedShapeTensorType, TileType))
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    if isinstance(t, TileType):
+        return pa.from_numpy_dtype(np.dtype(t.dtype))
+    return t.value_type
+
+
+def _as_tensor(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An array column as ``fixed_shape_tensor`` chunks viewing the same bytes."""
+    if not isinstance(col.type, TileType):
+        return col
+    return pa.chunked_array([pa.FixedShapeTensorArray.from_numpy_ndarray(c.to_numpy_ndarray())
+                             for c in col.chunks], _tensor_type(col.type))
 
 
 def _scattered(col: pa.ChunkedArray, destination: np.ndarray) -> pa.Array:
-    out = np.empty((len(col), *col.type.shape), dtype=col.type.value_type.to_pandas_dtype())
+    out = np.empty((len(col), *col.type.shape), dtype=_value_type(col.type).to_pandas_dtype())
     start = 0
     for chunk in col.chunks:
         out[destination[start : start + len(chunk)]] = chunk.to_numpy_ndarray()
@@ -227,6 +260,8 @@ def tile_nbytes(schema: pa.Schema) -> int:
 
 
 def _value_nbytes(t: pa.DataType) -> int:
+    if isinstance(t, TileType):
+        return t.storage_type.byte_width
     if isinstance(t, pa.FixedShapeTensorType):
         return math.prod(t.shape) * _value_nbytes(t.value_type)
     if isinstance(t, pa.FixedSizeListType):
