@@ -128,3 +128,34 @@ def test_each_epoch_prints_one_progress_line():
                     "valid 43.2 % · encoder frozen")
     assert "valid" not in _progress_line(spec, {"epoch": 0, "train_loss": 1.0, "valid": None,
                                                 "encoder_frozen": False}, epochs=1)
+
+
+def test_a_non_finite_fine_tuning_step_is_skipped_and_too_many_stop_the_cell():
+    from types import SimpleNamespace
+
+    from mpmae.evaluate.finetune.loop import _count_skipped, _step
+    from mpmae.train.finite_step import NonFiniteError
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    x, y = torch.ones(4, 3), torch.zeros(4, dtype=torch.long)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def poisoned(logits, target):
+        return torch.nn.functional.cross_entropy(logits, target) * float("nan")
+
+    assert _step(model, optimizer, x, y, poisoned, 2, torch.device("cpu")) is None
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not optimizer.state  # AdamW's moments never saw the step
+    loss = _step(model, optimizer, x, y, torch.nn.functional.cross_entropy, 2,
+                 torch.device("cpu"))
+    assert loss is not None and loss > 0
+    assert not torch.equal(model.weight, before["weight"])
+
+    spec = SimpleNamespace(cell="/w/enc/ds/default/seed0", shared=SimpleNamespace(
+        max_nonfinite_steps=1))
+    assert _count_skipped(0, spec, epoch=0) == 1
+    with pytest.raises(NonFiniteError, match=r"2 fine-tuning steps had a non-finite .*"
+                                             r"finetune\.max_nonfinite_steps=1"):
+        _count_skipped(1, spec, epoch=3)

@@ -24,19 +24,15 @@ import torch
 from mpmae.data.stream.epochs import EpochPrefetcher
 from mpmae.data.stream.normalise import Normaliser
 from mpmae.data.stream.tile_dataset import guarded, torch_batches
-from mpmae.errors import MpmaeError
 from mpmae.model import MPMAE
 from mpmae.ray_fixes.quiet_workers import quiet_driver
 from mpmae.train.checkpoint import restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
+from mpmae.train.finite_step import NonFiniteError, finite_step
 from mpmae.train.memory_reuse import keep_freed_memory
 from mpmae.train.resume import load_resumable
 from mpmae.train.schedule import lr_factor
 from mpmae.train.worker_spec import WorkerSpec
-
-
-class NonFiniteError(MpmaeError, RuntimeError):
-    """Too many steps had a non-finite loss or gradient; the checkpoints are all finite."""
 
 
 @dataclass
@@ -217,12 +213,8 @@ def _optimizer_step(model, optimizer, state: LoopState, finite_loss, max_nonfini
     """Step unless the loss or the (all-reduced) gradient is non-finite on any rank: then
     every rank skips it alike, and too many skips stop the run."""
     params = [p for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-    ok = (finite_loss & torch.isfinite(norm)).to(torch.int32)
-    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
-    if bool(ok):
-        optimizer.step()
+    norm = finite_step(params, optimizer, finite_loss)
+    if norm is not None:
         state.grad_norm = float(norm)
     else:
         state.nonfinite += 1
@@ -233,7 +225,6 @@ def _optimizer_step(model, optimizer, state: LoopState, finite_loss, max_nonfini
                 f"{max_nonfinite}; no checkpoint holds them. Lower optim.lr, train in fp32 "
                 "(train.precision=fp32) or check the data (mpmae data inspect), then "
                 "re-run the same command to resume from the last checkpoint")
-    optimizer.zero_grad(set_to_none=True)
 
 
 def _gathered_rng_states() -> list:

@@ -36,6 +36,9 @@ class FinetuneConfig:
         "Train on GPUs (bf16 autocast); null: if the cluster has any"))
     loader_workers: int = field(default=2, metadata=doc(
         "Sample-reading processes per worker (0: read in the training process)"))
+    max_nonfinite_steps: int = field(default=20, metadata=doc(
+        "Steps with a non-finite loss or gradient skipped (on every worker) before the "
+        "cell stops; its checkpoints never hold them"))
     keep_checkpoints: int = field(default=2, metadata=doc(
         "Epoch checkpoints kept per cell (an interrupted cell resumes from the newest)"))
     work_dir: str = field(default="", metadata=doc(
@@ -52,6 +55,7 @@ class FinetuneConfig:
         require(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
         require(self.min_lr >= 0, "min_lr", "must be 0 or more")
         require(self.loader_workers >= 0, "loader_workers", "must be 0 or more")
+        require(self.max_nonfinite_steps >= 0, "max_nonfinite_steps", "must be 0 or more")
         require(self.batch_size >= self.workers, "batch_size",
                 f"{self.batch_size} cannot be split over {self.workers} workers")
 

@@ -30,6 +30,7 @@ from mpmae.evaluate.finetune.unet import UNet
 from mpmae.evaluate.linear_head import classification_loss
 from mpmae.model.convnextv2 import ENCODER_SIZES
 from mpmae.storage import resolve
+from mpmae.train.finite_step import NonFiniteError, finite_step
 
 EVAL_BATCH = 64
 
@@ -48,11 +49,12 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
     groups = param_groups(model, depths, recipe.weight_decay, recipe.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=_base_lr(recipe))
     state = store.load_latest(warn)
-    start, history = 0, []
+    start, history, skipped = 0, [], 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["epoch"]) + 1, list(state["history"])
+        skipped = int(state.get("nonfinite", 0))
         if rank == 0:
             warn(f"{spec.cell}: resuming after epoch {start - 1}")
     patch = spec.encoder.patch_size
@@ -73,14 +75,19 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
         losses = []
         for i, (x, y) in enumerate(loader):
             schedule.apply(optimizer, epoch * len(loader) + i)
-            losses.append(_step(wrapped, optimizer, x.to(device), y.to(device), loss_fn,
-                                recipe.micro_batch, device))
+            loss = _step(wrapped, optimizer, x.to(device), y.to(device), loss_fn,
+                         recipe.micro_batch, device)
+            if loss is None:
+                skipped = _count_skipped(skipped, spec, epoch)
+            else:
+                losses.append(loss)
         if rank == 0:
-            history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses),
+            history.append({"epoch": epoch, "train_loss": _mean(losses),
                             "valid": _validate(model, spec, device), "encoder_frozen": frozen,
                             "session_start": start})
             store.save(epoch, {"model": model.state_dict(), "epoch": epoch,
-                               "optimizer": optimizer.state_dict(), "history": history})
+                               "optimizer": optimizer.state_dict(), "history": history,
+                               "nonfinite": skipped})
             warn(_progress_line(spec, history[-1], recipe.epochs))
         if world > 1:
             dist.barrier()
@@ -91,13 +98,30 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
         dist.barrier()
 
 
+def _count_skipped(skipped: int, spec: CellSpec, epoch: int) -> int:
+    """One more skipped step; too many stop the cell (its checkpoints hold none)."""
+    skipped += 1
+    limit = spec.shared.max_nonfinite_steps
+    if skipped > limit:
+        raise NonFiniteError(
+            f"{spec.cell}: {skipped} fine-tuning steps had a non-finite loss or gradient "
+            f"(the latest in epoch {epoch + 1}), more than finetune.max_nonfinite_steps="
+            f"{limit}; no checkpoint holds them. Lower the recipe's blr, or check the "
+            "dataset's band statistics, then re-run the same command to resume")
+    return skipped
+
+
+def _mean(losses: list[float]) -> float | None:
+    return sum(losses) / len(losses) if losses else None  # None: every step was skipped
+
+
 def _progress_line(spec: CellSpec, done: dict[str, Any], epochs: int) -> str:
     """One line per epoch on the driver's console (Ray forwards the task's prints)."""
     valid = "" if done["valid"] is None else f" · valid {100 * done['valid']:.1f} %"
     frozen = " · encoder frozen" if done["encoder_frozen"] else ""
     cell = "/".join(spec.cell.rstrip("/").split("/")[-3:])  # dataset/partition/seed…
-    return (f"{cell}: epoch {done['epoch'] + 1}/{epochs} · train loss "
-            f"{done['train_loss']:.4f}{valid}{frozen}")
+    loss = "—" if done["train_loss"] is None else f"{done['train_loss']:.4f}"
+    return f"{cell}: epoch {done['epoch'] + 1}/{epochs} · train loss {loss}{valid}{frozen}"
 
 
 def _model(spec: CellSpec) -> nn.Module:
@@ -143,8 +167,9 @@ def _loss(spec: CellSpec) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-          loss_fn, micro: int, device: torch.device) -> float:
-    """One optimizer step over the batch, in micro-batches whose gradients add up."""
+          loss_fn, micro: int, device: torch.device) -> float | None:
+    """One optimizer step over the batch, in micro-batches whose gradients add up; the
+    batch's loss, or None where the step was skipped as non-finite (on every rank)."""
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for start in range(0, len(x), micro):
@@ -156,8 +181,9 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tens
                 loss = loss_fn(model(x[part]), y[part]).float()
             (loss * len(x[part]) / len(x)).backward()
         total += float(loss.detach()) * len(x[part]) / len(x)
-    optimizer.step()
-    return total
+    params = [p for p in model.parameters() if p.grad is not None]
+    stepped = finite_step(params, optimizer, torch.tensor(math.isfinite(total))) is not None
+    return total if stepped else None
 
 
 def _autocast(device: torch.device):
