@@ -121,3 +121,11 @@ def test_the_library_functions_default_to_the_schema():
                          (mpmae.data.inspect.inspect_dataset, InspectConfig)):
         params = inspect.signature(func).parameters
         assert {k: params[k].default for k in asdict(schema())} == asdict(schema()), func
+
+
+def test_pretrain_help_config_shows_the_model_choices(capsys):
+    assert main(["pretrain", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    for key in ("model.init: reference|convnext", "model.image_head_norm: cells|pooled",
+                "model.missing_targets: ignore|zero", "optim.decay_grn_and_mask_token: bool"):
+        assert f"  {key} = " in out, key

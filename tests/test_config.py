@@ -63,6 +63,9 @@ def test_paper_recipe():
     assert (cfg.model.img_size, cfg.model.patch_size, cfg.model.mask_ratio) == (56, 8, 0.6)
     assert cfg.model.pretext_set.name == "all"
     assert cfg.model.loss_weighting == "uncertainty"
+    # as the paper's runs: fp32, GRN and mask token decayed, one LayerNorm per cell
+    assert (cfg.train.precision, cfg.optim.decay_grn_and_mask_token) == ("fp32", True)
+    assert cfg.model.image_head_norm == "cells"
 
 
 @pytest.mark.parametrize(
@@ -228,6 +231,10 @@ def test_describe_lists_every_key_with_default_and_help():
     assert '  model.size: atto|femto|pico|nano|tiny = "atto"' in text
     assert "      ConvNeXt V2 encoder size" in text
     assert "  optim.betas: [float, float] = [0.9, 0.95]" in text
+    assert '  model.init: reference|convnext = "convnext"' in text
+    assert '  model.image_head_norm: cells|pooled = "cells"' in text
+    assert '  model.missing_targets: ignore|zero = "ignore"' in text
+    assert "  optim.decay_grn_and_mask_token: bool = false" in text
     for key in flatten(PretrainConfig()):
         assert f"  {key}: " in text
 

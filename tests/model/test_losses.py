@@ -13,6 +13,7 @@ from mpmae.model.losses import (
     normalise_patches,
     task_loss,
 )
+from mpmae.model.patches import patchify
 
 NAN = float("nan")
 
@@ -90,3 +91,54 @@ def test_image_tasks():
     assert count == 1 and loss.item() == pytest.approx(4.0)
     loss, count = task_loss("biome", torch.zeros(2, 14), torch.tensor([3, IGNORE_INDEX]), None, 8)
     assert count == 1 and loss.item() == pytest.approx(math.log(14), rel=1e-6)
+
+
+def _half_missing_s1(seed: int = 0):
+    """An S1 target whose first four bands are missing, and a 2×2-patch mask."""
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randn(2, 8, 16, 16, generator=g)
+    target[:, :4] = float("nan")
+    target[0, 5, :2, :2] = float("-inf")  # -inf, as missing S1 orbits are stored
+    pred = torch.randn(2, 4, 8 * 8 * 8, generator=g)
+    hidden = torch.tensor([[True, False, True, False], [False, True, True, True]])
+    return pred, target, hidden
+
+
+def test_missing_targets_zero_counts_missing_s1_as_zero_targets():
+    pred, target, hidden = _half_missing_s1()
+    zero, zero_count = task_loss("sentinel1", pred, target, hidden, 8, "zero")
+    ignore, ignore_count = task_loss("sentinel1", pred, target, hidden, 8, "ignore")
+    patches, where = patchify(target, 8), hidden[..., None].expand(-1, -1, 8 * 8 * 8)
+    filled = torch.where(torch.isfinite(patches), patches, 0.0)
+    assert zero_count == where.sum() == 5 * 512
+    assert zero.item() == pytest.approx(((pred - filled)[where] ** 2).mean().item(), rel=1e-5)
+    valid = where & torch.isfinite(patches)
+    assert ignore_count == valid.sum() < zero_count
+    assert ignore.item() == pytest.approx(((pred - patches)[valid] ** 2).mean().item(), rel=1e-5)
+
+
+def test_missing_targets_zero_fills_sentinel2_before_the_per_patch_statistics():
+    g = torch.Generator().manual_seed(1)
+    target = torch.randn(1, 12, 8, 8, generator=g)
+    target[0, 3] = float("nan")
+    pred = torch.randn(1, 1, 8 * 8 * 12, generator=g)
+    hidden = torch.ones(1, 1, dtype=torch.bool)
+    loss, count = task_loss("sentinel2", pred, target, hidden, 8, "zero")
+    expected = normalise_patches(patchify(torch.nan_to_num(target), 8))
+    assert count == 8 * 8 * 12
+    assert loss.item() == pytest.approx(((pred - expected) ** 2).mean().item(), rel=1e-5)
+
+
+def test_missing_targets_zero_leaves_image_targets_and_classes_ignored():
+    era5 = torch.tensor([[0.5, float("nan"), 1.0]])
+    pred = torch.zeros(1, 3)
+    for missing in ("ignore", "zero"):
+        loss, count = task_loss("era5", pred, era5, torch.ones(1, 1, dtype=torch.bool), 8,
+                                missing)
+        assert count == 2 and loss.item() == pytest.approx((0.25 + 1.0) / 2)
+    classes = torch.full((1, 8, 8), -1)
+    classes[0, 0, 0] = 2
+    logits = torch.zeros(1, 1, 8 * 8 * 9)
+    _, count = task_loss("dynamic_world", logits, classes, torch.ones(1, 1, dtype=torch.bool),
+                         8, "zero")
+    assert count == 1

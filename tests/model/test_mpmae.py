@@ -122,3 +122,16 @@ def test_bad_batches_are_refused_with_a_reason(make_batch):
     batch["era5"] = batch["era5"][:, :4]
     with pytest.raises(ValueError, match=r"'era5'.*expected"):
         model(batch)
+
+
+def test_param_groups_can_decay_grn_and_the_mask_token_as_the_reference():
+    model = build_mpmae(pretext="img", share_decoder=False, **SMALL)
+    ours, _ = model.param_groups(0.05)
+    reference, no_decay = model.param_groups(0.05, decay_grn_and_mask_token=True)
+    added = {id(p) for p in reference["params"]} - {id(p) for p in ours["params"]}
+    grn = [p for n, p in model.named_parameters() if ".grn." in n]
+    tokens = [d.mask_token for d in model.decoders.values()]
+    assert len(tokens) == 7 and added == {id(p) for p in grn + tokens}
+    ids = {id(p) for p in no_decay["params"]}
+    assert id(model.encoder.stem.conv.bias) in ids and id(model.cell_norm.weight) in ids
+    assert all(id(p) in ids for p in model.weighting.parameters())

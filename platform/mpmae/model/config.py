@@ -10,6 +10,9 @@ from typing import Literal
 from mpmae.config import ConfigError, doc, require
 from mpmae.modalities import PretextSet, resolve_pretext
 from mpmae.model.convnextv2 import ENCODER_SIZES
+from mpmae.model.heads import IMAGE_HEAD_NORMS
+from mpmae.model.init import INITS
+from mpmae.model.losses import MISSING_TARGETS
 from mpmae.model.masking import num_kept
 from mpmae.model.stems import STEMS
 from mpmae.model.weighting import WEIGHTINGS
@@ -17,6 +20,9 @@ from mpmae.model.weighting import WEIGHTINGS
 ModelSize = Literal[tuple(ENCODER_SIZES)]
 Stem = Literal[tuple(STEMS)]
 Weighting = Literal[tuple(WEIGHTINGS)]
+Init = Literal[tuple(INITS)]
+ImageHeadNorm = Literal[IMAGE_HEAD_NORMS]
+MissingTargets = Literal[MISSING_TARGETS]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,17 @@ class MPMAEConfig:
         "How task losses combine: learned uncertainty weights or a plain sum"))
     stem: Stem = field(default="mmearth", metadata=doc(
         "Encoder stem: MMEarth's 3x3-conv stem or ConvNeXt's patchify stem"))
+    init: Init = field(default="convnext", metadata=doc(
+        "Weight init. convnext: truncated normal std 0.02 everywhere (ConvNeXt V2's own); "
+        "reference: as MMEarth-train's FCMAE, std 1.0 for the encoder's depthwise and "
+        "point-wise layers, the decoder projection and depthwise convs and the pixel heads"))
+    image_head_norm: ImageHeadNorm = field(default="cells", metadata=doc(
+        "Image-level heads (biome, era5, ...). cells: one LayerNorm shared by them on every "
+        "decoded cell, then global pool and a Linear per task (MMEarth's order); pooled: "
+        "pool, then a LayerNorm and Linear per task"))
+    missing_targets: MissingTargets = field(default="ignore", metadata=doc(
+        "Missing pixel-regression targets (S2, S1, ASTER, canopy; NaN after z-scoring). "
+        "ignore: left out of the loss; zero: regressed to z = 0 as MMEarth-train does"))
 
     def __post_init__(self) -> None:
         self.validate()  # also when code builds one directly, not only from a config file
@@ -63,6 +80,10 @@ class MPMAEConfig:
                 "crop, so the loss is always zero; use a larger ratio (the paper's is 0.6)")
         require(self.decoder_dim > 0, "decoder_dim", "must be positive")
         require(self.decoder_depth > 0, "decoder_depth", "must be positive")
+        for key, choices in (("init", tuple(INITS)), ("image_head_norm", IMAGE_HEAD_NORMS),
+                             ("missing_targets", MISSING_TARGETS)):
+            require(getattr(self, key) in choices, key,
+                    f"must be one of {list(choices)}, got {getattr(self, key)!r}")
         try:
             resolve_pretext(self.pretext)
         except ValueError as e:

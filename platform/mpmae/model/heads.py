@@ -3,6 +3,12 @@
 Heads read the decoded grid (B, gh, gw, D), as in MMEarth: image-level targets such as
 biome or climate are then learned from the same decoded features as the pixel targets,
 and the encoder is trained only through the decoder for every task.
+
+Where an image head's LayerNorm sits is ``model.image_head_norm``: ``cells`` is MMEarth's
+order — one LayerNorm, shared by every image task, normalises each decoded cell before the
+global average pool, then a Linear per task (the model holds that norm, see
+:func:`build_cell_norm`); ``pooled`` is the ConvNeXt classifier head — pool, then a LayerNorm
+and a Linear per task.
 """
 
 from __future__ import annotations
@@ -28,19 +34,25 @@ class PixelHead(nn.Module):
 
 
 class ImageHead(nn.Module):
-    """Global average pool over all cells → LN → Linear (the ConvNeXt classifier head)."""
+    """Global average pool over all cells → (LN if ``norm_pooled``) → Linear."""
 
-    def __init__(self, dim: int, channels: int) -> None:
+    def __init__(self, dim: int, channels: int, norm_pooled: bool) -> None:
         super().__init__()
-        self.norm = layer_norm(dim)
+        self.norm = layer_norm(dim) if norm_pooled else None
         self.fc = nn.Linear(dim, channels)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, gh, gw, D) → (B, C)."""
-        return self.fc(self.norm(x.mean(dim=(1, 2))))
+        pooled = x.mean(dim=(1, 2))
+        return self.fc(pooled if self.norm is None else self.norm(pooled))
 
 
-def build_heads(pretext: PretextSet, dim: int, patch_size: int) -> nn.ModuleDict:
+IMAGE_HEAD_NORMS = ("cells", "pooled")
+
+
+def build_heads(
+    pretext: PretextSet, dim: int, patch_size: int, image_head_norm: str = "cells"
+) -> nn.ModuleDict:
     """A head per task of the pretext set, sized by ``PretextSet.output_channels``."""
     heads = nn.ModuleDict()
     for task in pretext.tasks:
@@ -48,6 +60,13 @@ def build_heads(pretext: PretextSet, dim: int, patch_size: int) -> nn.ModuleDict
         if MODALITIES[task].kind.is_pixel:
             heads[task] = PixelHead(dim, patch_size, channels)
         else:
-            heads[task] = ImageHead(dim, channels)
+            heads[task] = ImageHead(dim, channels, norm_pooled=image_head_norm == "pooled")
     heads.apply(init_weights)
     return heads
+
+
+def build_cell_norm(pretext: PretextSet, dim: int, image_head_norm: str) -> nn.LayerNorm | None:
+    """The per-cell LayerNorm shared by the image heads (``cells``); None when the heads
+    normalise after pooling or the set has no image task (DDP refuses unused parameters)."""
+    has_image_task = any(not MODALITIES[task].kind.is_pixel for task in pretext.tasks)
+    return layer_norm(dim) if image_head_norm == "cells" and has_image_task else None

@@ -12,10 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from mpmae.modalities import MODALITIES, TaskKind
+from mpmae.model.blocks import GRN
 from mpmae.model.config import MPMAEConfig
 from mpmae.model.convnextv2 import build_encoder
 from mpmae.model.decoder import Decoder
-from mpmae.model.heads import build_heads
+from mpmae.model.heads import build_cell_norm, build_heads
+from mpmae.model.init import INITS
 from mpmae.model.losses import task_loss
 from mpmae.model.masking import PatchMask, random_patch_mask
 from mpmae.model.patches import unpatchify
@@ -65,8 +67,12 @@ class MPMAE(nn.Module):
                 for name in names
             }
         )
-        self.heads = build_heads(self.pretext, config.decoder_dim, config.patch_size)
+        self.heads = build_heads(self.pretext, config.decoder_dim, config.patch_size,
+                                 config.image_head_norm)
+        self.cell_norm = build_cell_norm(self.pretext, config.decoder_dim,
+                                         config.image_head_norm)
         self.weighting = build_weighting(config.loss_weighting, self.pretext.tasks)
+        INITS[config.init](self)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -104,9 +110,13 @@ class MPMAE(nn.Module):
         hidden = mask.hidden.flatten(1)
         losses, counts, predictions = {}, {}, {}
         for task, head in self.heads.items():
-            pred = head(decoded[SHARED_DECODER if self.config.share_decoder else task])
+            grid = decoded[SHARED_DECODER if self.config.share_decoder else task]
+            if self.cell_norm is not None and not MODALITIES[task].kind.is_pixel:
+                grid = self.cell_norm(grid)  # every cell, before the head's pooling
+            pred = head(grid)
             losses[task], counts[task] = task_loss(
-                task, pred, batch[task], hidden, self.config.patch_size
+                task, pred, batch[task], hidden, self.config.patch_size,
+                self.config.missing_targets,
             )
             if MODALITIES[task].kind.is_pixel:
                 pred = unpatchify(pred, self.config.patch_size, self.grid)
@@ -141,16 +151,26 @@ class MPMAE(nn.Module):
                 )
         return batch["image"]
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
+    def param_groups(
+        self, weight_decay: float, decay_grn_and_mask_token: bool = False
+    ) -> list[dict]:
         """AdamW groups: decay on weight matrices and kernels only.
 
-        Biases, norm and GRN scales, the mask token and the log-variances sᵢ (all ≤ 1-D)
-        get none: decay would only pull them towards 0, which regularises nothing.
+        Biases, norm and GRN scales, the mask token and the log-variances sᵢ (all ≤ 1-D
+        here) get none, the usual rule (timm's ``param_groups_weight_decay``). The MMEarth
+        reference applies that same rule, but its GRN γ/β (1×C) and mask token (1×C×1×1)
+        are not 1-D there, so they are decayed: ``decay_grn_and_mask_token`` does that.
         """
+        also_decayed = set()
+        if decay_grn_and_mask_token:
+            also_decayed = {id(p) for m in self.modules() if isinstance(m, GRN)
+                            for p in m.parameters()}
+            also_decayed |= {id(d.mask_token) for d in self.decoders.values()}
         decay, no_decay = [], []
         for param in self.parameters():
             if param.requires_grad:
-                (no_decay if param.ndim <= 1 else decay).append(param)
+                decayed = param.ndim > 1 or id(param) in also_decayed
+                (decay if decayed else no_decay).append(param)
         return [
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},

@@ -122,6 +122,19 @@ def load_encoder(path: str | Path, device: str = "cpu") -> ConvNeXtV2Encoder:
 def model_card(config: Mapping[str, Any]) -> str:
     """A short README for a release folder."""
     bands = ", ".join(config["input_bands"])
+    return _card_head(config, bands) + _card_choices(config.get("metadata", {}))
+
+
+def _card_choices(metadata: Mapping[str, Any]) -> str:
+    """The pretraining choices recorded in the metadata (``pretraining``: key → text)."""
+    choices = metadata.get("pretraining") or {}
+    if not choices:
+        return ""
+    lines = "".join(f"- `{key}` = {text}\n" for key, text in choices.items())
+    return f"\n## How it was pretrained\n\n{lines}"
+
+
+def _card_head(config: Mapping[str, Any], bands: str) -> str:
     return f"""# MP-MAE encoder: ConvNeXt V2 {config["size"]}
 
 Pretrained with the Multi-Pretext Masked Autoencoder of MMEarth (arXiv 2405.02771).

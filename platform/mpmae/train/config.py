@@ -35,6 +35,10 @@ class OptimConfig:
         "the scaling rule's 1.9e-5 at batch 32 would barely move in 100 steps"))
     weight_decay: float = field(default=0.05, metadata=doc(
         "AdamW weight decay (not applied to norms, biases, loss weights)"))
+    decay_grn_and_mask_token: bool = field(default=False, metadata=doc(
+        "Also decay the GRN gamma/beta and the decoder's mask token, as the MMEarth "
+        "reference does (their tensors are not 1-D there); false: they are exempt like "
+        "every other vector"))
     betas: tuple[float, float] = field(default=(0.9, 0.95), metadata=doc("AdamW betas"))
     warmup_epochs: float = field(default=1.0, metadata=doc("Epochs of linear warm-up"))
     epochs: float = field(default=4.0, metadata=doc("Training length in epochs"))
@@ -75,6 +79,12 @@ class TrainLoopConfig:
     max_nonfinite_steps: int = field(default=20, metadata=doc(
         "Optimizer steps with a non-finite loss or gradient that are skipped (no update) "
         "before the run stops; 0: stop at the first"))
+
+    def resolved_precision(self, device_type: str) -> str:
+        """``fp32`` or ``bf16`` on a device of this type (``cuda``, ``cpu``)."""
+        if self.precision == "auto":
+            return "bf16" if device_type == "cuda" else "fp32"
+        return self.precision
 
     def validate(self) -> None:
         require(self.max_nonfinite_steps >= 0, "max_nonfinite_steps", "must be 0 or more")

@@ -14,7 +14,30 @@ from mpmae.train.config import PretrainConfig
 RELEASE_DIR = "encoder"
 
 
-def release_metadata(cfg: PretrainConfig, stats: dict, bands: tuple[str, ...]) -> dict:
+def pretraining_choices(cfg: PretrainConfig, precision: str) -> dict[str, str]:
+    """The choices where MMEarth's reference code and we may differ, for the model card."""
+    m, o = cfg.model, cfg.optim
+    init = {"reference": "MMEarth-train's FCMAE init (std 1.0 for depthwise, point-wise, "
+                         "decoder projection and pixel-head layers)",
+            "convnext": "ConvNeXt V2's own, truncated normal std 0.02 everywhere"}[m.init]
+    heads = {"cells": "one shared LayerNorm on every decoded cell, then global average pool "
+                      "and a Linear per task (MMEarth's order)",
+             "pooled": "global average pool, then a LayerNorm and Linear per task"}
+    missing = {"ignore": "left out of the loss",
+               "zero": "regressed to z = 0, as MMEarth-train's nan_to_num does"}
+    decay = ("decayed, as in the reference" if o.decay_grn_and_mask_token
+             else "not decayed (like every vector)")
+    return {"model.init": f"{m.init}: {init}",
+            "model.image_head_norm": f"{m.image_head_norm}: {heads[m.image_head_norm]}",
+            "model.missing_targets": f"{m.missing_targets}: missing pixel-regression targets "
+                                     f"(S2, S1, ASTER, canopy) {missing[m.missing_targets]}",
+            "optim.decay_grn_and_mask_token": f"{str(o.decay_grn_and_mask_token).lower()}: "
+                                              f"GRN gamma/beta and the mask token {decay}",
+            "train.precision": f"{cfg.train.precision}: trained in {precision} (the paper: fp32)"}
+
+
+def release_metadata(cfg: PretrainConfig, stats: dict, bands: tuple[str, ...],
+                     precision: str = "fp32") -> dict:
     """Bands and the statistics a user needs to turn raw Sentinel-2 into encoder input."""
     index = band_indices(bands, S2_BANDS)
     normalisation = {
@@ -27,7 +50,8 @@ def release_metadata(cfg: PretrainConfig, stats: dict, bands: tuple[str, ...]) -
     return {"input_bands": list(bands), "normalisation": normalisation,
             "pretext": pretext if isinstance(pretext, str) else list(pretext),
             "mask_ratio": cfg.model.mask_ratio,
-            "trained_on": cfg.data.uri or "synthetic world", "run_name": cfg.run_name}
+            "trained_on": cfg.data.uri or "synthetic world", "run_name": cfg.run_name,
+            "pretraining": pretraining_choices(cfg, precision)}
 
 
 def export_encoder(encoder: ConvNeXtV2Encoder, cfg: PretrainConfig, stats: dict,
@@ -38,9 +62,10 @@ def export_encoder(encoder: ConvNeXtV2Encoder, cfg: PretrainConfig, stats: dict,
 
     pretext = cfg.model.pretext_set
     target = run_dir.join(RELEASE_DIR)
+    precision = cfg.train.resolved_precision(next(encoder.parameters()).device.type)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_encoder(encoder, Path(tmp) / RELEASE_DIR,
-                              metadata=release_metadata(cfg, stats, pretext.input_bands))
+        folder = save_encoder(encoder, Path(tmp) / RELEASE_DIR, metadata=release_metadata(
+            cfg, stats, pretext.input_bands, precision))
         for file in sorted(folder.iterdir()):
             target.join(file.name).write_bytes_atomic(file.read_bytes())
         log_encoder(folder, register_as=cfg.mlflow.register_as, model=cfg.model)

@@ -25,6 +25,7 @@ from mpmae.data.stream.epochs import EpochPrefetcher
 from mpmae.data.stream.normalise import Normaliser
 from mpmae.data.stream.tile_dataset import guarded, torch_batches
 from mpmae.model import MPMAE
+from mpmae.model.state_match import load_model_state, load_optimizer_state
 from mpmae.ray_fixes.quiet_workers import quiet_driver
 from mpmae.train.checkpoint import restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
@@ -65,8 +66,8 @@ def train_loop(config: dict) -> None:
     torch.set_num_threads(max(1, math.ceil(cfg.scaling.cpus_per_worker)))
     model, raw_model = _build_model(cfg)
     device = next(raw_model.parameters()).device
-    optimizer = torch.optim.AdamW(raw_model.param_groups(cfg.optim.weight_decay),
-                                  lr=cfg.resolved_lr, betas=tuple(cfg.optim.betas))
+    groups = raw_model.param_groups(cfg.optim.weight_decay, cfg.optim.decay_grn_and_mask_token)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.resolved_lr, betas=tuple(cfg.optim.betas))
     total, per_epoch = spec.total_steps, spec.steps_per_epoch
     warmup = round(cfg.optim.warmup_epochs * per_epoch)
     min_ratio = cfg.optim.min_lr / cfg.resolved_lr if cfg.resolved_lr else 0.0
@@ -124,9 +125,7 @@ def _load_probe_set(spec: WorkerSpec):
 
 
 def _autocast(cfg: PretrainConfig, device: torch.device):
-    bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto"
-                                             and device.type == "cuda")
-    if not bf16:
+    if cfg.train.resolved_precision(device.type) != "bf16":
         return contextlib.nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
@@ -140,8 +139,9 @@ def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device, spec: 
                            warn=print if rank == 0 else _quiet)
     if saved is None:
         return False
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
+    source = f"the checkpoint of run {spec.cfg.run_name} at step {saved['step']}"
+    load_model_state(model, saved["model"], source)
+    load_optimizer_state(optimizer, saved["optimizer"], source)
     scheduler.load_state_dict(saved["scheduler"])
     state.step, state.tiles = saved["step"], saved["tiles"]
     state.nonfinite = saved.get("nonfinite", 0)
