@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mpmae.evaluate.geobench.errors import GeoBenchError
+from mpmae.evaluate.geobench.json_file import read_json_object
 
 NORMALIZER_FILE = "normalizer.json"
 
@@ -28,13 +29,8 @@ class Bounds(NamedTuple):
 
 def read_normalizer(path: Path) -> dict[str, Bounds]:
     """Dataset name → its bounds, from one ``normalizer.json``."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GeoBenchError(f"{path}: not readable JSON ({type(exc).__name__}); fix it, or "
-                            "remove it to evaluate without normalised scores") from None
-    if not isinstance(doc, dict):
-        raise GeoBenchError(f"{path}: expected an object of dataset name → [low, high]")
+    doc = read_json_object(path, "an object of dataset name → [low, high]",
+                           "fix it, or remove it to evaluate without normalised scores")
     return {name: _bounds(path, name, value) for name, value in doc.items()}
 
 

@@ -7,7 +7,6 @@ its source band's statistics, as its values are that band's.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +15,7 @@ import numpy as np
 
 from mpmae.evaluate.geobench.bands import BandMatch
 from mpmae.evaluate.geobench.errors import GeoBenchError
+from mpmae.evaluate.geobench.json_file import read_json_object
 
 BAND_STATS_FILE = "band_stats.json"
 # MMEarth's reference divides m-so2sat's band statistics by 10 000 before normalising; the
@@ -38,16 +38,11 @@ class InputStats(NamedTuple):
 def read_band_stats(folder: Path) -> dict[str, BandStats]:
     """GEO-Bench band name → (mean, std) from ``<folder>/band_stats.json``."""
     path = folder / BAND_STATS_FILE
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         raise GeoBenchError(f"{path} not found: GEO-Bench datasets ship one; download the "
-                            "dataset again") from None
-    except (OSError, ValueError) as exc:
-        raise GeoBenchError(f"{path}: not readable JSON ({type(exc).__name__}); download "
-                            "the dataset again") from None
-    if not isinstance(doc, dict):
-        raise GeoBenchError(f"{path}: expected an object of band name → statistics")
+                            "dataset again")
+    doc = read_json_object(path, "an object of band name → statistics",
+                           "download the dataset again")
     return {name: _band_stats(path, name, stats) for name, stats in doc.items()}
 
 

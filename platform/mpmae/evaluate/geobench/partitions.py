@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mpmae.evaluate.geobench.errors import GeoBenchError
+from mpmae.evaluate.geobench.json_file import read_json_object
 
 SPLITS = ("train", "valid", "test")
 PARTITION_SUFFIX = "_partition.json"
@@ -34,13 +34,10 @@ def read_partitions(folder: Path) -> dict[str, Partition]:
 
 
 def _read_partition(path: Path) -> Partition:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GeoBenchError(f"{path}: not readable JSON ({type(exc).__name__}); "
-                            "download the dataset again") from None
-    if not isinstance(doc, dict) or not set(doc) <= set(SPLITS):
-        raise GeoBenchError(f"{path}: expected an object with keys among {list(SPLITS)}")
+    expected = f"an object with keys among {list(SPLITS)}"
+    doc = read_json_object(path, expected, "download the dataset again")
+    if not set(doc) <= set(SPLITS):
+        raise GeoBenchError(f"{path}: expected {expected}")
     for split, names in doc.items():
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise GeoBenchError(f"{path}: '{split}' is not a list of sample names")
