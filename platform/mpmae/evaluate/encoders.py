@@ -3,8 +3,9 @@
 - a release folder (``model.safetensors`` + ``config.json``);
 - an MLflow model URI (``models:/mpmae-encoder/3``, ``models:/NAME@alias``, ``runs:/ID/encoder``);
 - a pretraining run name (its ``encoder/`` release under the storage root);
-- ``random:SIZE``: a random-init encoder of that size and our Sentinel-2 input bands, the
-  baseline every pretrained encoder should beat.
+- ``random:SIZE`` or ``random:SIZE:SEED``: a random-init encoder of that size and our
+  Sentinel-2 input bands drawn with seed SEED (default 0), the baseline every pretrained
+  encoder should beat; several seeds show how much the baseline itself varies.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ def open_encoder(spec: str, *, runs_root: str = "", storage: StorageOptions | No
 
 
 def _random(spec: str) -> Encoder:
-    size = spec.removeprefix(RANDOM_PREFIX)
+    size, _, seed = spec.removeprefix(RANDOM_PREFIX).partition(":")
     if size not in ENCODER_SIZES:
         raise ConfigError(f"unknown encoder size {size!r} in {spec!r}; choose from "
                           f"{', '.join(RANDOM_PREFIX + s for s in ENCODER_SIZES)}")
-    torch.manual_seed(0)  # the same baseline every time
+    if seed and not seed.isdigit():
+        raise ConfigError(f"the seed in {spec!r} must be a whole number, as in "
+                          f"{RANDOM_PREFIX}{size}:1")
+    torch.manual_seed(int(seed or 0))  # the same baseline for the same spec, every time
     module = build_encoder(size, in_chans=len(S2_INPUT_BANDS)).eval()
     return Encoder(spec, module, S2_INPUT_BANDS, None, {"mpmae.encoder_source": "random"})
 
