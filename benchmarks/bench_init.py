@@ -21,15 +21,14 @@ import contextlib
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from machine import machine
+from world_args import add_world_args, prepare_world
 
 from mpmae.cluster.connect import connect
 from mpmae.config import load_config
-from mpmae.data.sources.synth import synthesize
 from mpmae.train.config import PretrainConfig
 from mpmae.train.launch import pretrain
 
@@ -38,22 +37,10 @@ INITS = ("reference", "convnext")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiles", type=int, default=1024)
-    parser.add_argument("--size", type=int, default=32, help="tile side = crop side (px)")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    add_world_args(parser, steps=300, seeds=[0, 1], downstream=2000)
     parser.add_argument("--pretext", default="all")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--downstream", type=int, default=2000,
-                        help="labelled tiles (10%% are the probe's test split)")
-    parser.add_argument("--work", default=None, help="folder for data, runs, MLflow")
     args = parser.parse_args()
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-init-"))
-    data = work / "world"
-    if not (data / "dataset.json").exists():
-        synthesize(str(data), tiles=args.tiles, size=args.size, seed=0,
-                   downstream_tiles=args.downstream, progress=lambda _: None)
+    work, data = prepare_world(args, "bench-init-")
     import ray
 
     started = time.perf_counter()

@@ -132,3 +132,20 @@ def test_overwrite_never_leaves_the_dataset_unreadable(tmp_path):
     synthesize(str(dest), tiles=16, size=8, downstream_tiles=0, tiles_per_shard=4,
                overwrite=True, progress=lambda _: TileDataset.open(str(dest)))
     assert read_manifest(resolve(dest)).tile_size == 8
+
+
+def test_sentinel2_shows_temperature_only_through_the_land(tmp_path):
+    """Leaves are greener (higher NDVI) where ERA5 says it is warm, as a growing season
+    needs warmth: the landscape label's temperature zone is visible in S2, indirectly."""
+    synthesize(str(tmp_path), tiles=256, size=16, seed=4, downstream_tiles=0,
+               progress=lambda _: None)
+    t = _table(tmp_path)
+    dw = t.column("dynamic_world").combine_chunks().to_numpy_ndarray()[:, 0]
+    s2 = t.column("sentinel2").combine_chunks().to_numpy_ndarray().astype(float)
+    temp = t.column("era5").combine_chunks().to_numpy_ndarray()[:, 4]  # month's mean 2 m
+    red, nir = s2[:, 3], s2[:, 7]
+    ndvi = (nir - red) / (nir + red + 1)
+    grass = dw == 3
+    cold, warm = temp < 5, temp > 18
+    grass_ndvi = [ndvi[m[:, None, None] & grass].mean() for m in (cold, warm)]
+    assert grass_ndvi[1] > grass_ndvi[0] + 0.1
