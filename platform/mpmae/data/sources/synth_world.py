@@ -4,7 +4,10 @@ Land cover, elevation, climate and location are sampled first; Sentinel-2, Senti
 ASTER, canopy height, land-cover labels, ERA5, biome and ecoregion are rendered from them,
 so predicting one modality from Sentinel-2 is learnable, as with real MMEarth tiles. A
 separate "landscape" label (temperature zone × relief) is not itself a pretext target; it
-labels the downstream set used to probe representations.
+labels the downstream set used to probe representations. As on Earth, Sentinel-2 shows it
+only indirectly — temperature through how green the vegetation is (leaves need warmth and
+water) and through snow, relief through hill shading — while ERA5 and ASTER give it
+directly: an encoder learns it by learning to predict them.
 
 Dtypes and no-data patterns follow the real release: uint16 S2 with 0 = no data at swath
 edges, L1C haze and B10 vs L2A without B10, S1 with missing orbits (NaN) and mostly missing
@@ -37,6 +40,10 @@ _SIGNATURES = np.array([
     [1200, 1400, 1800, 2300, 2600, 2800, 2900, 3000, 2950, 1000, 0, 3600, 3100],
     [6500, 7000, 7200, 7300, 7200, 7000, 6800, 6700, 6600, 2500, 0, 900, 700],
 ], dtype=np.float32)
+# Dormant or drought-browned vegetation: leaves yellow, litter and soil show through.
+_DORMANT = np.array([800, 1000, 1300, 1600, 1800, 2000, 2100, 2200, 2250, 900, 0, 3300, 2600],
+                    np.float32)
+_LEAFY = np.array([0, 1, 1, 1, 1, 1, 0, 0, 0], np.float32)  # trees … shrub & scrub
 _HAZE_L1C = np.array([1100, 850, 600, 450, 400, 350, 300, 280, 290, 200, 0, 60, 30], np.float32)
 _S1_VV_DB = np.array([-20, -8, -11, -13, -10, -12, -4, -14, -9], np.float32)
 _ESA_OF_DW = np.array([80, 10, 30, 90, 40, 20, 50, 60, 70], np.uint8)
@@ -61,6 +68,8 @@ def smooth_field(rng: np.random.Generator, n: int, size: int, cells: int) -> np.
 
 
 CHUNK_TILES = 128
+PIXEL_M = 10.0  # Sentinel-2's 10 m bands
+SUN_ZENITH_DEG = 40.0
 
 
 def world_chunks(tiles: int, size: int, seed: int) -> Iterator[tuple[int, SynthChunk]]:
@@ -86,7 +95,7 @@ def generate_chunk(rng: np.random.Generator, n: int, size: int) -> SynthChunk:
     moisture_px = np.clip(moisture[:, None, None] + 0.3 * smooth_field(rng, n, size, 4), 0, 1)
     temp_px = temp[:, None, None] - 0.0065 * (elevation - elevation.mean((1, 2), keepdims=True))
     land = _land_cover(rng, n, size, moisture_px, temp_px, elevation, slope)
-    s2, s2_types = _sentinel2(rng, land, slope, elevation)
+    s2, s2_types = _sentinel2(rng, land, slope, elevation, _greenness(temp_px, moisture_px))
     arrays = {
         "sentinel2": s2,
         "sentinel1": _sentinel1(rng, land, slope),
@@ -109,13 +118,25 @@ def generate_chunk(rng: np.random.Generator, n: int, size: int) -> SynthChunk:
 
 
 def _terrain(rng, n, size, relief) -> tuple[np.ndarray, np.ndarray]:
-    amplitude = np.array([30.0, 300.0, 1500.0], np.float32)[relief]
+    # Relief in proportion to the tile's extent (10 m pixels), so that slopes do not depend
+    # on the tile size: about 1.5° on flat tiles, 11° on hilly ones, 30° in mountains.
+    amplitude = np.array([0.005, 0.04, 0.15], np.float32)[relief] * size * PIXEL_M
     base = rng.uniform(0, 1500, n).astype(np.float32) * (relief > 0) + 20
     field = smooth_field(rng, n, size, 3) + 0.3 * smooth_field(rng, n, size, 8)
     elevation = np.maximum(base[:, None, None] + amplitude[:, None, None] * field, 0)
-    dy, dx = np.gradient(elevation, 10.0, axis=(1, 2))  # 10 m pixels
+    dy, dx = np.gradient(elevation, PIXEL_M, axis=(1, 2))
     slope = np.degrees(np.arctan(np.hypot(dx, dy)))
     return elevation.astype(np.float32), slope.astype(np.float32)
+
+
+def _hillshade(elevation) -> np.ndarray:
+    """Illumination relative to flat ground, the sun 40° from the zenith in the north-west
+    (rows run south, columns east): the cosine of the incidence angle over cos(40°)."""
+    dz_row, dz_col = np.gradient(elevation, PIXEL_M, axis=(1, 2))
+    zenith = np.radians(SUN_ZENITH_DEG)
+    towards_sun = np.sin(zenith) / np.sqrt(2) * (dz_col + dz_row) + np.cos(zenith)
+    incidence = towards_sun / np.sqrt(1 + dz_col**2 + dz_row**2)
+    return np.clip(incidence, 0.05, None) / np.cos(zenith)
 
 
 def _temperature(lat, month, mean_elevation) -> np.ndarray:
@@ -133,12 +154,20 @@ def _land_cover(rng, n, size, moist, temp, elevation, slope) -> np.ndarray:
     return np.select(conditions, [8, 0, 3, 6, 1, 4, 2, 5], default=7).astype(np.int64)
 
 
-def _sentinel2(rng, land, slope, elevation) -> tuple[np.ndarray, list[str]]:
+def _greenness(temp, moisture) -> np.ndarray:
+    """How green leaves are, 0 (dormant) … 1: a growing season needs warmth (it starts near
+    5 °C and is full above ~18 °C) and water (drought browns them)."""
+    warmth = 1 / (1 + np.exp(-(temp - 10) / 3))
+    return (warmth * np.clip(moisture / 0.45, 0, 1)).astype(np.float32)
+
+
+def _sentinel2(rng, land, slope, elevation, greenness) -> tuple[np.ndarray, list[str]]:
     n, size, _ = land.shape
-    gy, gx = np.gradient(elevation, axis=(1, 2))
-    shade = np.clip(1 + 0.02 * (gx - gy), 0.6, 1.4)  # sun from the north-west
+    shade = _hillshade(elevation)
     bright = 1 + 0.08 * smooth_field(rng, n, size, 5)
-    refl = _SIGNATURES[land].transpose(0, 3, 1, 2) * (shade * bright)[:, None]
+    dormant = (0.7 * (1 - greenness) * _LEAFY[land])[..., None]  # evergreen parts stay green
+    refl = (_SIGNATURES[land] * (1 - dormant) + _DORMANT * dormant).transpose(0, 3, 1, 2)
+    refl *= (shade * bright)[:, None]
     refl += rng.normal(0, 40, refl.shape).astype(np.float32)
     l2a = rng.random(n) < 0.5
     refl[~l2a] += _HAZE_L1C[None, :, None, None]
