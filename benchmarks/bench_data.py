@@ -10,8 +10,10 @@
 
 Beside tiles/s, each pass reports CPU per delivered tile: (a) its own process's, the limit;
 (b) every process of the session (the driver, Ray's workers, the raylet, GCS and agents;
-``session_cpu``), by role, and the normaliser's share of the driver's. A finer split
-(decode, shuffle, object store, collate) is not measured here.
+``session_cpu``), by role, and by stage (``stages_core_ms_per_tile``: decode,
+shuffle/copy, object store, consumer, normaliser, idle; they add up to cores × wall, see
+``stream_stages``): the read tasks time their decode and shuffle themselves
+(``mpmae.data.stream.stage_clock``, on in this benchmark only).
 
 (a) and (b) run from a local folder and from a real S3 endpoint (moto server on loopback).
 One pass of (b) is one epoch, a Ray Data execution as training runs it, its pipeline
@@ -39,12 +41,14 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import session_cpu
+import stream_stages
 import torch
 from machine import machine
 
 from mpmae.data.format.band_stats import stats_key, valid_mask
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.normalise import Normaliser
+from mpmae.data.stream.stage_clock import StageClock
 from mpmae.data.stream.tile_dataset import TileDataset, torch_batches
 from mpmae.modalities import MODALITIES, S2_BANDS, TaskKind, resolve_pretext
 from mpmae.storage import StorageOptions
@@ -82,20 +86,23 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
     return rate
 
 
-def stream_epochs(ds: TileDataset, batch_size: int):
+def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str):
     """(b): a function that reads one epoch of Ray Data → raw tensors → normalisation, as a
     training worker sees it (the training defaults: DataConfig's shuffle buffer), and
-    returns its rate; one epoch is read first, to start Ray's worker processes."""
+    returns its rate and CPU by stage; one epoch is read first, to start Ray's worker
+    processes."""
     # The read tasks use both cores; idle OpenMP threads spinning here would take their CPU.
     torch.set_num_threads(1)
     keep_freed_memory()  # as the training loop does
     norm = Normaliser(ds.manifest.stats, PRETEXT, crop=56)
-    data = ds.read("train", PRETEXT, seed=0)
+    clock = StageClock(clock_folder)
+    data = ds.read("train", PRETEXT, seed=0, stage_clock=clock)
 
     def epoch() -> dict:
         tiles = nbytes = norm_s = 0
-        cpu = session_cpu.snapshot()
-        start = time.perf_counter()
+        clock.take()  # what earlier epochs left
+        cpu, idle = session_cpu.snapshot(), stream_stages.machine_idle_s()
+        start, main_start = time.perf_counter(), time.thread_time()
         first = None
         for raw in torch_batches(data, batch_size, shuffle_buffer=DataConfig().shuffle_buffer,
                                  seed=0, device="cpu"):
@@ -105,11 +112,16 @@ def stream_epochs(ds: TileDataset, batch_size: int):
             norm_s += time.thread_time() - norm_start
             if first is None:  # the pipeline's start-up, paid once per epoch
                 first = (time.perf_counter(), tiles, nbytes)
-        rate = _rate(tiles, nbytes, time.perf_counter() - start)
-        used = session_cpu.core_ms_per_tile(cpu, session_cpu.snapshot(), tiles)
+        wall, main_s = time.perf_counter() - start, time.thread_time() - main_start
+        after, idle = session_cpu.snapshot(), stream_stages.machine_idle_s() - idle
+        rate = _rate(tiles, nbytes, wall)
+        used = session_cpu.core_ms_per_tile(cpu, after, tiles)
         used["normaliser"] = round(1e3 * norm_s / tiles, 3)  # part of the driver's
         used["total_without_normaliser"] = round(used["total"] - used["normaliser"], 3)
         rate["core_ms_per_tile"] = used
+        rate["stages_core_ms_per_tile"] = stream_stages.breakdown(
+            session_cpu.seconds_by_role(cpu, after), clock.take(), norm_s, main_s, idle,
+            wall, os.cpu_count(), tiles)
         rate["first_batch_s"] = round(first[0] - start, 2)
         rate["after_first_batch"] = _rate(tiles - first[1], nbytes - first[2],
                                           time.perf_counter() - first[0])
@@ -226,6 +238,12 @@ def write_h5_copy(ds: TileDataset, folder: str) -> tuple[str, np.ndarray]:
     return str(path), rows
 
 
+def clock_dir(tmp: str, name: str) -> str:
+    path = os.path.join(tmp, "stage-clock", name)
+    os.makedirs(path)
+    return path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -275,7 +293,7 @@ def main() -> None:
             "batch": args.batch, "modalities": "all", "repeats": args.repeats,
             "local": run_arms({
                 "a_pyarrow": lambda: bench_pyarrow(ds, args.batch),
-                "b_stream": stream_epochs(ds, args.batch),
+                "b_stream": stream_epochs(ds, args.batch, clock_dir(tmp, "local")),
                 "c_h5py": lambda: bench_h5py(h5_path, rows, args.batch, stats),
                 "c_h5py_reads_only": lambda: bench_h5py(h5_path, rows, args.batch, stats,
                                                         normalise=False),
@@ -285,7 +303,8 @@ def main() -> None:
             server, uri, opts = s3_copy(args.tiles, args.size)
             s3_ds = TileDataset.open(uri, opts)
             result["s3"] = run_arms({"a_pyarrow": lambda: bench_pyarrow(s3_ds, args.batch),
-                                     "b_stream": stream_epochs(s3_ds, args.batch)},
+                                     "b_stream": stream_epochs(s3_ds, args.batch,
+                                                               clock_dir(tmp, "s3"))},
                                     args.repeats)
             server.stop()
         result["ratios"] = _ratios(result)

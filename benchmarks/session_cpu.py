@@ -23,13 +23,19 @@ def snapshot() -> dict[int, tuple[str, float]]:
 def core_ms_per_tile(before: dict, after: dict, tiles: int) -> dict:
     """CPU ms per tile between two snapshots, by role and in total. A process that ended in
     between is lost with the CPU it used since ``before``: ``ended`` counts them."""
-    used = dict.fromkeys(ROLES, 0.0)
-    for pid, (role, seconds) in after.items():
-        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    used = seconds_by_role(before, after)
     out = {role: round(1e3 * s / max(tiles, 1), 3) for role, s in used.items()}
     out["total"] = round(sum(out.values()), 3)
     out["ended"] = len(set(before) - set(after))
     return out
+
+
+def seconds_by_role(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds each role used between two snapshots, by the processes alive at the second."""
+    used = dict.fromkeys(ROLES, 0.0)
+    for pid, (role, seconds) in after.items():
+        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return used
 
 
 def _cpu(p: psutil.Process) -> float:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -46,6 +47,7 @@ from ray.data.datasource import Datasource, ReadTask
 from mpmae.data.format.manifest import DatasetError
 from mpmae.data.format.shards import corrupt_data, open_shard
 from mpmae.data.format.tile_array import TileType
+from mpmae.data.stream.stage_clock import StageClock
 from mpmae.storage import Location
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
@@ -65,12 +67,14 @@ class RowGroupSource(Datasource):
     are given. ``tiles_per_block``: how many tiles are shuffled together into one block
     (bigger amortises per-block costs, smaller starts the stream sooner);
     ``blocks_per_task``: how many blocks one read task yields in turn; ``on_bad_shard``:
-    what a row group that does not decode does (``stop`` the stream, or ``skip`` it)."""
+    what a row group that does not decode does (``stop`` the stream, or ``skip`` it);
+    ``stage_clock``: where read tasks record their stages' CPU (benchmarks only)."""
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_block: int = 256,
                  blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
-                 first_epoch: int = 0, skip_tiles: int = 0) -> None:
+                 first_epoch: int = 0, skip_tiles: int = 0,
+                 stage_clock: StageClock | None = None) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -85,6 +89,7 @@ class RowGroupSource(Datasource):
         self.skip_bad = on_bad_shard == "skip"
         self.first_epoch = first_epoch
         self.skip_tiles = skip_tiles
+        self.stage_clock = stage_clock
         self.executions = 0
 
     def get_name(self) -> str:
@@ -153,13 +158,18 @@ class RowGroupSource(Datasource):
                                       for g in groups})))
         root, columns, n = self.root, self.schema.names, self.groups_per_block
         footers = {g.shard: self.footers[g.shard] for g in groups}
-        skip = self.skip_bad
+        skip, clock = self.skip_bad, self.stage_clock
 
         def blocks() -> Iterator[pa.Table]:
             for i in range(0, len(groups), n):
+                start = time.process_time()
                 table = read_row_groups(root, footers, groups[i : i + n], columns, skip)
                 if table is not None:
-                    yield shuffled(table, rng)
+                    read = time.process_time()
+                    block = shuffled(table, rng)
+                    if clock is not None:
+                        clock.add(len(block), read - start, time.process_time() - read)
+                    yield block
 
         return ReadTask(blocks, meta, schema=block_schema(self.schema),
                         per_task_row_limit=row_limit)
