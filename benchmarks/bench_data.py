@@ -61,6 +61,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fake_mmearth import write_mmearth_release
 
 PRETEXT = resolve_pretext("all")
+CROP = 56  # MMEarth64's training crop
+
+# Other ways to run (b), each measured beside it in the same run (--compare NAME): the
+# layouts the stream had before a copy was cut.
+VARIANTS = {
+    "crop_in_normaliser": {"read_crop": None},  # the crop as the Normaliser's copy
+}
 
 
 def tile_bytes(batch: dict) -> int:
@@ -86,17 +93,18 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
     return rate
 
 
-def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str):
+def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str,
+                  read_crop: int | None = CROP):
     """(b): a function that reads one epoch of Ray Data → raw tensors → normalisation, as a
-    training worker sees it (the training defaults: DataConfig's shuffle buffer), and
-    returns its rate and CPU by stage; one epoch is read first, to start Ray's worker
-    processes."""
+    training worker sees it (the training defaults: DataConfig's shuffle buffer, the crop
+    cut in the read tasks), and returns its rate and CPU by stage; one epoch is read
+    first, to start Ray's worker processes. ``read_crop=None``: the Normaliser crops."""
     # The read tasks use both cores; idle OpenMP threads spinning here would take their CPU.
     torch.set_num_threads(1)
     keep_freed_memory()  # as the training loop does
-    norm = Normaliser(ds.manifest.stats, PRETEXT, crop=56)
+    norm = Normaliser(ds.manifest.stats, PRETEXT, crop=CROP)
     clock = StageClock(clock_folder)
-    data = ds.read("train", PRETEXT, seed=0, stage_clock=clock)
+    data = ds.read("train", PRETEXT, seed=0, crop=read_crop, stage_clock=clock)
 
     def epoch() -> dict:
         tiles = nbytes = norm_s = 0
@@ -218,6 +226,10 @@ def _median(runs: list[dict]) -> dict:
     out = {**rate, "tiles_per_s_passes": [r["tiles_per_s"] for r in runs]}
     if "after_first_batch" in rate:
         out["first_batch_s_passes"] = [r["first_batch_s"] for r in runs]
+        out["core_ms_without_normaliser_passes"] = [
+            r["core_ms_per_tile"]["total_without_normaliser"] for r in runs]
+        out["stage_passes"] = {stage: [r["stages_core_ms_per_tile"][stage] for r in runs]
+                               for stage in stream_stages.STAGES}
     return out
 
 
@@ -274,6 +286,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="passes of each arm")
     parser.add_argument("--no-s3", action="store_true")
+    parser.add_argument("--no-h5py", action="store_true", help="leave out (c)")
+    parser.add_argument("--compare", nargs="*", default=[], choices=sorted(VARIANTS),
+                        help="variants of (b) to run beside it, locally")
     args = parser.parse_args()
 
     import ray
@@ -285,19 +300,11 @@ def main() -> None:
         synthesize(local, tiles=args.tiles, size=args.size, seed=0, downstream_tiles=0,
                    progress=lambda _: None)
         ds = TileDataset.open(local)
-        h5_path, rows = write_h5_copy(ds, os.path.join(tmp, "h5"))
-        stats = ds.manifest.stats
         result = {
             "machine": machine(),
             "tiles_train": ds.manifest.split_tiles("train"), "tile_size": args.size,
             "batch": args.batch, "modalities": "all", "repeats": args.repeats,
-            "local": run_arms({
-                "a_pyarrow": lambda: bench_pyarrow(ds, args.batch),
-                "b_stream": stream_epochs(ds, args.batch, clock_dir(tmp, "local")),
-                "c_h5py": lambda: bench_h5py(h5_path, rows, args.batch, stats),
-                "c_h5py_reads_only": lambda: bench_h5py(h5_path, rows, args.batch, stats,
-                                                        normalise=False),
-            }, args.repeats),
+            "local": run_arms(local_arms(ds, args, tmp), args.repeats),
         }
         if not args.no_s3:
             server, uri, opts = s3_copy(args.tiles, args.size)
@@ -311,19 +318,45 @@ def main() -> None:
         print(json.dumps(result, indent=1))
 
 
+def local_arms(ds: TileDataset, args, tmp: str) -> dict:
+    arms = {"a_pyarrow": lambda: bench_pyarrow(ds, args.batch),
+            "b_stream": stream_epochs(ds, args.batch, clock_dir(tmp, "local"))}
+    for name in args.compare:
+        arms[f"b_{name}"] = stream_epochs(ds, args.batch, clock_dir(tmp, name),
+                                          **VARIANTS[name])
+    if not args.no_h5py:
+        h5_path, rows = write_h5_copy(ds, os.path.join(tmp, "h5"))
+        stats = ds.manifest.stats
+        arms["c_h5py"] = lambda: bench_h5py(h5_path, rows, args.batch, stats)
+        arms["c_h5py_reads_only"] = lambda: bench_h5py(h5_path, rows, args.batch, stats,
+                                                       normalise=False)
+    return arms
+
+
 def _ratios(result: dict) -> dict:
     """Medians over repeats of the ratios within each repeat."""
-    def ratio(where: str, num: str, den: str) -> float:
+    def ratio(where: str, num: str, den: str, key: str = "tiles_per_s_passes") -> float:
         r = result[where]
-        pairs = zip(r[num]["tiles_per_s_passes"], r[den]["tiles_per_s_passes"], strict=True)
+        pairs = zip(r[num][key], r[den][key], strict=True)
         return round(statistics.median(n / d for n, d in pairs), 2)
 
     out = {}
     for where in ("local", "s3"):
         if where in result:
             out[f"{where}_b_over_a"] = ratio(where, "b_stream", "a_pyarrow")
+    local = result["local"]
     for c in ("c_h5py", "c_h5py_reads_only"):
-        out[f"local_b_over_{c}"] = ratio("local", "b_stream", c)
+        if c in local:
+            out[f"local_b_over_{c}"] = ratio("local", "b_stream", c)
+    for v in (k for k in local if k.startswith("b_") and k != "b_stream"):
+        out[f"local_b_over_{v}"] = ratio("local", "b_stream", v)
+        out[f"local_b_over_{v}_core_ms"] = ratio("local", "b_stream", v,
+                                                 "core_ms_without_normaliser_passes")
+        out[f"local_b_over_{v}_core_ms_by_stage"] = {
+            stage: round(statistics.median(
+                b / max(w, 1e-9) for b, w in zip(local["b_stream"]["stage_passes"][stage],
+                                                 local[v]["stage_passes"][stage], strict=True)),
+                2) for stage in stream_stages.STAGES}
     return out
 
 

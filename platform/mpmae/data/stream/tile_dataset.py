@@ -83,7 +83,7 @@ class TileDataset:
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
              on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0,
-             stage_clock: StageClock | None = None):
+             crop: int | None = None, stage_clock: StageClock | None = None):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
@@ -93,6 +93,8 @@ class TileDataset:
         shard (``stop``) or is left out with a warning naming it (``skip``).
         ``first_epoch``, ``skip_tiles``: where a resumed run is in its data (see
         :mod:`mpmae.data.stream.row_group_source`).
+        ``crop``: each tile's pixel modalities cut to one ``crop``² window in the read task,
+        random per tile (centred with ``seed=None``; :mod:`mpmae.data.stream.tile_crop`).
         ``stage_clock``: benchmarks only, see :mod:`mpmae.data.stream.stage_clock`.
         """
         import ray.data
@@ -103,7 +105,7 @@ class TileDataset:
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
                                 on_bad_shard=on_bad_shard, first_epoch=first_epoch,
-                                skip_tiles=skip_tiles, stage_clock=stage_clock)
+                                skip_tiles=skip_tiles, crop=crop, stage_clock=stage_clock)
         install_stream_fixes(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
@@ -144,6 +146,10 @@ def torch_batches(
     epoch its iterator waits for that many batches' worth of blocks and one block more, so
     each one more delays every epoch's start by a block's read; the training loop keeps
     batches ahead across epochs itself (:mod:`mpmae.data.stream.epochs`).
+
+    On the CPU the batches are views of the blocks in the object store (no copy). For a
+    CUDA ``device`` they are copied once into pinned host memory in Ray Data's prefetch
+    thread, so that the host→GPU copy (Ray's, ``non_blocking``) runs asynchronously.
     """
     return source.iter_torch_batches(
         batch_size=batch_size,
@@ -153,7 +159,14 @@ def torch_batches(
         device=device,
         drop_last=drop_last,
         prefetch_batches=prefetch_batches,
+        pin_memory=pins_memory(device),
     )
+
+
+def pins_memory(device: str | torch.device) -> bool:
+    """Whether batches for ``device`` go through pinned host memory: for an explicit CUDA
+    device only ("auto" is resolved by Ray after this choice)."""
+    return device != "auto" and torch.device(device).type == "cuda"
 
 
 def guarded(batches: Iterable) -> Iterator:
