@@ -1,11 +1,12 @@
 """CPU time of every process of a benchmark's session: the driver and all its descendants
-(with a local ``ray.init``: the GCS, the raylet, Ray's agents and every worker)."""
+(with a local ``ray.init``: the GCS, the raylet, Ray's agents and every worker; a local S3
+server the benchmark started)."""
 
 from __future__ import annotations
 
 import psutil
 
-ROLES = ("driver", "ray_workers", "ray_daemons")
+ROLES = ("driver", "ray_workers", "ray_daemons", "s3_endpoint")
 
 
 def snapshot() -> dict[int, tuple[str, float]]:
@@ -44,8 +45,11 @@ def _cpu(p: psutil.Process) -> float:
 
 
 def _role(p: psutil.Process) -> str:
-    """Ray names its worker processes ``ray::…`` (task, actor or IDLE)."""
+    """Ray names its worker processes ``ray::…`` (task, actor or IDLE); a benchmark's own
+    S3 server is ``python -m moto.server``."""
     cmdline = p.cmdline()
+    if "moto.server" in cmdline:
+        return "s3_endpoint"
     is_worker = bool(cmdline) and (cmdline[0].startswith("ray::")
                                    or any(a.endswith("default_worker.py") for a in cmdline))
     return "ray_workers" if is_worker else "ray_daemons"
