@@ -65,10 +65,10 @@ from fake_mmearth import write_mmearth_release
 PRETEXT = resolve_pretext("all")
 CROP = 56  # MMEarth64's training crop
 
-# Other ways to run (b), each measured beside it in the same run (--compare NAME): the
-# layouts the stream had before a copy was cut.
+# Other ways to run (b), each measured beside it in the same run (--compare NAME): copy
+# cuts tried (docs/data-plane.md).
 VARIANTS = {
-    "crop_in_normaliser": {"read_crop": None},  # the crop as the Normaliser's copy
+    "crop_in_read_task": {"read_crop": CROP},  # cut in the shuffle's scatter, not kept
 }
 
 
@@ -96,11 +96,11 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
 
 
 def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str,
-                  read_crop: int | None = CROP):
+                  read_crop: int | None = None):
     """(b): a function that reads one epoch of Ray Data → raw tensors → normalisation, as a
-    training worker sees it (the training defaults: DataConfig's shuffle buffer, the crop
-    cut in the read tasks), and returns its rate and CPU by stage; one epoch is read
-    first, to start Ray's worker processes. ``read_crop=None``: the Normaliser crops."""
+    training worker sees it (the training defaults: DataConfig's shuffle buffer, the
+    Normaliser's crop), and returns its rate and CPU by stage; one epoch is read first, to
+    start Ray's worker processes. ``read_crop``: the read tasks cut the crop instead."""
     # The read tasks use both cores; idle OpenMP threads spinning here would take their CPU.
     torch.set_num_threads(1)
     keep_freed_memory()  # as the training loop does

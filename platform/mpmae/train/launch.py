@@ -231,8 +231,7 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
         datasets={"train": dataset.read(
             cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
             task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
-            skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard,
-            crop=cfg.model.img_size)},
+            skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard)},
         scaling_config=_scaling(cfg),
         run_config=RunConfig(
             name=run.name,

@@ -75,8 +75,6 @@ def train_loop(config: dict) -> None:
         optimizer, lambda s: lr_factor(s, warmup, total, min_ratio))
     state = LoopState()
     resumed = _resume(raw_model, optimizer, scheduler, state, device, spec, rank)
-    # The read tasks already cut each tile to img_size (launch), so this crop only acts
-    # on a stream of whole tiles.
     normaliser = Normaliser(spec.stats, raw_model.pretext, crop=cfg.model.img_size)
     normaliser.to(device).train()
     tracker = _Tracker(spec, raw_model.pretext, rank == 0)

@@ -20,7 +20,7 @@ Shuffling: the row groups of all shards are permuted anew for every execution, s
 ``(seed, execution number)``, and each block shuffles the tiles of its row groups
 (drawn from different shards). Shards were shuffled when written, so every
 batch is a fresh random draw each epoch without a shuffle buffer on the consumer, where
-it would cost an extra copy of every tile on the training worker's CPU. A training crop
+it would cost an extra copy of every tile on the training worker's CPU. An optional crop
 (``crop``) is cut in the same copy (:mod:`mpmae.data.stream.tile_crop`).
 
 A resumed run starts the stream at its epoch (``first_epoch``: that epoch's order, not
