@@ -10,10 +10,13 @@
 
 Beside tiles/s, each pass reports CPU per delivered tile: (a) its own process's, the limit;
 (b) every process of the session (the driver, Ray's workers, the raylet, GCS and agents;
-``session_cpu``), by role, and the normaliser's share of the driver's. A finer split
-(decode, shuffle, object store, collate) is not measured here.
+``session_cpu``), by role, and by stage (``stages_core_ms_per_tile``: decode,
+shuffle/copy, object store, consumer, normaliser, idle; they add up to cores × wall, see
+``stream_stages``): the read tasks time their decode and shuffle themselves
+(``mpmae.data.stream.stage_clock``, on in this benchmark only).
 
-(a) and (b) run from a local folder and from a real S3 endpoint (moto server on loopback).
+(a) and (b) run from a local folder and from a real S3 endpoint (moto server on loopback,
+in a process of its own whose CPU is reported apart: ``s3_endpoint``).
 One pass of (b) is one epoch, a Ray Data execution as training runs it, its pipeline
 start-up included; one epoch before the rest starts Ray's workers and is not counted.
 The arms take turns ``--repeats`` times and each figure is the median of its passes (a
@@ -30,6 +33,7 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,12 +43,14 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import session_cpu
+import stream_stages
 import torch
 from machine import machine
 
 from mpmae.data.format.band_stats import stats_key, valid_mask
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.normalise import Normaliser
+from mpmae.data.stream.stage_clock import StageClock
 from mpmae.data.stream.tile_dataset import TileDataset, torch_batches
 from mpmae.modalities import MODALITIES, S2_BANDS, TaskKind, resolve_pretext
 from mpmae.storage import StorageOptions
@@ -57,6 +63,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fake_mmearth import write_mmearth_release
 
 PRETEXT = resolve_pretext("all")
+CROP = 56  # MMEarth64's training crop
+
+# Other ways to run (b), each measured beside it in the same run (--compare NAME): copy
+# cuts tried (docs/data-plane.md).
+VARIANTS = {
+    "crop_in_read_task": {"read_crop": CROP},  # cut in the shuffle's scatter, not kept
+}
 
 
 def tile_bytes(batch: dict) -> int:
@@ -82,20 +95,24 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
     return rate
 
 
-def stream_epochs(ds: TileDataset, batch_size: int):
+def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str,
+                  read_crop: int | None = None):
     """(b): a function that reads one epoch of Ray Data → raw tensors → normalisation, as a
-    training worker sees it (the training defaults: DataConfig's shuffle buffer), and
-    returns its rate; one epoch is read first, to start Ray's worker processes."""
+    training worker sees it (the training defaults: DataConfig's shuffle buffer, the
+    Normaliser's crop), and returns its rate and CPU by stage; one epoch is read first, to
+    start Ray's worker processes. ``read_crop``: the read tasks cut the crop instead."""
     # The read tasks use both cores; idle OpenMP threads spinning here would take their CPU.
     torch.set_num_threads(1)
     keep_freed_memory()  # as the training loop does
-    norm = Normaliser(ds.manifest.stats, PRETEXT, crop=56)
-    data = ds.read("train", PRETEXT, seed=0)
+    norm = Normaliser(ds.manifest.stats, PRETEXT, crop=CROP)
+    clock = StageClock(clock_folder)
+    data = ds.read("train", PRETEXT, seed=0, crop=read_crop, stage_clock=clock)
 
     def epoch() -> dict:
         tiles = nbytes = norm_s = 0
-        cpu = session_cpu.snapshot()
-        start = time.perf_counter()
+        clock.take()  # what earlier epochs left
+        cpu, idle = session_cpu.snapshot(), stream_stages.machine_idle_s()
+        start, main_start = time.perf_counter(), time.thread_time()
         first = None
         for raw in torch_batches(data, batch_size, shuffle_buffer=DataConfig().shuffle_buffer,
                                  seed=0, device="cpu"):
@@ -105,11 +122,17 @@ def stream_epochs(ds: TileDataset, batch_size: int):
             norm_s += time.thread_time() - norm_start
             if first is None:  # the pipeline's start-up, paid once per epoch
                 first = (time.perf_counter(), tiles, nbytes)
-        rate = _rate(tiles, nbytes, time.perf_counter() - start)
-        used = session_cpu.core_ms_per_tile(cpu, session_cpu.snapshot(), tiles)
+        wall, main_s = time.perf_counter() - start, time.thread_time() - main_start
+        after, idle = session_cpu.snapshot(), stream_stages.machine_idle_s() - idle
+        rate = _rate(tiles, nbytes, wall)
+        used = session_cpu.core_ms_per_tile(cpu, after, tiles)
         used["normaliser"] = round(1e3 * norm_s / tiles, 3)  # part of the driver's
-        used["total_without_normaliser"] = round(used["total"] - used["normaliser"], 3)
+        used["total_without_normaliser"] = round(  # nor the benchmark's S3 server
+            used["total"] - used["normaliser"] - used["s3_endpoint"], 3)
         rate["core_ms_per_tile"] = used
+        rate["stages_core_ms_per_tile"] = stream_stages.breakdown(
+            session_cpu.seconds_by_role(cpu, after), clock.take(), norm_s, main_s, idle,
+            wall, os.cpu_count(), tiles)
         rate["first_batch_s"] = round(first[0] - start, 2)
         rate["after_first_batch"] = _rate(tiles - first[1], nbytes - first[2],
                                           time.perf_counter() - first[0])
@@ -192,12 +215,13 @@ def _rate(tiles: int, nbytes: int, seconds: float) -> dict:
 
 
 def run_arms(arms: dict, repeats: int) -> dict:
-    """Each arm (name → function returning a rate) once per repeat, in turns; per arm the
-    median rate and every pass's tiles/s."""
+    """Each arm (name → function returning a rate) once per repeat, in turns, every other
+    repeat in reverse order (on the shared VM an arm's neighbours change its figures);
+    per arm the median rate and every pass's tiles/s."""
     passes = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, arm in arms.items():
-            passes[name].append(arm())
+    for repeat in range(repeats):
+        for name in list(arms)[:: 1 if repeat % 2 == 0 else -1]:
+            passes[name].append(arms[name]())
     return {name: _median(runs) for name, runs in passes.items()}
 
 
@@ -206,6 +230,10 @@ def _median(runs: list[dict]) -> dict:
     out = {**rate, "tiles_per_s_passes": [r["tiles_per_s"] for r in runs]}
     if "after_first_batch" in rate:
         out["first_batch_s_passes"] = [r["first_batch_s"] for r in runs]
+        out["core_ms_without_normaliser_passes"] = [
+            r["core_ms_per_tile"]["total_without_normaliser"] for r in runs]
+        out["stage_passes"] = {stage: [r["stages_core_ms_per_tile"][stage] for r in runs]
+                               for stage in stream_stages.STAGES}
     return out
 
 
@@ -226,19 +254,40 @@ def write_h5_copy(ds: TileDataset, folder: str) -> tuple[str, np.ndarray]:
     return str(path), rows
 
 
+def clock_dir(tmp: str, name: str) -> str:
+    path = os.path.join(tmp, "stage-clock", name)
+    os.makedirs(path)
+    return path
+
+
+def _wait_for_port(port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def s3_copy(tiles: int, size: int) -> tuple[object, str, StorageOptions]:
+def s3_copy(tiles: int, size: int) -> tuple[subprocess.Popen, str, StorageOptions]:
+    """A moto S3 server holding a copy of the dataset. It runs in a process of its own, so
+    that its CPU (the endpoint's, on other machines in real use) is neither (a)'s nor the
+    stream driver's: ``session_cpu`` counts it apart."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_port(port)
     opts = StorageOptions(f"http://127.0.0.1:{port}", "us-east-1", "bench", "bench-secret")
     boto3.client("s3", endpoint_url=opts.endpoint_url, region_name="us-east-1",
                  aws_access_key_id="bench", aws_secret_access_key="bench-secret"
@@ -256,6 +305,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="passes of each arm")
     parser.add_argument("--no-s3", action="store_true")
+    parser.add_argument("--no-h5py", action="store_true", help="leave out (c)")
+    parser.add_argument("--compare", nargs="*", default=[], choices=sorted(VARIANTS),
+                        help="variants of (b) to run beside it, locally")
     args = parser.parse_args()
 
     import ray
@@ -267,44 +319,64 @@ def main() -> None:
         synthesize(local, tiles=args.tiles, size=args.size, seed=0, downstream_tiles=0,
                    progress=lambda _: None)
         ds = TileDataset.open(local)
-        h5_path, rows = write_h5_copy(ds, os.path.join(tmp, "h5"))
-        stats = ds.manifest.stats
         result = {
             "machine": machine(),
             "tiles_train": ds.manifest.split_tiles("train"), "tile_size": args.size,
             "batch": args.batch, "modalities": "all", "repeats": args.repeats,
-            "local": run_arms({
-                "a_pyarrow": lambda: bench_pyarrow(ds, args.batch),
-                "b_stream": stream_epochs(ds, args.batch),
-                "c_h5py": lambda: bench_h5py(h5_path, rows, args.batch, stats),
-                "c_h5py_reads_only": lambda: bench_h5py(h5_path, rows, args.batch, stats,
-                                                        normalise=False),
-            }, args.repeats),
+            "local": run_arms(local_arms(ds, args, tmp), args.repeats),
         }
         if not args.no_s3:
             server, uri, opts = s3_copy(args.tiles, args.size)
             s3_ds = TileDataset.open(uri, opts)
             result["s3"] = run_arms({"a_pyarrow": lambda: bench_pyarrow(s3_ds, args.batch),
-                                     "b_stream": stream_epochs(s3_ds, args.batch)},
+                                     "b_stream": stream_epochs(s3_ds, args.batch,
+                                                               clock_dir(tmp, "s3"))},
                                     args.repeats)
-            server.stop()
+            server.terminate()
+            server.wait()
         result["ratios"] = _ratios(result)
         print(json.dumps(result, indent=1))
 
 
+def local_arms(ds: TileDataset, args, tmp: str) -> dict:
+    arms = {"a_pyarrow": lambda: bench_pyarrow(ds, args.batch),
+            "b_stream": stream_epochs(ds, args.batch, clock_dir(tmp, "local"))}
+    for name in args.compare:
+        arms[f"b_{name}"] = stream_epochs(ds, args.batch, clock_dir(tmp, name),
+                                          **VARIANTS[name])
+    if not args.no_h5py:
+        h5_path, rows = write_h5_copy(ds, os.path.join(tmp, "h5"))
+        stats = ds.manifest.stats
+        arms["c_h5py"] = lambda: bench_h5py(h5_path, rows, args.batch, stats)
+        arms["c_h5py_reads_only"] = lambda: bench_h5py(h5_path, rows, args.batch, stats,
+                                                       normalise=False)
+    return arms
+
+
 def _ratios(result: dict) -> dict:
     """Medians over repeats of the ratios within each repeat."""
-    def ratio(where: str, num: str, den: str) -> float:
+    def ratio(where: str, num: str, den: str, key: str = "tiles_per_s_passes") -> float:
         r = result[where]
-        pairs = zip(r[num]["tiles_per_s_passes"], r[den]["tiles_per_s_passes"], strict=True)
+        pairs = zip(r[num][key], r[den][key], strict=True)
         return round(statistics.median(n / d for n, d in pairs), 2)
 
     out = {}
     for where in ("local", "s3"):
         if where in result:
             out[f"{where}_b_over_a"] = ratio(where, "b_stream", "a_pyarrow")
+    local = result["local"]
     for c in ("c_h5py", "c_h5py_reads_only"):
-        out[f"local_b_over_{c}"] = ratio("local", "b_stream", c)
+        if c in local:
+            out[f"local_b_over_{c}"] = ratio("local", "b_stream", c)
+    for v in (k for k in local if k.startswith("b_") and k != "b_stream"):
+        out[f"local_b_over_{v}"] = ratio("local", "b_stream", v)
+        out[f"local_b_over_{v}_core_ms"] = ratio("local", "b_stream", v,
+                                                 "core_ms_without_normaliser_passes")
+        out[f"local_b_over_{v}_core_ms_by_stage"] = {
+            stage: round(statistics.median(
+                b / max(w, 1e-9) for b, w in zip(local["b_stream"]["stage_passes"][stage],
+                                                 local[v]["stage_passes"][stage], strict=True)),
+                2) for stage in stream_stages.STAGES}
     return out
 
 

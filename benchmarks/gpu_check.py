@@ -8,7 +8,8 @@ workers' progress there too) and is also written to ``--out`` (or ``$OUT/gpu_che
 
 Sections, each in its own time box so one failure keeps the others' figures:
 - ``equivalence``: the encoder's CUDA equivalence tests (sparse path = dense-masked
-  reference, fp32 without TF32) and a bf16-autocast tolerance check of the same;
+  reference, fp32 without TF32), the stream's batches to the GPU through pinned memory
+  (``tests/data/test_batch_transfer.py``) and a bf16-autocast tolerance check;
 - ``bench_model``: ``benchmarks/bench_model.py`` in bf16, eager and ``torch.compile``;
 - ``pretrain``: a short ``mpmae pretrain`` on the GPU with the real stream from a local
   synthetic world: tiles/s, data-wait fraction, GPU busy fraction (nvidia-smi samples),
@@ -57,10 +58,12 @@ def _python(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
 
 
 def equivalence(smoke: bool) -> dict:
-    """The encoder tests' CUDA cases, then the bf16 tolerance of the sparse path."""
+    """The encoder's and the stream's host→GPU CUDA tests, then the bf16 tolerance of the
+    sparse path."""
     selection = "cpu and sparse_equals" if smoke else "cuda"
     done = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", selection,
-                    "tests/model/test_encoder.py"], timeout_s=150)
+                    "tests/model/test_encoder.py", "tests/data/test_batch_transfer.py"],
+                   timeout_s=150)
     counts = dict((k, int(n)) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)",
                                                      done.stdout))
     return {"pytest": counts, "pytest_rc": done.returncode, "bf16": bf16_tolerance(smoke),

@@ -1,11 +1,12 @@
 """CPU time of every process of a benchmark's session: the driver and all its descendants
-(with a local ``ray.init``: the GCS, the raylet, Ray's agents and every worker)."""
+(with a local ``ray.init``: the GCS, the raylet, Ray's agents and every worker; a local S3
+server the benchmark started)."""
 
 from __future__ import annotations
 
 import psutil
 
-ROLES = ("driver", "ray_workers", "ray_daemons")
+ROLES = ("driver", "ray_workers", "ray_daemons", "s3_endpoint")
 
 
 def snapshot() -> dict[int, tuple[str, float]]:
@@ -23,13 +24,19 @@ def snapshot() -> dict[int, tuple[str, float]]:
 def core_ms_per_tile(before: dict, after: dict, tiles: int) -> dict:
     """CPU ms per tile between two snapshots, by role and in total. A process that ended in
     between is lost with the CPU it used since ``before``: ``ended`` counts them."""
-    used = dict.fromkeys(ROLES, 0.0)
-    for pid, (role, seconds) in after.items():
-        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    used = seconds_by_role(before, after)
     out = {role: round(1e3 * s / max(tiles, 1), 3) for role, s in used.items()}
     out["total"] = round(sum(out.values()), 3)
     out["ended"] = len(set(before) - set(after))
     return out
+
+
+def seconds_by_role(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds each role used between two snapshots, by the processes alive at the second."""
+    used = dict.fromkeys(ROLES, 0.0)
+    for pid, (role, seconds) in after.items():
+        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return used
 
 
 def _cpu(p: psutil.Process) -> float:
@@ -38,8 +45,11 @@ def _cpu(p: psutil.Process) -> float:
 
 
 def _role(p: psutil.Process) -> str:
-    """Ray names its worker processes ``ray::…`` (task, actor or IDLE)."""
+    """Ray names its worker processes ``ray::…`` (task, actor or IDLE); a benchmark's own
+    S3 server is ``python -m moto.server``."""
     cmdline = p.cmdline()
+    if "moto.server" in cmdline:
+        return "s3_endpoint"
     is_worker = bool(cmdline) and (cmdline[0].startswith("ray::")
                                    or any(a.endswith("default_worker.py") for a in cmdline))
     return "ray_workers" if is_worker else "ray_daemons"

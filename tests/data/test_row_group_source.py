@@ -6,6 +6,7 @@ import pytest
 
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.row_group_source import LEADING_TASKS, RowGroupSource, tile_nbytes
+from mpmae.data.stream.stage_clock import StageClock
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
 
@@ -20,12 +21,12 @@ def world(tmp_path_factory):
 
 
 def source(ds: TileDataset, seed, tiles_per_block=64, blocks_per_task=1,
-           **resume) -> RowGroupSource:
+           **options) -> RowGroupSource:
     schema = ds.manifest.schema()
     return RowGroupSource(ds.root, ds.footers("train"),
                           pa.schema([schema.field("tile_id"), schema.field("sentinel2")]),
                           seed=seed, tiles_per_block=tiles_per_block,
-                          blocks_per_task=blocks_per_task, **resume)
+                          blocks_per_task=blocks_per_task, **options)
 
 
 def epoch(src: RowGroupSource) -> list[str]:
@@ -142,3 +143,15 @@ def test_a_resume_at_the_end_of_an_epoch_reads_nothing_more_of_it(world):
     resumed = source(world, seed=4, first_epoch=1, skip_tiles=10_000)
     assert epoch(resumed) == []
     assert sorted(epoch(resumed)) == sorted(epoch(source(world, seed=4)))
+
+
+def test_a_stage_clock_records_each_blocks_decode_and_shuffle(world, tmp_path):
+    clock = StageClock(str(tmp_path))
+    src = source(world, seed=0, stage_clock=clock)
+    tiles = len(epoch(src))
+    taken = clock.take()
+    assert taken["tiles"] == tiles > 0
+    assert taken["decode"] > 0 and taken["shuffle_copy"] > 0
+    assert clock.take()["tiles"] == 0  # taken once
+    epoch(source(world, seed=0))  # no clock: nothing recorded
+    assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,8 @@ Shuffling: the row groups of all shards are permuted anew for every execution, s
 ``(seed, execution number)``, and each block shuffles the tiles of its row groups
 (drawn from different shards). Shards were shuffled when written, so every
 batch is a fresh random draw each epoch without a shuffle buffer on the consumer, where
-it would cost an extra copy of every tile on the training worker's CPU.
+it would cost an extra copy of every tile on the training worker's CPU. An optional crop
+(``crop``) is cut in the same copy (:mod:`mpmae.data.stream.tile_crop`).
 
 A resumed run starts the stream at its epoch (``first_epoch``: that epoch's order, not
 epoch 0's) and leaves out the leading row groups of that order that hold the tiles it had
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -46,6 +48,8 @@ from ray.data.datasource import Datasource, ReadTask
 from mpmae.data.format.manifest import DatasetError
 from mpmae.data.format.shards import corrupt_data, open_shard
 from mpmae.data.format.tile_array import TileType
+from mpmae.data.stream.stage_clock import StageClock
+from mpmae.data.stream.tile_crop import Windows, checked_crop, is_pixel_column
 from mpmae.storage import Location
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
@@ -65,12 +69,16 @@ class RowGroupSource(Datasource):
     are given. ``tiles_per_block``: how many tiles are shuffled together into one block
     (bigger amortises per-block costs, smaller starts the stream sooner);
     ``blocks_per_task``: how many blocks one read task yields in turn; ``on_bad_shard``:
-    what a row group that does not decode does (``stop`` the stream, or ``skip`` it)."""
+    what a row group that does not decode does (``stop`` the stream, or ``skip`` it);
+    ``crop``: the side of the window each tile's pixel modalities are cut to in the read
+    task (:mod:`mpmae.data.stream.tile_crop`; None: whole tiles);
+    ``stage_clock``: where read tasks record their stages' CPU (benchmarks only)."""
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_block: int = 256,
                  blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
-                 first_epoch: int = 0, skip_tiles: int = 0) -> None:
+                 first_epoch: int = 0, skip_tiles: int = 0, crop: int | None = None,
+                 stage_clock: StageClock | None = None) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -79,19 +87,22 @@ class RowGroupSource(Datasource):
         self.root = root
         self.footers = footers
         self.schema = schema
+        self.crop = checked_crop(crop, _tile_size(schema))
+        self.block_schema = block_schema(schema, self.crop)
         self.seed = seed
         self.tiles_per_block = tiles_per_block
         self.blocks_per_task = blocks_per_task
         self.skip_bad = on_bad_shard == "skip"
         self.first_epoch = first_epoch
         self.skip_tiles = skip_tiles
+        self.stage_clock = stage_clock
         self.executions = 0
 
     def get_name(self) -> str:
         return "TileRowGroups"
 
     def estimate_inmemory_data_size(self) -> int:
-        return sum(g.tiles for g in self.row_groups) * tile_nbytes(self.schema)
+        return sum(g.tiles for g in self.row_groups) * tile_nbytes(self.block_schema)
 
     @property
     def groups_per_block(self) -> int:
@@ -105,7 +116,7 @@ class RowGroupSource(Datasource):
         slices blocks of 1.5× it: so between a full block's bytes / 1.5 and the bytes of
         all but the smallest blocks (a shard's last row group may be short)."""
         tiles = self.groups_per_block * max(g.tiles for g in self.row_groups)
-        return int(0.7 * tiles * tile_nbytes(self.schema))
+        return int(0.7 * tiles * tile_nbytes(self.block_schema))
 
     @property
     def num_tasks(self) -> int:
@@ -148,20 +159,25 @@ class RowGroupSource(Datasource):
               row_limit: int | None) -> ReadTask:
         tiles = sum(g.tiles for g in groups)
         meta = BlockMetadata(
-            num_rows=tiles, size_bytes=tiles * tile_nbytes(self.schema), exec_stats=None,
+            num_rows=tiles, size_bytes=tiles * tile_nbytes(self.block_schema), exec_stats=None,
             input_files=tuple(sorted({self.root.join(*g.shard.split("/")).path
                                       for g in groups})))
         root, columns, n = self.root, self.schema.names, self.groups_per_block
         footers = {g.shard: self.footers[g.shard] for g in groups}
-        skip = self.skip_bad
+        skip, clock, crop = self.skip_bad, self.stage_clock, self.crop
 
         def blocks() -> Iterator[pa.Table]:
             for i in range(0, len(groups), n):
+                start = time.process_time()
                 table = read_row_groups(root, footers, groups[i : i + n], columns, skip)
                 if table is not None:
-                    yield shuffled(table, rng)
+                    read = time.process_time()
+                    block = shuffled(table, rng, crop)
+                    if clock is not None:
+                        clock.add(len(block), read - start, time.process_time() - read)
+                    yield block
 
-        return ReadTask(blocks, meta, schema=block_schema(self.schema),
+        return ReadTask(blocks, meta, schema=self.block_schema,
                         per_task_row_limit=row_limit)
 
 
@@ -200,31 +216,44 @@ def _read(root: Location, shard: pq.ParquetFile, g: RowGroup, columns: list[str]
         raise corrupt_data(root, g.shard, e, where=f" in row group {g.index}") from None
 
 
-def shuffled(table: pa.Table, rng: np.random.Generator | None) -> pa.Table:
+def shuffled(table: pa.Table, rng: np.random.Generator | None,
+             crop: int | None = None) -> pa.Table:
     """``table``'s rows in a random order (as read without ``rng``), array columns as
     ``fixed_shape_tensor`` whichever the format version (what Ray Data hands on as
-    ndarrays). Array columns are scattered chunk by chunk into one new array: a single
-    copy, where Arrow's ``take`` on fixed-shape tensors is much slower and combining chunks
-    first would copy twice."""
-    if rng is None:
-        return pa.table([_as_tensor(col) for col in table.columns],
-                        schema=block_schema(table.schema))
-    order = rng.permutation(table.num_rows)
+    ndarrays); with ``crop``, pixel columns cut to one ``crop``² window per tile, random
+    (centred without ``rng``). Array columns are scattered chunk by chunk into one new
+    array: a single copy, where Arrow's ``take`` on fixed-shape tensors is much slower and
+    combining chunks first would copy twice."""
+    schema = block_schema(table.schema, crop)
+    if rng is None and crop is None:
+        return pa.table([_as_tensor(col) for col in table.columns], schema=schema)
+    n = table.num_rows
+    order = np.arange(n) if rng is None else rng.permutation(n)
     destination = np.empty_like(order)
-    destination[order] = np.arange(len(order))
-    columns = [_scattered(col, destination) if _is_array(col.type) else col.take(order)
-               for col in table.columns]
-    return pa.table(columns, schema=block_schema(table.schema))
+    destination[order] = np.arange(n)
+    windows = None if crop is None else Windows.draw(n, _tile_size(table.schema), crop, rng)
+    columns = [_scattered(col, destination, windows if is_pixel_column(name) else None)
+               if _is_array(col.type) else col.take(order)
+               for name, col in zip(table.column_names, table.columns, strict=True)]
+    return pa.table(columns, schema=schema)
 
 
-def block_schema(schema: pa.Schema) -> pa.Schema:
+def block_schema(schema: pa.Schema, crop: int | None = None) -> pa.Schema:
     """The schema of the blocks a read task yields from shards of ``schema``."""
-    return pa.schema([pa.field(f.name, _tensor_type(f.type)) if _is_array(f.type) else f
-                      for f in schema])
+    return pa.schema([pa.field(f.name, _tensor_type(f.type, crop if is_pixel_column(f.name)
+                                                    else None))
+                      if _is_array(f.type) else f for f in schema])
 
 
-def _tensor_type(t: pa.DataType) -> pa.DataType:
-    return pa.fixed_shape_tensor(_value_type(t), list(t.shape))
+def _tile_size(schema: pa.Schema) -> int | None:
+    """The side of the pixel columns' tiles (None: no pixel column)."""
+    sizes = {f.type.shape[-1] for f in schema if is_pixel_column(f.name) and _is_array(f.type)}
+    return sizes.pop() if sizes else None
+
+
+def _tensor_type(t: pa.DataType, crop: int | None = None) -> pa.DataType:
+    shape = list(t.shape) if crop is None else [*t.shape[:-2], crop, crop]
+    return pa.fixed_shape_tensor(_value_type(t), shape)
 
 
 def _is_array(t: pa.DataType) -> bool:
@@ -245,11 +274,18 @@ def _as_tensor(col: pa.ChunkedArray) -> pa.ChunkedArray:
                              for c in col.chunks], _tensor_type(col.type))
 
 
-def _scattered(col: pa.ChunkedArray, destination: np.ndarray) -> pa.Array:
-    out = np.empty((len(col), *col.type.shape), dtype=_value_type(col.type).to_pandas_dtype())
+def _scattered(col: pa.ChunkedArray, destination: np.ndarray,
+               windows: Windows | None) -> pa.Array:
+    shape = col.type.shape if windows is None else (*col.type.shape[:-2], windows.size,
+                                                      windows.size)
+    out = np.empty((len(col), *shape), dtype=_value_type(col.type).to_pandas_dtype())
     start = 0
     for chunk in col.chunks:
-        out[destination[start : start + len(chunk)]] = chunk.to_numpy_ndarray()
+        rows = destination[start : start + len(chunk)]
+        if windows is None:
+            out[rows] = chunk.to_numpy_ndarray()
+        else:
+            windows.scatter(chunk.to_numpy_ndarray(), out, rows, start)
         start += len(chunk)
     return pa.FixedShapeTensorArray.from_numpy_ndarray(out)
 

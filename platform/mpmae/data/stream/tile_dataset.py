@@ -26,6 +26,7 @@ from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.format.shards import check_shard, open_shard
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
 from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
+from mpmae.data.stream.stage_clock import StageClock
 from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextSet
 from mpmae.ray_fixes.block_size import pass_blocks_as_yielded
@@ -81,7 +82,8 @@ class TileDataset:
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
-             on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0):
+             on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0,
+             crop: int | None = None, stage_clock: StageClock | None = None):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
@@ -91,6 +93,9 @@ class TileDataset:
         shard (``stop``) or is left out with a warning naming it (``skip``).
         ``first_epoch``, ``skip_tiles``: where a resumed run is in its data (see
         :mod:`mpmae.data.stream.row_group_source`).
+        ``crop``: each tile's pixel modalities cut to one ``crop``² window in the read task,
+        random per tile (centred with ``seed=None``; :mod:`mpmae.data.stream.tile_crop`).
+        ``stage_clock``: benchmarks only, see :mod:`mpmae.data.stream.stage_clock`.
         """
         import ray.data
 
@@ -100,7 +105,7 @@ class TileDataset:
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
                                 on_bad_shard=on_bad_shard, first_epoch=first_epoch,
-                                skip_tiles=skip_tiles)
+                                skip_tiles=skip_tiles, crop=crop, stage_clock=stage_clock)
         install_stream_fixes(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
@@ -141,6 +146,10 @@ def torch_batches(
     epoch its iterator waits for that many batches' worth of blocks and one block more, so
     each one more delays every epoch's start by a block's read; the training loop keeps
     batches ahead across epochs itself (:mod:`mpmae.data.stream.epochs`).
+
+    On the CPU the batches are views of the blocks in the object store (no copy). For a
+    CUDA ``device`` they are copied once into pinned host memory in Ray Data's prefetch
+    thread, so that the host→GPU copy (Ray's, ``non_blocking``) runs asynchronously.
     """
     return source.iter_torch_batches(
         batch_size=batch_size,
@@ -150,7 +159,14 @@ def torch_batches(
         device=device,
         drop_last=drop_last,
         prefetch_batches=prefetch_batches,
+        pin_memory=pins_memory(device),
     )
+
+
+def pins_memory(device: str | torch.device) -> bool:
+    """Whether batches for ``device`` go through pinned host memory: for an explicit CUDA
+    device only ("auto" is resolved by Ray after this choice)."""
+    return device != "auto" and torch.device(device).type == "cuda"
 
 
 def guarded(batches: Iterable) -> Iterator:
