@@ -1,19 +1,12 @@
 """The science benchmark's statistics: Student-t intervals over seeds, paired by seed."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "seed_stats.py"
+from benchmark_script import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def stats():
-    spec = importlib.util.spec_from_file_location("seed_stats", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("seed_stats")
 
 
 def test_three_seeds_use_t_with_two_degrees_of_freedom(stats):

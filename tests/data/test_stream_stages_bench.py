@@ -1,20 +1,14 @@
 """bench_data's stage breakdown: every CPU second of the session in one stage, and the
 stages with idle adding up to cores × wall."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "stream_stages.py"
+from benchmark_script import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def stages():
-    spec = importlib.util.spec_from_file_location("stream_stages", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("stream_stages")
 
 
 def test_the_stages_split_each_role_and_add_up_to_cores_times_wall(stages):

@@ -1,22 +1,17 @@
 """The model benchmark runs end to end on tiny settings and prints the promised JSON."""
 
-import importlib.util
 import json
 import queue
-from pathlib import Path
 
 import pytest
+from benchmark_script import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_model.py"
 TINY = ["--batch", "2", "--img", "16", "--iters", "1", "--warmup", "0"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_model")
 
 
 def test_timings_json(bench, capsys):
