@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from machine import machine
 from seed_stats import mean_ci95, paired_difference, ranking, rounded
 from world_args import add_world_args, prepare_world
@@ -37,9 +36,9 @@ from mpmae.config import load_config
 from mpmae.data.format.manifest import read_manifest
 from mpmae.data.sources.synth import DOWNSTREAM_DIR
 from mpmae.data.sources.synth_geobench import CLASSIFICATION, GEOBENCH_DIR
+from mpmae.evaluate.encoders import open_encoder
 from mpmae.evaluate.probe import load_probe_set, probe_encoder
 from mpmae.modalities import S2_INPUT_BANDS
-from mpmae.model import build_encoder
 from mpmae.storage import resolve
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.sweep import sweep
@@ -107,14 +106,10 @@ def _tracking(work: Path) -> str:
 
 
 def _random_online_probe(data: Path, size: int, seeds: list[int]) -> list[float]:
-    """The sweep's probe of random-init encoders, drawn as ``random:atto:SEED`` draws them."""
+    """The sweep's probe of the random-init encoders ``mpmae evaluate`` scores."""
     stats = read_manifest(resolve(str(data))).stats
     probe = load_probe_set(str(data / DOWNSTREAM_DIR), stats, S2_INPUT_BANDS, img_size=size)
-    scores = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        scores.append(probe_encoder(build_encoder("atto", in_chans=len(S2_INPUT_BANDS)), probe))
-    return scores
+    return [probe_encoder(open_encoder(f"random:atto:{seed}").module, probe) for seed in seeds]
 
 
 def _evaluate(encoders: dict[str, list[str]], dataset: Path, work: Path) -> dict:
