@@ -11,14 +11,22 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from geobench_layout import NORMALIZER_BOUNDS, bigearthnet_like, eurosat_like, write_normalizer
+from geobench_layout import (
+    NORMALIZER_BOUNDS,
+    bigearthnet_like,
+    eurosat_like,
+    segmentation_like,
+    write_normalizer,
+)
 
 from mpmae.cli import main
+from mpmae.evaluate.compare import plan_all
 from mpmae.evaluate.comparison_table import NORMALISED
+from mpmae.evaluate.config import EvaluateConfig
+from mpmae.evaluate.encoders import open_encoder
+from mpmae.evaluate.run import open_datasets
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder, save_encoder
-
-pytestmark = pytest.mark.ray
 
 QUICK = ["--set", "linear.epochs=3", "--set", "mlflow.system_metrics=false"]
 EXPERIMENT = "mpmae-evaluate"
@@ -49,6 +57,23 @@ def _release(tmp_path):
     return str(folder)
 
 
+def test_a_note_the_same_for_every_encoder_is_printed_once(tmp_path):
+    """kNN skips a segmentation dataset whichever encoder it plans; the console says so
+    once, not once per encoder."""
+    bench = tmp_path / "bench"
+    eurosat_like(bench)
+    segmentation_like(bench)
+    cfg = EvaluateConfig(protocol="knn")
+    encoders = [open_encoder(f"random:atto:{seed}") for seed in (0, 1, 2)]
+    lines: list[str] = []
+    plans = plan_all(encoders, open_datasets([str(bench)]), cfg, lines.append)
+
+    assert [len(p) for p in plans.values()] == [1, 1, 1]  # m-eurosat only, for each
+    assert [line for line in lines if line.startswith("skipping")] == [
+        "skipping m-cashew-plant is a segmentation dataset, which kNN does not score"]
+
+
+@pytest.mark.ray
 def test_two_encoders_make_one_comparison_with_nested_runs(ray_local, tmp_path, tracking,
                                                            bench, capsys):
     release, out = _release(tmp_path), tmp_path / "results.json"
@@ -104,6 +129,7 @@ def test_two_encoders_make_one_comparison_with_nested_runs(ray_local, tmp_path, 
                 float(r[column]) == best for r in group]
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize("case", ["typo", "order", "normalizer"])
 def test_bad_comparison_input_runs_nothing_and_fails_in_one_line(case, ray_local, tmp_path,
                                                                  tracking, bench, capsys):

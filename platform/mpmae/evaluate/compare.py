@@ -9,6 +9,7 @@ per column marked, GEO-Bench's normalised score where a ``normalizer.json`` give
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mpmae.cluster.connect import connect
@@ -16,9 +17,12 @@ from mpmae.evaluate.arguments import split_targets
 from mpmae.evaluate.comparison_table import comparison, comparison_text
 from mpmae.evaluate.comparison_tracking import comparison_run, log_comparison
 from mpmae.evaluate.config import EvaluateConfig
+from mpmae.evaluate.encoders import Encoder
+from mpmae.evaluate.geobench.dataset import GeoBenchDataset
 from mpmae.evaluate.normalised_score import benchmark_bounds
 from mpmae.evaluate.results import to_json
 from mpmae.evaluate.run import (
+    DatasetPlan,
     configured_encoder,
     encoder_rows,
     evaluate,
@@ -45,7 +49,7 @@ def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
 
     encoders = [configured_encoder(spec, cfg) for spec in encoder_specs]
     opened = open_datasets(datasets)
-    plans = {e.name: plan_datasets(e, opened, cfg, progress) for e in encoders}
+    plans = plan_all(encoders, opened, cfg, progress)
     bounds = benchmark_bounds(dataset.folder for dataset, _ in opened)
     names = [p.dataset.name for p in plans[encoders[0].name]]
     started_ray = connect(cfg.address)
@@ -68,3 +72,18 @@ def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
         if started_ray:
             ray.shutdown()
     return rows
+
+
+def plan_all(encoders: list[Encoder], opened: list[tuple[GeoBenchDataset, bool]],
+             cfg: EvaluateConfig, progress: Callable[[str], None]
+             ) -> dict[str, list[DatasetPlan]]:
+    """Each encoder's plans. A planning note that is the same for every encoder (a dataset
+    the protocol skips, the same band fill) is printed once, not once per encoder."""
+    printed: set[str] = set()
+
+    def once(line: str) -> None:
+        if line not in printed:
+            printed.add(line)
+            progress(line)
+
+    return {e.name: plan_datasets(e, opened, cfg, once) for e in encoders}
