@@ -10,8 +10,8 @@ from mpmae.data.sources.synth import synthesize
 
 
 def add_world_args(parser: argparse.ArgumentParser, *, steps: int, seeds: list[int],
-                   downstream: int) -> None:
-    parser.add_argument("--tiles", type=int, default=1024, help="pretraining tiles")
+                   downstream: int, tiles: int = 1024) -> None:
+    parser.add_argument("--tiles", type=int, default=tiles, help="pretraining tiles")
     parser.add_argument("--size", type=int, default=32, help="tile side = crop side (px)")
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--batch", type=int, default=32)
