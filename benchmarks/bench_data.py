@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +59,20 @@ from mpmae.train.memory_reuse import keep_freed_memory
 # releases is test support, shared with the converter's tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fake_mmearth import write_mmearth_release
+
+# The S3 endpoint of the local stack, stopped by pid (infra/local: scripts, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra" / "local"))
+from pids import Proc, terminate
+from stack import (
+    BUCKET,
+    LOCAL_KEYS,
+    REGION,
+    answers,
+    create_bucket,
+    free_ports,
+    start_s3,
+    wait_ready,
+)
 
 PRETEXT = resolve_pretext("all")
 CROP = 56  # MMEarth64's training crop
@@ -260,39 +272,18 @@ def clock_dir(tmp: str, name: str) -> str:
     return path
 
 
-def _wait_for_port(port: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def s3_copy(tiles: int, size: int) -> tuple[subprocess.Popen, str, StorageOptions]:
-    """A moto S3 server holding a copy of the dataset. It runs in a process of its own, so
-    that its CPU (the endpoint's, on other machines in real use) is neither (a)'s nor the
-    stream driver's: ``session_cpu`` counts it apart."""
-    import boto3
-
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_port(port)
-    opts = StorageOptions(f"http://127.0.0.1:{port}", "us-east-1", "bench", "bench-secret")
-    boto3.client("s3", endpoint_url=opts.endpoint_url, region_name="us-east-1",
-                 aws_access_key_id="bench", aws_secret_access_key="bench-secret"
-                 ).create_bucket(Bucket="bench")
-    uri = "s3://bench/world"
+def s3_copy(tiles: int, size: int, logs: Path) -> tuple[Proc, str, StorageOptions]:
+    """The local stack's S3 endpoint (a moto server) holding a copy of the dataset. It runs
+    in a process of its own, so that its CPU (the endpoint's, on other machines in real
+    use) is neither (a)'s nor the stream driver's: ``session_cpu`` counts it apart."""
+    port = free_ports(1)[0]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = start_s3(port, logs)
+    wait_ready({"s3": (server, lambda: answers(endpoint))}, logs, timeout_s=60)
+    create_bucket(endpoint)
+    opts = StorageOptions(endpoint, REGION, LOCAL_KEYS["AWS_ACCESS_KEY_ID"],
+                          LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
+    uri = f"s3://{BUCKET}/world"
     synthesize(uri, tiles=tiles, size=size, seed=0, downstream_tiles=0, storage=opts,
                progress=lambda _: None)
     return server, uri, opts
@@ -326,14 +317,13 @@ def main() -> None:
             "local": run_arms(local_arms(ds, args, tmp), args.repeats),
         }
         if not args.no_s3:
-            server, uri, opts = s3_copy(args.tiles, args.size)
+            server, uri, opts = s3_copy(args.tiles, args.size, Path(tmp))
             s3_ds = TileDataset.open(uri, opts)
             result["s3"] = run_arms({"a_pyarrow": lambda: bench_pyarrow(s3_ds, args.batch),
                                      "b_stream": stream_epochs(s3_ds, args.batch,
                                                                clock_dir(tmp, "s3"))},
                                     args.repeats)
-            server.terminate()
-            server.wait()
+            terminate({server})
         result["ratios"] = _ratios(result)
         print(json.dumps(result, indent=1))
 

@@ -148,7 +148,7 @@ def start_ray(ports: dict[str, int], temp_dir: Path, token_path: Path, env: dict
     return _launch(command, ray_env, logs / "ray.log")
 
 
-def _answers(url: str, headers: dict[str, str] | None = None) -> bool:
+def answers(url: str, headers: dict[str, str] | None = None) -> bool:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
                                     timeout=2) as response:
@@ -227,14 +227,14 @@ def wait_all(state: dict, logs: Path, timeout_s: float) -> None:
     env, services = state["env"], state["services"]
     dashboard = client_env(state)["RAY_API_SERVER_ADDRESS"]
     auth = {"Authorization": f"Bearer {Path(state['token_path']).read_text()}"}
-    wait_ready({"s3": (services["s3"], lambda: _answers(env["AWS_ENDPOINT_URL"]))},
+    wait_ready({"s3": (services["s3"], lambda: answers(env["AWS_ENDPOINT_URL"]))},
                logs, timeout_s)
     # MLflow looks for its artifact bucket when it first stores one, not at start.
     create_bucket(env["AWS_ENDPOINT_URL"])
     wait_ready({
         "mlflow": (services["mlflow"],
-                   lambda: _answers(f"{env['MLFLOW_TRACKING_URI']}/health")),
-        "ray": (services["ray"], lambda: _answers(f"{dashboard}/api/version", auth)),
+                   lambda: answers(f"{env['MLFLOW_TRACKING_URI']}/health")),
+        "ray": (services["ray"], lambda: answers(f"{dashboard}/api/version", auth)),
     }, logs, timeout_s)
 
 
