@@ -3,6 +3,7 @@ line) and still the builtin error callers caught before."""
 
 import pytest
 
+from mpmae.cluster.submit import SubmitError
 from mpmae.config import ConfigError
 from mpmae.data.format.manifest import DatasetError
 from mpmae.data.sources.mmearth_h5 import ReleaseError
@@ -11,7 +12,6 @@ from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextError
 from mpmae.model.release import ReleaseFolderError, ReleaseNotFoundError
 from mpmae.storage import PathNotFoundError, StorageError, StorageURIError
-from mpmae.submit import SubmitError
 from mpmae.train.checkpoint import CheckpointError
 
 

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from mpmae.submit import PASSED_ENV, SECRET_ENV
+from mpmae.cluster.submit import PASSED_ENV, SECRET_ENV
 
 # access.py sits beside this script (infra/ is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -94,7 +94,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mpmae.config import load_config
-    from mpmae.evaluate.compare import evaluate_arguments
+    from mpmae.evaluate.command.command import evaluate_arguments
     from mpmae.evaluate.config import EvaluateConfig
 
     # The verb's own flags are shorthands for config keys, applied after --set.
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_evaluate(sub)
     _add_import_mmearth(sub)
-    from mpmae.submit import add_submit_parser
+    from mpmae.cluster.submit import add_submit_parser
 
     add_submit_parser(sub)
     return parser

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 
+from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.task_specs import LabelKind
 from mpmae.data.sources.synth import DOWNSTREAM_DIR, synthesize
 from mpmae.data.sources.synth_geobench import CLASSIFICATION, GEOBENCH_DIR, SEGMENTATION
-from mpmae.evaluate.geobench.dataset import GeoBenchDataset
-from mpmae.evaluate.geobench.task_specs import LabelKind
 from mpmae.modalities import S2_BANDS, S2_INPUT_BANDS
 
 

@@ -20,11 +20,11 @@ from geobench_layout import (
 )
 
 from mpmae.cli import main
-from mpmae.evaluate.compare import plan_all
-from mpmae.evaluate.comparison_table import NORMALISED
+from mpmae.evaluate.command.command import plan_all
+from mpmae.evaluate.command.encoders import open_encoder
+from mpmae.evaluate.command.run import open_datasets
 from mpmae.evaluate.config import EvaluateConfig
-from mpmae.evaluate.encoders import open_encoder
-from mpmae.evaluate.run import open_datasets
+from mpmae.evaluate.reports.comparison_table import NORMALISED
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder, save_encoder
 

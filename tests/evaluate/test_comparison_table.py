@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mpmae.evaluate.comparison_table import (
+from mpmae.evaluate.reports.comparison_table import (
     NORMALISED,
     comparison,
     comparison_csv,
     comparison_figure,
     comparison_text,
 )
-from mpmae.evaluate.label_efficiency import curves, curves_figure
-from mpmae.evaluate.normalised_score import Bounds
+from mpmae.evaluate.reports.label_efficiency import curves, curves_figure
+from mpmae.evaluate.reports.normalised_score import Bounds
 
 
 def _rows(encoder: str, dataset: str, values: list[float], partition: str = "default",

@@ -16,7 +16,7 @@ from geobench_layout import (
 )
 
 from mpmae.cli import main
-from mpmae.evaluate.geobench.writer import (
+from mpmae.data.geobench.writer import (
     dumps,
 )
 from mpmae.modalities import S2_INPUT_BANDS

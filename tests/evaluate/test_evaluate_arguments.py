@@ -7,7 +7,7 @@ import pytest
 from geobench_layout import eurosat_like, so2sat_like
 
 from mpmae.errors import MpmaeError
-from mpmae.evaluate.arguments import DATASET, ENCODER, split_targets, take
+from mpmae.evaluate.command.arguments import DATASET, ENCODER, split_targets, take
 
 
 @pytest.fixture

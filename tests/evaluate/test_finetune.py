@@ -23,7 +23,7 @@ from geobench_layout import (
 )
 
 from mpmae.cli import main
-from mpmae.evaluate.geobench.writer import SENTINEL2_13
+from mpmae.data.geobench.writer import SENTINEL2_13
 
 pytestmark = pytest.mark.ray
 

@@ -1,9 +1,9 @@
 import torch
 
 from mpmae.evaluate.config import LinearConfig, SegmentationConfig
-from mpmae.evaluate.knn import knn_logits
-from mpmae.evaluate.linear_head import train_linear_head
-from mpmae.evaluate.segmentation_head import train_segmentation_head
+from mpmae.evaluate.protocols.knn import knn_logits
+from mpmae.evaluate.protocols.linear_head import train_linear_head
+from mpmae.evaluate.protocols.segmentation_head import train_segmentation_head
 
 
 def _clusters(n: int, classes: int, dim: int, seed: int):

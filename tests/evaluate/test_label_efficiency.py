@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mpmae.evaluate.label_efficiency import curves, curves_figure, train_fraction
-from mpmae.evaluate.tracking import log_results
+from mpmae.evaluate.reports.label_efficiency import curves, curves_figure, train_fraction
+from mpmae.evaluate.reports.tracking import log_results
 
 
 def _rows(dataset: str, scores: dict[str, list[float]], metric: str = "accuracy") -> list[dict]:

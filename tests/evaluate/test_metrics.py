@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mpmae.evaluate.metrics import accuracy_counts, f1_micro_counts, iou_counts, score
+from mpmae.evaluate.protocols.metrics import accuracy_counts, f1_micro_counts, iou_counts, score
 
 
 def test_accuracy_and_its_interval_bracket_the_value():

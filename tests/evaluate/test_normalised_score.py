@@ -7,7 +7,7 @@ import pytest
 from geobench_layout import NORMALIZER_BOUNDS, write_normalizer
 
 from mpmae.errors import MpmaeError
-from mpmae.evaluate.normalised_score import Bounds, benchmark_bounds, read_normalizer
+from mpmae.evaluate.reports.normalised_score import Bounds, benchmark_bounds, read_normalizer
 
 
 def test_the_file_geobench_ships_reads_as_its_bounds(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mpmae.config import ConfigError
-from mpmae.evaluate.encoders import open_encoder
+from mpmae.evaluate.command.encoders import open_encoder
 
 
 def _weights(spec: str) -> torch.Tensor:

@@ -63,7 +63,7 @@ def test_the_wheel_that_setup_installs_is_there(prepared):
     wheel = next(w for w in " ".join(cluster["setup_commands"]).split() if w.endswith(".whl"))
     path = prepared / "node" / wheel.removeprefix("~/mpmae-node/")
     with zipfile.ZipFile(path) as built:
-        assert {"mpmae/__init__.py", "mpmae/submit.py"} <= set(built.namelist())
+        assert {"mpmae/__init__.py", "mpmae/cluster/submit.py"} <= set(built.namelist())
     assert (prepared / "node" / "constraints.txt").read_text() == (
         ROOT / "infra/docker/constraints.txt").read_text()
 

@@ -19,7 +19,7 @@ from reference_fcmae import (
 
 import mpmae
 from mpmae.cli import main
-from mpmae.evaluate.encoders import open_encoder
+from mpmae.evaluate.command.encoders import open_encoder
 from mpmae.mmearth_ckpt.config import ImportConfig
 from mpmae.mmearth_ckpt.errors import CheckpointError
 from mpmae.mmearth_ckpt.importer import import_mmearth

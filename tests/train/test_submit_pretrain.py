@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from ray_head import ray_head
 
-from mpmae.submit import submit
+from mpmae.cluster.submit import submit
 
 REPO = Path(__file__).resolve().parents[2]
 

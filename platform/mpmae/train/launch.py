@@ -70,8 +70,8 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
 def _evaluate_encoder(cfg: PretrainConfig, progress) -> None:
     """``mpmae evaluate RUN_NAME eval.datasets``: the scores land in an evaluation run and,
     as ``downstream/…`` metrics, on this run."""
+    from mpmae.evaluate.command.run import evaluate
     from mpmae.evaluate.config import EvaluateConfig
-    from mpmae.evaluate.run import evaluate
     from mpmae.track.config import MlflowConfig
 
     settings = EvaluateConfig(

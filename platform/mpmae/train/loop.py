@@ -117,7 +117,7 @@ def _build_model(cfg: PretrainConfig) -> tuple[torch.nn.Module, MPMAE]:
 
 
 def _load_probe_set(spec: WorkerSpec):
-    from mpmae.evaluate.probe import load_probe_set
+    from mpmae.train.online_probe import load_probe_set
 
     cfg = spec.cfg
     return load_probe_set(cfg.data.probe_uri, spec.stats, cfg.model.pretext_set.input_bands,
@@ -288,7 +288,7 @@ class _Tracker:
         """Rank 0 probes its frozen encoder; other ranks report NaN under the same keys."""
         accuracy = float("nan")
         if self.is_chief:
-            from mpmae.evaluate.probe import probe_encoder
+            from mpmae.train.online_probe import probe_encoder
 
             raw = model.module if hasattr(model, "module") else model
             accuracy = probe_encoder(getattr(raw, "_orig_mod", raw).encoder, self.probe_set)

@@ -61,12 +61,12 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
     small files, so it runs before any cluster work."""
     if not cfg.dataset:
         return PROBE
-    from mpmae.evaluate.geobench.dataset import GeoBenchDataset
-    from mpmae.evaluate.geobench.errors import GeoBenchError
-    from mpmae.evaluate.geobench.partitions import DEFAULT_PARTITION
-    from mpmae.evaluate.geobench.task_specs import LabelKind
-    from mpmae.evaluate.protocols import METRICS
-    from mpmae.evaluate.tracking import downstream_key
+    from mpmae.data.geobench.dataset import GeoBenchDataset
+    from mpmae.data.geobench.errors import GeoBenchError
+    from mpmae.data.geobench.partitions import DEFAULT_PARTITION
+    from mpmae.data.geobench.task_specs import LabelKind
+    from mpmae.evaluate.protocols.frozen import METRICS
+    from mpmae.evaluate.reports.tracking import downstream_key
 
     key = "objective.dataset"
     try:
@@ -89,10 +89,10 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
 def score_trial(cfg: ObjectiveConfig, trial: PretrainConfig, trial_dir: Location) -> None:
     """Evaluate the finished trial's encoder (found by its run name) on the objective's
     dataset and record the score in the trial's folder."""
+    from mpmae.evaluate.command.run import evaluate
     from mpmae.evaluate.config import EvaluateConfig
-    from mpmae.evaluate.results import cells
-    from mpmae.evaluate.run import evaluate
-    from mpmae.evaluate.tracking import downstream_key
+    from mpmae.evaluate.reports.results import cells
+    from mpmae.evaluate.reports.tracking import downstream_key
     from mpmae.track.config import MlflowConfig
 
     settings = EvaluateConfig(

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpmae.data.sources.synth_world import LANDSCAPE_CLASSES, world_chunks
-from mpmae.evaluate.geobench.writer import (
+from mpmae.data.geobench.writer import (
     SENTINEL2_13,
     Classification,
     SegmentationClasses,
@@ -29,6 +28,7 @@ from mpmae.evaluate.geobench.writer import (
     write_sample,
     write_task_specs,
 )
+from mpmae.data.sources.synth_world import LANDSCAPE_CLASSES, world_chunks
 from mpmae.modalities import DW_CLASSES, S2_BANDS
 from mpmae.storage import Location
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpmae.data.geobench.bands import BandMatch
+from mpmae.data.geobench.normalise import InputStats
 from mpmae.evaluate.finetune.config import FinetuneConfig, UnetConfig
-from mpmae.evaluate.geobench.bands import BandMatch
-from mpmae.evaluate.geobench.normalise import InputStats
 from mpmae.model import ConvNeXtV2Encoder
 from mpmae.storage import StorageOptions
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from mpmae.cluster.task_result import task_result
 from mpmae.config import cache_dir
+from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.task_specs import LabelKind
+from mpmae.evaluate.command.encoders import Encoder
 from mpmae.evaluate.config import EvaluateConfig
-from mpmae.evaluate.encoders import Encoder
 from mpmae.evaluate.finetune.cell import CellSpec
 from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, RESULT_FILE, CellStore, cell_key
-from mpmae.evaluate.geobench.dataset import GeoBenchDataset
-from mpmae.evaluate.geobench.task_specs import LabelKind
-from mpmae.evaluate.jobs import UNGROUPED
+from mpmae.evaluate.protocols.ray_tasks import UNGROUPED
 from mpmae.storage import Location, resolve
 from mpmae.train.checkpoint import CheckpointError
 

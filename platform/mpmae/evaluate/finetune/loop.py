@@ -27,7 +27,7 @@ from mpmae.evaluate.finetune.layer_decay import param_groups
 from mpmae.evaluate.finetune.samples import SampleSet, eval_loader, first_samples, train_loader
 from mpmae.evaluate.finetune.scores import counts_of, metric_score
 from mpmae.evaluate.finetune.unet import UNet
-from mpmae.evaluate.linear_head import classification_loss
+from mpmae.evaluate.protocols.linear_head import classification_loss
 from mpmae.model.convnextv2 import ENCODER_SIZES
 from mpmae.storage import resolve
 from mpmae.train.finite_step import NonFiniteError, finite_step

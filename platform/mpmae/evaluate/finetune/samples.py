@@ -1,5 +1,6 @@
 """Raw GEO-Bench samples for a fine-tune, read one at a time through the same band match,
-normalisation and padding as the frozen protocols (:func:`mpmae.evaluate.inputs.load_split`)."""
+normalisation and padding as the frozen protocols
+(:func:`mpmae.evaluate.command.inputs.load_split`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from mpmae.evaluate.geobench.bands import BandMatch
-from mpmae.evaluate.geobench.dataset import GeoBenchDataset
-from mpmae.evaluate.geobench.normalise import InputStats
-from mpmae.evaluate.inputs import load_split
+from mpmae.data.geobench.bands import BandMatch
+from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.normalise import InputStats
+from mpmae.evaluate.command.inputs import load_split
 
 
 class SampleSet(Dataset):

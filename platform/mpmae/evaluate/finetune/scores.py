@@ -6,8 +6,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mpmae.evaluate.metrics import Score, accuracy_counts, f1_micro_counts, iou_counts, score
-from mpmae.evaluate.protocols import METRICS
+from mpmae.evaluate.protocols.frozen import METRICS
+from mpmae.evaluate.protocols.metrics import (
+    Score,
+    accuracy_counts,
+    f1_micro_counts,
+    iou_counts,
+    score,
+)
 
 
 def counts_of(kind: str, logits: list[Tensor], labels: list[Tensor], n_classes: int) -> Tensor:

@@ -1,0 +1,54 @@
+"""A GEO-Bench split as the encoder's normalised input: bands matched by name, z-scored,
+padded to a multiple of the encoder's patch size when the native size is not one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from mpmae.data.geobench.bands import BandMatch, input_array
+from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.normalise import InputStats, normalise
+from mpmae.data.geobench.task_specs import LabelKind
+
+
+@dataclass(frozen=True)
+class SplitInputs:
+    """Inputs (N, C, H, W) float32 and labels: (N,) int64, (N, K) multi-hot or (N, H, W)."""
+
+    x: Tensor
+    y: Tensor
+    names: tuple[str, ...]
+
+
+def load_split(dataset: GeoBenchDataset, names: tuple[str, ...], match: BandMatch,
+               stats: InputStats, patch: int) -> SplitInputs:
+    """Read, match, normalise and pad every named sample of the dataset."""
+    images, labels = [], []
+    for name in names:
+        sample = dataset.read_sample(name)
+        images.append(normalise(input_array(sample.bands, match, name), stats))
+        labels.append(np.asarray(sample.label))
+    x = pad_to_patches(torch.from_numpy(np.stack(images)), patch)
+    y = torch.from_numpy(np.stack(labels))
+    y = y.float() if dataset.label_kind is LabelKind.MULTI_LABEL else y.long()
+    return SplitInputs(x, y, names)
+
+
+def pad_to_patches(x: Tensor, patch: int) -> Tensor:
+    """Zero-pad (the mean, after z-scoring) bottom and right up to a multiple of ``patch``."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % patch, -w % patch
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+def size_note(dataset: GeoBenchDataset, patch: int) -> str:
+    """How the dataset's images reach the encoder: native size, or padded to what."""
+    h, w = dataset.patch_size[-2:]
+    if h % patch == 0 and w % patch == 0:
+        return f"native {h}x{w}"
+    return f"{h}x{w} zero-padded to {h + -h % patch}x{w + -w % patch} (patch {patch})"

@@ -1,0 +1,84 @@
+"""The Ray work of an evaluation: one embedding job per (encoder, dataset), then one
+scoring job per (partition, seed) on those embeddings (the encoder is frozen, so they are
+computed once). The embedding job asks for a GPU when the cluster has one; the scoring
+jobs train small heads on a CPU each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mpmae.data.geobench.bands import BandMatch
+from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.normalise import InputStats
+from mpmae.evaluate.command.inputs import load_split
+from mpmae.evaluate.config import EvaluateConfig
+from mpmae.evaluate.protocols.frozen import protocol_score
+from mpmae.evaluate.protocols.metrics import Score
+from mpmae.evaluate.protocols.segmentation_head import stage_maps
+from mpmae.model import ConvNeXtV2Encoder
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Every needed sample's features and label, by sample name. ``x``: the pooled
+    embedding (one tensor), or the stage maps a segmentation head reads (one per stage)."""
+
+    names: dict[str, int]  # sample name → row
+    x: list[Tensor]
+    y: Tensor
+    input_size: tuple[int, int]  # (H, W) the encoder saw, after any padding
+
+    def rows(self, names: tuple[str, ...]) -> tuple[list[Tensor], Tensor]:
+        index = torch.tensor([self.names[n] for n in names], dtype=torch.long)
+        return [x[index] for x in self.x], self.y[index]
+
+
+def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...],
+                  match: BandMatch, stats: InputStats, batch: int,
+                  stages: bool = False) -> Embedded:
+    """Read, normalise and embed ``names`` of the dataset at ``folder`` on the best device
+    (``stages``: keep the stage maps instead of the pooled embedding)."""
+    from mpmae.train.online_probe import embed
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = encoder.to(device).eval()
+    dataset = GeoBenchDataset.open(folder)
+    parts, ys, size = [], [], (0, 0)
+    for start in range(0, len(names), batch):  # a batch at a time: memory stays bounded
+        inputs = load_split(dataset, names[start : start + batch], match, stats,
+                            encoder.patch_size)
+        x = inputs.x.to(device)
+        size = tuple(x.shape[-2:])
+        parts.append(stage_maps(encoder, x) if stages else [embed(encoder, x)])
+        ys.append(inputs.y)
+    features = [torch.cat(stage) for stage in zip(*parts, strict=True)]
+    return Embedded({n: i for i, n in enumerate(names)}, features, torch.cat(ys), size)
+
+
+def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...], kind: str,
+               n_classes: int, seed: int, cfg: EvaluateConfig) -> Score:
+    """One (partition, seed) of one protocol."""
+    torch.set_num_threads(1)  # many cells share a node's cores
+    return protocol_score(cfg, kind, embedded.rows(train), embedded.rows(test), n_classes,
+                          seed, embedded.input_size)
+
+
+# Outside any placement group of the caller: in a Tune trial (a sweep's objective) that
+# group holds only the trial driver's share of a CPU, which no job fits in.
+UNGROUPED = {"scheduling_strategy": "DEFAULT"}
+
+
+def remote_options() -> dict:
+    """One GPU for an embedding job when the cluster has any, else one CPU."""
+    import ray
+
+    device = {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) else {"num_cpus": 1}
+    return {**UNGROUPED, **device}
+
+
+def scoring_options() -> dict:
+    """A CPU for a scoring job: its head is small."""
+    return {**UNGROUPED, "num_cpus": 1}
