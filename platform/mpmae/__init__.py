@@ -1,12 +1,8 @@
 """mpmae: Ray-distributed pretraining of the MMEarth Multi-Pretext Masked Autoencoder."""
 
-from importlib.metadata import PackageNotFoundError, version
+from mpmae.version import __version__
 
-try:
-    # The version lives in pyproject.toml only; an installed package knows it.
-    __version__ = version("mpmae")
-except PackageNotFoundError:  # a source tree on sys.path without an install
-    __version__ = "0+unknown"
+__all__ = ["__version__", "load_encoder"]
 
 
 def __getattr__(name: str):

@@ -18,9 +18,9 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from mpmae import __version__
 from mpmae.errors import MpmaeError
 from mpmae.model.convnextv2 import ConvNeXtV2Encoder, EncoderConfig
+from mpmae.version import __version__
 
 RELEASE_FORMAT = "mpmae-encoder"
 RELEASE_FORMAT_VERSION = 1

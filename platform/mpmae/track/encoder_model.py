@@ -15,7 +15,7 @@ from mlflow.pyfunc import PythonModel
 
 class EncoderModel(PythonModel):
     def load_context(self, context) -> None:
-        from mpmae import load_encoder
+        from mpmae.model.release import load_encoder
 
         # "release": the artifacts key registry.log_encoder logs the folder under.
         self.encoder = load_encoder(context.artifacts["release"])

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mpmae import __version__
 from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
 from mpmae.errors import MpmaeError
 from mpmae.redact import redact_text
+from mpmae.version import __version__
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

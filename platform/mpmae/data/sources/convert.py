@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-import mpmae
 from mpmae.config import ConfigError
 from mpmae.data.format.manifest import Manifest, ShardInfo, write_manifest
 from mpmae.data.format.names import split_name_problem
@@ -42,6 +41,7 @@ from mpmae.data.sources.mmearth_h5 import (
 from mpmae.data.sources.release_stats import complete_stats, published_stats
 from mpmae.modalities import MODALITIES
 from mpmae.storage import Location, StorageOptions, resolve
+from mpmae.version import __version__
 
 CITATION = (
     "Vishal Nedungadi, Ankit Kariryaa, Stefan Oehmcke, Serge Belongie, Christian Igel, "
@@ -220,7 +220,7 @@ def _provenance(release: Release, selected: dict, options: dict, stats_note: dic
     return {
         "source": {"dataset": "MMEarth", "files": release.file_names,
                    "tiles": {k: len(v) for k, v in selected.items()}},
-        "converter": {"name": "mpmae data convert", "version": mpmae.__version__},
+        "converter": {"name": "mpmae data convert", "version": __version__},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "options": options,
         "not_converted": {n: "not in the mpmae modality catalogue" for n in NOT_CONVERTED},
