@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -198,6 +199,43 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_data_verify)
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from mpmae.cluster.submit import default_address, submit
+
+    return submit(default_address(args.address, os.environ), [args.verb, *args.args],
+                  working_dir=args.working_dir, wait=args.wait, token=args.token,
+                  forward_secrets=args.forward_secrets, max_upload_mb=args.max_upload_mb)
+
+
+def _add_submit(sub: argparse._SubParsersAction) -> None:
+    from mpmae.cluster.submit import DEFAULT_ADDRESS
+    from mpmae.cluster.upload import DEFAULT_MAX_UPLOAD_MB
+
+    p = sub.add_parser(
+        "submit", help="run an mpmae verb on a Ray cluster as a Ray Job",
+        description="Submit `mpmae VERB ARGS` (e.g. pretrain --config FILE) as a Ray Job. "
+                    "Options for submit go before the verb.")
+    p.add_argument("--address", default=None,
+                   help="Job API (dashboard) address, e.g. http://HEAD:8265; default: "
+                        f"$RAY_API_SERVER_ADDRESS, an http:// $RAY_ADDRESS, else {DEFAULT_ADDRESS}")
+    p.add_argument("--working-dir", default=".",
+                   help="project folder to upload (default: the current folder)")
+    p.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="print the job id and how to follow it, then return")
+    p.add_argument("--token", default=None,
+                   help="Ray auth token (visible in the process list; prefer RAY_AUTH_TOKEN "
+                        "or ~/.ray/auth_token)")
+    p.add_argument("--forward-secrets", action="store_true",
+                   help="also copy AWS/MLflow credentials into the job's environment, where "
+                        "Ray stores and shows them (private dev clusters only)")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help="refuse to upload more than this many MiB of project files "
+                        f"(default {DEFAULT_MAX_UPLOAD_MB:g})")
+    p.add_argument("verb", help="the mpmae verb to run on the cluster (pretrain, tune, evaluate)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the verb")
+    p.set_defaults(func=_submit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpmae", description="Pretrain MMEarth MP-MAE geospatial foundation models on Ray.")
@@ -207,9 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_evaluate(sub)
     _add_import_mmearth(sub)
-    from mpmae.cluster.submit import add_submit_parser
-
-    add_submit_parser(sub)
+    _add_submit(sub)
     return parser
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import textwrap
@@ -12,17 +11,22 @@ from pathlib import Path
 import pytest
 from ray_head import free_ports, ray_head
 
+from mpmae.cli import build_parser, main
 from mpmae.cluster.auth import find_token
 from mpmae.cluster.submit import (
     SubmitError,
-    add_submit_parser,
     default_address,
     entrypoint_for,
     normalise_address,
     submit,
     tracking_note,
 )
-from mpmae.cluster.upload import ALWAYS_EXCLUDED, UploadTooLargeError, upload_excludes
+from mpmae.cluster.upload import (
+    ALWAYS_EXCLUDED,
+    UploadTooLargeError,
+    plan_upload,
+    upload_excludes,
+)
 
 # Ray's own log-tailing client trips an aiohttp deprecation; nothing of ours.
 pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
@@ -232,14 +236,13 @@ def test_excludes_cover_ignore_files_and_local_state(project):
 def test_a_ray_without_its_packaging_helpers_still_gets_the_excludes(project, monkeypatch):
     import sys
 
-    from mpmae.cluster import upload as submit_upload
     from mpmae.ray_fixes import guard
 
     monkeypatch.setitem(sys.modules, "ray._private.runtime_env.packaging", None)
     guard.reset()
     try:
         with pytest.warns(UserWarning, match="upload_walk' is off"):
-            assert submit_upload.plan_upload(project) is None
+            assert plan_upload(project) is None
         assert set(ALWAYS_EXCLUDED) <= set(upload_excludes(project))
     finally:
         guard.reset()
@@ -281,11 +284,19 @@ def test_tracking_notes():
 
 
 def test_parser_passes_everything_after_the_verb_through():
-    parser = argparse.ArgumentParser(prog="mpmae")
-    add_submit_parser(parser.add_subparsers(dest="verb_name"))
-    args = parser.parse_args(["submit", "--address", "http://h:8265", "--no-wait", "pretrain",
-                              "--config", "jobs/configs/demo.yaml", "--set", "model.size=tiny"])
+    args = build_parser().parse_args([
+        "submit", "--address", "http://h:8265", "--no-wait", "pretrain",
+        "--config", "jobs/configs/demo.yaml", "--set", "model.size=tiny"])
     assert (args.address, args.wait, args.verb) == ("http://h:8265", False, "pretrain")
     assert args.args == ["--config", "jobs/configs/demo.yaml", "--set", "model.size=tiny"]
-    assert args.func.__name__ == "run_submit"
     assert (args.forward_secrets, args.max_upload_mb) == (False, 100.0)
+
+
+def test_the_command_line_hands_its_flags_to_submit(project, capsys):
+    address = f"http://127.0.0.1:{free_ports(1)[0]}"
+    argv = ["submit", "--address", address, "--working-dir", str(project)]
+    assert main([*argv, "envcheck"]) == 2
+    assert f"cannot reach the Ray Job API at {address}" in capsys.readouterr().err
+    (project / "notes.bin").write_bytes(b"x" * 300_000)
+    assert main([*argv, "--max-upload-mb", "0.1", "envcheck"]) == 2
+    assert "over --max-upload-mb 0.1" in capsys.readouterr().err

@@ -116,6 +116,42 @@ def test_class_maps_show_argmax_and_leave_ignored_pixels_blank():
     assert not np.all(predicted[~same_class] == predicted[0, 0], axis=-1).any()
 
 
+def elevation_panels(target: torch.Tensor, prediction: torch.Tensor):
+    """The first tile's aster target and prediction panels for these (16, 16) values."""
+    pretext, batch, output = fake_step("all")
+    batch["aster"][0, 0], output.predictions["aster"][0, 0] = target, prediction
+    panels = {p.title: p.images[0] for p in reconstruction_panels(batch, output, pretext)}
+    return panels["aster\nelevation target"], panels["aster\nelevation prediction"]
+
+
+def test_target_and_prediction_share_one_colour_scale():
+    # A close prediction over a large range: on the target's scale alone, its top saturated.
+    elevation = torch.arange(256.0).reshape(16, 16)
+    target, prediction = elevation_panels(elevation, elevation + 8)
+    # One scale for the pair, whichever of the two is the target...
+    swapped_target, swapped_prediction = elevation_panels(elevation + 8, elevation)
+    np.testing.assert_array_equal(target, swapped_prediction)
+    np.testing.assert_array_equal(prediction, swapped_target)
+    # ...so a value has one colour in both panels: prediction pixel i holds target pixel i+8.
+    np.testing.assert_array_equal(prediction.reshape(-1, 3)[:-8], target.reshape(-1, 3)[8:])
+
+
+def test_a_class_has_one_colour_in_target_and_prediction():
+    pretext, batch, output = fake_step("all")
+    target = batch["esa_worldcover"]
+    classes = MODALITIES["esa_worldcover"].num_classes
+    perfect = torch.nn.functional.one_hot(target.clamp(min=0), classes).permute(0, 3, 1, 2)
+    output.predictions["esa_worldcover"] = perfect.float()
+    panels = {p.title: p for p in reconstruction_panels(batch, output, pretext)}
+    shown = panels["esa_worldcover\ntarget"].images
+    predicted = panels["esa_worldcover\nprediction"].images
+    for tile, (t, p) in enumerate(zip(shown, predicted, strict=True)):
+        known = (target[tile] != IGNORE_INDEX).numpy()
+        np.testing.assert_array_equal(t[known], p[known])
+    colours = {tuple(c) for image in predicted for c in image.reshape(-1, 3)}
+    assert len(colours) == len(target[:4].clamp(min=0).unique())
+
+
 def test_missing_regression_targets_are_blank():
     pretext, batch, output = fake_step("all")
     batch["aster"][0, 0, :4] = torch.nan

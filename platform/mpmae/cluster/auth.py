@@ -1,4 +1,5 @@
-"""The Ray cluster token, found where Ray itself looks, and sent as an HTTP header.
+"""The Ray cluster token, found where Ray itself looks, and sent as an HTTP header to the
+Job API by :mod:`mpmae.cluster.submit`.
 
 Ray 2.60 turns on token auth for a new local head by default: the dashboard and Job API
 then answer 401 without ``Authorization: Bearer <token>``. Ray's own client only adds that

@@ -1,5 +1,6 @@
-"""How every mpmae command reaches Ray: a cluster's address, or a private local Ray with
-the embedded defaults."""
+"""How every mpmae command that runs Ray work reaches Ray: a cluster's address, or a private
+local Ray with the embedded defaults. (`mpmae submit` runs no Ray work itself: it hands the
+command to a cluster's Job API, :mod:`mpmae.cluster.submit`.)"""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""`mpmae submit`: run `mpmae <verb> ARGS` on a Ray cluster as a Ray Job.
+"""Run `mpmae <verb> ARGS` on a Ray cluster as a Ray Job: what `mpmae submit` calls once
+:mod:`mpmae.cli` has parsed its flags.
 
 The job runs ``python jobs/<verb>.py ARGS`` in an uploaded copy of the project folder
-(:mod:`mpmae.cluster.upload` says what is left out). The package itself also travels as a
-``py_modules`` entry, so the driver and every Ray worker import the code that was submitted
-rather than whatever the cluster image holds (the image supplies torch, ray…).
+(:mod:`mpmae.cluster.upload` says what is left out), sent to the cluster's Job API with its
+token (:mod:`mpmae.cluster.auth`). The package itself also travels as a ``py_modules``
+entry, so the driver and every Ray worker import the code that was submitted rather than
+whatever the cluster image holds (the image supplies torch, ray…).
 
 Ray keeps a job's ``runtime_env`` in its job table, shows it on the dashboard and in
 ``GET /api/jobs/``, and logs it on every node. So only non-secret settings go into it (the
@@ -14,7 +16,6 @@ secrets`` copies them anyway, for a private dev cluster, with a warning.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -80,7 +81,7 @@ def submit(
                                     list(upload.excludes) if upload else None)
     cluster_token = find_token(token, env)
     secrets = [env[k] for k in SECRET_ENV if env.get(k)] + [cluster_token.value or ""]
-    client = _connect(address, cluster_token)
+    client = _job_client(address, cluster_token)
     print(f"Submitting `mpmae {redact_text(shlex.join(argv))}` to {address}")
     measured = f"uploading {upload.summary()}" if upload else "upload not measured"
     print(f"  working dir: {root} ({measured})")
@@ -237,7 +238,7 @@ def _wait_until_done(client: JobSubmissionClient, job_id: str, poll_s: float = 1
     return status
 
 
-def _connect(address: str, token: ClusterToken) -> JobSubmissionClient:
+def _job_client(address: str, token: ClusterToken) -> JobSubmissionClient:
     """A JobSubmissionClient that has passed Ray's version check (an authenticated call)."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
@@ -306,38 +307,3 @@ def _mask(text: str, secrets: list[str]) -> str:
         text = text.replace(secret, "***")
     return redact_text(text)
 
-
-def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``submit`` verb to ``mpmae``'s sub-parsers; its handler is :func:`run_submit`."""
-    p = subparsers.add_parser(
-        "submit", help="run an mpmae verb on a Ray cluster as a Ray Job",
-        description="Submit `mpmae VERB ARGS` (e.g. pretrain --config FILE) as a Ray Job. "
-                    "Options for submit go before the verb.")
-    p.add_argument("--address", default=None,
-                   help="Job API (dashboard) address, e.g. http://HEAD:8265; default: "
-                        f"$RAY_API_SERVER_ADDRESS, an http:// $RAY_ADDRESS, else {DEFAULT_ADDRESS}")
-    p.add_argument("--working-dir", default=".",
-                   help="project folder to upload (default: the current folder)")
-    p.add_argument("--no-wait", dest="wait", action="store_false",
-                   help="print the job id and how to follow it, then return")
-    p.add_argument("--token", default=None,
-                   help="Ray auth token (visible in the process list; prefer RAY_AUTH_TOKEN "
-                        "or ~/.ray/auth_token)")
-    p.add_argument("--forward-secrets", action="store_true",
-                   help="also copy AWS/MLflow credentials into the job's environment, where "
-                        "Ray stores and shows them (private dev clusters only)")
-    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
-                   help="refuse to upload more than this many MiB of project files "
-                        f"(default {DEFAULT_MAX_UPLOAD_MB:g})")
-    p.add_argument("verb", help="the mpmae verb to run on the cluster (pretrain, tune, evaluate)")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the verb")
-    p.set_defaults(func=run_submit)
-    return p
-
-
-def run_submit(args: argparse.Namespace) -> int:
-    """Handler of ``mpmae submit``: the job's final status as the exit code."""
-    address = default_address(args.address, os.environ)
-    return submit(address, [args.verb, *args.args], working_dir=args.working_dir,
-                  wait=args.wait, token=args.token, forward_secrets=args.forward_secrets,
-                  max_upload_mb=args.max_upload_mb)

@@ -3,7 +3,9 @@
 One row per tile. Columns: the Sentinel-2 input as RGB, the masked input (hidden patches
 grey), the reconstruction (hidden patches from the prediction, visible ones from the input,
 as the MAE papers show it), then target and prediction for every other pixel task of the
-pretext set. Missing values and ignored classes are left blank.
+pretext set, on one colour scale per tile: a value (2–98 % of target and prediction together)
+or a class (one fixed palette) has the same colour in both. Missing values and ignored
+classes are left blank.
 
 Panels are computed as arrays first (:func:`reconstruction_panels`, testable) and drawn as
 one mosaic with a single ``imshow``: a grid of dozens of matplotlib axes would take seconds.
@@ -164,17 +166,27 @@ def _to_rgb(x: Tensor, low: Tensor, high: Tensor) -> np.ndarray:
 
 
 def _regression_panels(task: str, target: Tensor, pred: Tensor) -> list[Panel]:
-    """The first band of target and prediction, with the target's colour range."""
+    """The first band of target and prediction, each tile on one colour scale for both."""
     band = MODALITIES[task].bands[0]
     target, pred = target[:, 0], pred[:, 0]
     images = {"target": [], "prediction": []}
     for t, p in zip(target, pred, strict=True):
-        finite = t[torch.isfinite(t)]
-        ref = finite if finite.numel() else p.flatten()
-        low, high = (float(v) for v in torch.quantile(ref, torch.tensor([0.02, 0.98])))
+        low, high = _shared_limits(t, p)
         images["target"].append(_colour(t, low, high))
         images["prediction"].append(_colour(p, low, high))
     return [Panel(f"{task}\n{band} {name}", tiles) for name, tiles in images.items()]
+
+
+def _shared_limits(target: Tensor, pred: Tensor) -> tuple[float, float]:
+    """2–98 % of target and prediction together: limits from the target alone drew a
+    prediction just outside its range as a saturated block, however close it was."""
+    both = torch.cat([target.flatten(), pred.flatten()])
+    finite = both[torch.isfinite(both)]
+    if not finite.numel():
+        return 0.0, 1.0
+    q = torch.tensor([p / 100 for p in STRETCH_PERCENTILES])
+    low, high = torch.quantile(finite, q).tolist()
+    return low, high
 
 
 def _colour(x: Tensor, low: float, high: float) -> np.ndarray:
@@ -187,7 +199,8 @@ def _colour(x: Tensor, low: float, high: float) -> np.ndarray:
 
 
 def _class_panels(task: str, target: Tensor, logits: Tensor) -> list[Panel]:
-    """Class maps in a fixed palette; IGNORE_INDEX targets blank."""
+    """Target and predicted (argmax) classes in one fixed palette, so a class has the same
+    colour in both; IGNORE_INDEX targets blank."""
     from matplotlib import colormaps
 
     palette = colormaps["tab20"](np.arange(MODALITIES[task].num_classes) % 20)[:, :3]
