@@ -198,12 +198,18 @@ def _colour(x: Tensor, low: float, high: float) -> np.ndarray:
     return rgb
 
 
+def class_palette(n_classes: int) -> np.ndarray:
+    """(n_classes, 3) RGB: the one palette of every class map we draw, so a class has one
+    colour in a target, a prediction and every figure."""
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](np.arange(n_classes) % 20)[:, :3]
+
+
 def _class_panels(task: str, target: Tensor, logits: Tensor) -> list[Panel]:
     """Target and predicted (argmax) classes in one fixed palette, so a class has the same
     colour in both; IGNORE_INDEX targets blank."""
-    from matplotlib import colormaps
-
-    palette = colormaps["tab20"](np.arange(MODALITIES[task].num_classes) % 20)[:, :3]
+    palette = class_palette(MODALITIES[task].num_classes)
     target = target.long().numpy()
     shown = palette[np.clip(target, 0, None)]
     shown[target == IGNORE_INDEX] = np.nan

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from mpmae.modalities import RGB_BANDS
-from mpmae.track.figures import Panel, render_png
+from mpmae.track.figures import Panel, class_palette, render_png
 
 STRETCH = torch.tensor([0.02, 0.98])
 
@@ -18,10 +18,8 @@ def prediction_figure(x: Tensor, target: Tensor, predicted: Tensor,
                       input_bands: tuple[str, ...], n_classes: int) -> bytes:
     """PNG for inputs ``x`` (N, C, H', W', maybe padded), ``target`` and ``predicted``
     class maps (N, H, W); the input is cropped to the maps' size."""
-    from matplotlib import colormaps
-
     h, w = target.shape[-2:]
-    palette = colormaps["tab20"](np.arange(n_classes) % 20)[:, :3]
+    palette = class_palette(n_classes)
     return render_png([
         Panel("input RGB", [_rgb(image[..., :h, :w], input_bands) for image in x]),
         Panel("target", list(palette[target.numpy()])),
