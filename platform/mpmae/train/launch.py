@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
+from mpmae.cluster.task_result import our_error
 from mpmae.config import ConfigError, cache_dir, override
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
@@ -155,26 +156,11 @@ def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location,
         return error
     hint = (f"Checkpoints of run {cfg.run_name} stay in {run_dir.uri}; fix the cause and "
             f"resume with: mpmae pretrain --set run_name={cfg.run_name} …")
-    ours = _our_error(error)
+    ours = our_error(error)
     if ours is not None:
         return RunFailedError(f"training failed: {ours}\n{hint}")
     progress(f"training failed. {hint}")
     return error
-
-
-def _our_error(error: BaseException) -> MpmaeError | None:
-    """The first of our errors behind a training failure: in a worker's failure (Ray Train
-    keeps one per rank) or down the chain of causes."""
-    failures = list(getattr(error, "worker_failures", {}).values())
-    for failure in [*failures, error]:
-        current: BaseException | None = failure
-        while current is not None:
-            # A RayTaskError keeps the exception the worker raised as ``cause``.
-            for candidate in (getattr(current, "cause", None), current):
-                if isinstance(candidate, MpmaeError):
-                    return candidate
-            current = current.__cause__
-    return None
 
 
 def _scaling(cfg: PretrainConfig):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from mpmae.cluster.task_result import task_result
+from mpmae.cluster.task_result import our_error, task_result
 from mpmae.config import cache_dir
 from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.task_specs import LabelKind
@@ -106,8 +106,6 @@ def _fit(spec: CellSpec, cfg: EvaluateConfig) -> None:
     from ray.train import RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
-    from mpmae.train.launch import _our_error
-
     folder = resolve(spec.cell, spec.storage)
     trainer = TorchTrainer(
         _worker, train_loop_config={"spec": spec},
@@ -117,7 +115,7 @@ def _fit(spec: CellSpec, cfg: EvaluateConfig) -> None:
     try:
         trainer.fit()
     except TrainingFailedError as e:
-        ours = _our_error(e)
+        ours = our_error(e)
         raise (ours or e) from None
 
 
