@@ -80,8 +80,8 @@ def _run_configured(args: argparse.Namespace, schema: type, run: Callable) -> in
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    from mpmae.pipeline.pretrain import pretrain
     from mpmae.train.config import PretrainConfig
-    from mpmae.train.launch import pretrain
 
     return _run_configured(args, PretrainConfig, pretrain)
 
@@ -95,8 +95,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mpmae.config import load_config
-    from mpmae.evaluate.command.command import evaluate_arguments
-    from mpmae.evaluate.config import EvaluateConfig
+    from mpmae.evaluate import EvaluateConfig, evaluate_arguments
 
     # The verb's own flags are shorthands for config keys, applied after --set.
     shorthands = [f"{key}={value}" for key, value in (
@@ -109,7 +108,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    from mpmae.evaluate.config import EvaluateConfig
+    from mpmae.evaluate import EvaluateConfig
 
     p = sub.add_parser(
         "evaluate", usage="mpmae evaluate [options] ENCODER [ENCODER …] DATASET [DATASET …]",

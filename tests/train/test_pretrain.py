@@ -158,14 +158,3 @@ def test_bad_config_is_rejected_by_the_cli(capsys):
     assert main(["pretrain", "--set", "model.siz=tiny"]) == 2
     err = capsys.readouterr().err
     assert "model.siz" in err and "did you mean 'model.size'" in err
-
-
-
-def test_eval_datasets_score_the_final_encoder_on_its_pretraining_run(ray_local, tiny_config,
-                                                                       small_world,
-                                                                       mlflow_runs):
-    cfg = tiny_config(f"eval.datasets=[{small_world / 'geobench'}]", "train.figure_every=0")
-    result = pretrain(cfg, progress=lambda _: None)
-    client, _ = mlflow_runs(cfg)
-    metrics = client.get_run(result.mlflow_run_id).data.metrics
-    assert "downstream/synth-landscape/knn/default/accuracy" in metrics

@@ -1,4 +1,5 @@
-"""``mpmae pretrain`` on the driver: prepare data and run bookkeeping, then fit a TorchTrainer.
+"""Pretraining on the driver: prepare data and run bookkeeping, then fit a TorchTrainer
+(``mpmae pretrain`` is :mod:`mpmae.pipeline.pretrain`, which may evaluate the encoder after).
 
 A run lives in ``<storage.root>/<run_name>/``: Ray Train's checkpoints, the run file and
 config of :mod:`mpmae.track.run_folder` and, at the end, the ``encoder/`` release.
@@ -9,13 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
+from mpmae.cluster.task_result import our_error
 from mpmae.config import ConfigError, cache_dir, override
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
-from mpmae.redact import redact_text
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
@@ -33,6 +33,7 @@ class RunResult:
     mlflow_run_id: str
     tracking_uri: str
     steps: int
+    config: PretrainConfig  # as the run used it: run name, storage root, tracking URI filled
 
 
 def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
@@ -59,27 +60,8 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
         finally:
             if started_ray:
                 ray.shutdown()
-    result = RunResult(run.name, run.folder.uri, run.folder.join(RELEASE_DIR).uri,
-                       run.mlflow_run_id, tracking_uri(cfg.mlflow), steps)
-    if cfg.eval.datasets:
-        _evaluate_encoder(cfg, progress)
-    progress(_summary(result))
-    return result
-
-
-def _evaluate_encoder(cfg: PretrainConfig, progress) -> None:
-    """``mpmae evaluate RUN_NAME eval.datasets``: the scores land in an evaluation run and,
-    as ``downstream/…`` metrics, on this run."""
-    from mpmae.evaluate.command.run import evaluate
-    from mpmae.evaluate.config import EvaluateConfig
-    from mpmae.track.config import MlflowConfig
-
-    settings = EvaluateConfig(
-        protocol=cfg.eval.protocol, seeds=cfg.eval.seeds, storage=cfg.storage,
-        mlflow=MlflowConfig(tracking_uri=cfg.mlflow.tracking_uri, system_metrics=False),
-        address=cfg.scaling.address)
-    settings.validate()
-    evaluate(cfg.run_name, list(cfg.eval.datasets), settings, progress)
+    return RunResult(run.name, run.folder.uri, run.folder.join(RELEASE_DIR).uri,
+                     run.mlflow_run_id, tracking_uri(cfg.mlflow), steps, cfg)
 
 
 def resolved(cfg: PretrainConfig) -> PretrainConfig:
@@ -155,26 +137,11 @@ def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location,
         return error
     hint = (f"Checkpoints of run {cfg.run_name} stay in {run_dir.uri}; fix the cause and "
             f"resume with: mpmae pretrain --set run_name={cfg.run_name} …")
-    ours = _our_error(error)
+    ours = our_error(error)
     if ours is not None:
         return RunFailedError(f"training failed: {ours}\n{hint}")
     progress(f"training failed. {hint}")
     return error
-
-
-def _our_error(error: BaseException) -> MpmaeError | None:
-    """The first of our errors behind a training failure: in a worker's failure (Ray Train
-    keeps one per rank) or down the chain of causes."""
-    failures = list(getattr(error, "worker_failures", {}).values())
-    for failure in [*failures, error]:
-        current: BaseException | None = failure
-        while current is not None:
-            # A RayTaskError keeps the exception the worker raised as ``cause``.
-            for candidate in (getattr(current, "cause", None), current):
-                if isinstance(candidate, MpmaeError):
-                    return candidate
-            current = current.__cause__
-    return None
 
 
 def _scaling(cfg: PretrainConfig):
@@ -243,19 +210,3 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
         ),
     )
     return trainer, total
-
-
-def _summary(r: RunResult) -> str:
-    ui = redact_text(r.tracking_uri)
-    if ui.startswith("sqlite:") or Path(ui).exists():
-        how = f"mlflow ui --backend-store-uri {ui}   (then open http://127.0.0.1:5000)"
-    else:
-        how = f"open {ui} in a browser"
-    return "\n".join([
-        f"done: run {r.run_name}, {r.steps} steps",
-        f"  encoder release: {r.encoder_uri}",
-        "    load it with: python -c \"import mpmae; print(mpmae.load_encoder('"
-        f"{r.encoder_uri}'))\"",
-        f"  MLflow run {r.mlflow_run_id}; browse it with: {how}",
-        f"  resume or extend: mpmae pretrain --set run_name={r.run_name}",
-    ])

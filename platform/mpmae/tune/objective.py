@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from mpmae.config import ConfigError, doc, require
-from mpmae.evaluate.config import KnnConfig, LinearConfig
+from mpmae.evaluate import KnnConfig, LinearConfig
 
 if TYPE_CHECKING:
     from mpmae.storage import Location
@@ -65,8 +65,7 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
     from mpmae.data.geobench.errors import GeoBenchError
     from mpmae.data.geobench.partitions import DEFAULT_PARTITION
     from mpmae.data.geobench.task_specs import LabelKind
-    from mpmae.evaluate.protocols.frozen import METRICS
-    from mpmae.evaluate.reports.tracking import downstream_key
+    from mpmae.evaluate import METRICS, downstream_key
 
     key = "objective.dataset"
     try:
@@ -89,21 +88,15 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
 def score_trial(cfg: ObjectiveConfig, trial: PretrainConfig, trial_dir: Location) -> None:
     """Evaluate the finished trial's encoder (found by its run name) on the objective's
     dataset and record the score in the trial's folder."""
-    from mpmae.evaluate.command.run import evaluate
-    from mpmae.evaluate.config import EvaluateConfig
-    from mpmae.evaluate.reports.results import cells
-    from mpmae.evaluate.reports.tracking import downstream_key
-    from mpmae.track.config import MlflowConfig
+    from mpmae.evaluate import cells, downstream_key
+    from mpmae.pipeline.run_encoder import evaluate_run_encoder
 
-    settings = EvaluateConfig(
-        protocol=cfg.protocol, partitions=[cfg.partition], seeds=cfg.seeds, knn=cfg.knn,
-        linear=cfg.linear, storage=trial.storage, address=trial.scaling.address,
-        mlflow=MlflowConfig(tracking_uri=trial.mlflow.tracking_uri, system_metrics=False))
-    settings.validate()
-    rows = evaluate(trial.run_name, [cfg.dataset], settings, progress=lambda _: None)
-    [((_, protocol, partition, dataset), cell)] = cells(rows).items()
-    record = {"name": downstream_key(dataset, protocol, partition, cell["metric"]),
-              "value": cell["mean"], "ci95": cell["ci95"]}
+    rows = evaluate_run_encoder(trial, [cfg.dataset], lambda _: None, protocol=cfg.protocol,
+                                partitions=[cfg.partition], seeds=cfg.seeds, knn=cfg.knn,
+                                linear=cfg.linear)
+    [(key, cell)] = cells(rows).items()
+    record = {"name": downstream_key(key.dataset, key.protocol, key.partition, cell.metric),
+              "value": cell.mean, "ci95": list(cell.ci95)}
     trial_dir.join(OBJECTIVE_FILE).write_bytes_atomic(json.dumps(record).encode())
 
 

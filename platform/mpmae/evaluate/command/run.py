@@ -9,23 +9,14 @@ JSON file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from mpmae.cluster.connect import connect
 from mpmae.cluster.task_result import task_result
-from mpmae.config import ConfigError
-from mpmae.data.geobench.bands import BandMatch
-from mpmae.data.geobench.dataset import GeoBenchDataset
-from mpmae.data.geobench.errors import GeoBenchError
-from mpmae.data.geobench.normalise import InputStats
-from mpmae.data.geobench.partitions import DEFAULT_PARTITION
-from mpmae.data.geobench.task_specs import TASK_SPECS_FILE, LabelKind
+from mpmae.data.geobench.task_specs import LabelKind
 from mpmae.evaluate.command.encoders import Encoder, open_encoder
-from mpmae.evaluate.command.inputs import size_note
+from mpmae.evaluate.command.plan import DatasetPlan, open_datasets, plan_datasets
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.finetune.launch import finetune_cells
 from mpmae.evaluate.protocols.ray_tasks import (
@@ -34,6 +25,7 @@ from mpmae.evaluate.protocols.ray_tasks import (
     score_cell,
     scoring_options,
 )
+from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import table, to_json
 from mpmae.evaluate.reports.tracking import (
     evaluation_run,
@@ -45,11 +37,11 @@ from mpmae.evaluate.reports.tracking import (
 from mpmae.storage import resolve
 from mpmae.track.runs import tracking_uri
 
-TEST_SPLIT = "test"
+Progress = Callable[[str], None]
 
 
 def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
-             progress=print) -> list[dict[str, Any]]:
+             progress: Progress = print) -> list[ResultRow]:
     """Evaluate one encoder on every dataset; returns the result rows."""
     import ray
 
@@ -77,95 +69,26 @@ def configured_encoder(spec: str, cfg: EvaluateConfig) -> Encoder:
                         tracking_uri=tracking_uri(cfg.mlflow))
 
 
-def open_datasets(paths: list[str]) -> list[tuple[GeoBenchDataset, bool]]:
-    """Every dataset the arguments name, read and checked once: (dataset, whether it was
-    named itself)."""
-    return [(GeoBenchDataset.open(folder), named) for folder, named in dataset_folders(paths)]
-
-
-def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
-    """Each argument is a dataset folder, or a benchmark folder holding several:
-    (folder, whether it was named itself)."""
-    folders = []
-    for path in map(Path, paths):
-        if (path / TASK_SPECS_FILE).is_file():
-            folders.append((path, True))
-            continue
-        found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS_FILE}"))
-        if not found:
-            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS_FILE} in it or "
-                                "its subfolders): give a dataset or benchmark folder")
-        folders += [(f, False) for f in found]
-    return folders
-
-
-def plan_datasets(encoder: Encoder, datasets: list[tuple[GeoBenchDataset, bool]],
-                  cfg: EvaluateConfig, progress) -> list[DatasetPlan]:
-    plans = [plan for dataset, named in datasets
-             if (plan := _plan(encoder, dataset, named, cfg, progress)) is not None]
-    if not plans:
-        raise ConfigError(f"nothing to evaluate in {', '.join(d.name for d, _ in datasets)} "
-                          f"with protocol {cfg.protocol}", key="protocol")
-    return plans
-
-
 def encoder_rows(encoder: Encoder, plans: list[DatasetPlan], cfg: EvaluateConfig,
-                 run_id: str, progress) -> list[dict[str, Any]]:
+                 run_id: str, progress: Progress) -> list[ResultRow]:
     """Score the encoder on every planned dataset (cells logged under ``run_id``)."""
     return [row for plan in plans
             for row in _evaluate_dataset(encoder, plan, cfg, run_id, progress)]
 
 
-@dataclass(frozen=True)
-class DatasetPlan:
-    """One dataset, checked: its band match and statistics, the samples each partition
-    trains on and the test split every one is scored on."""
-
-    dataset: GeoBenchDataset
-    match: BandMatch
-    stats: InputStats
-    trains: dict[str, tuple[str, ...]]
-    test: tuple[str, ...]
-    size_note: str
-    stats_note: str
-
-
-def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
-          progress) -> DatasetPlan | None:
-    """The checked plan; None for a dataset the protocol cannot score that was found in a
-    benchmark folder (named itself, it is an error)."""
-    if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol == "knn":
-        message = f"{dataset.name} is a segmentation dataset, which kNN does not score"
-        if named:
-            raise ConfigError(f"{message}: use --protocol linear (a frozen segmentation "
-                              "head)", key="protocol")
-        progress(f"skipping {message}")
-        return None
-    match = dataset.match_bands(encoder.input_bands)
-    if match.filled:
-        fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
-        progress(f"{dataset.name}: bands missing from the dataset filled as MMEarth does: "
-                 f"{fills}")
-    stats, stats_note = _input_stats(dataset, match, encoder, cfg, progress)
-    return DatasetPlan(dataset, match, stats,
-                       {p: dataset.samples(p, "train") for p in cfg.partitions},
-                       dataset.samples(DEFAULT_PARTITION, TEST_SPLIT),
-                       size_note(dataset, encoder.module.patch_size), stats_note)
-
-
 def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, run_id: str,
-                      progress) -> list[dict[str, Any]]:
+                      progress: Progress) -> list[ResultRow]:
     if cfg.protocol == "finetune":
         rows = _finetuned_rows(encoder, plan, cfg, progress)
     else:
         rows = _frozen_rows(encoder, plan, cfg, progress)
     for partition in cfg.partitions:
-        log_cell(run_id, [r for r in rows if r["partition"] == partition])
+        log_cell(run_id, [r for r in rows if r.partition == partition])
     return rows
 
 
 def _frozen_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
-                 progress) -> list[dict[str, Any]]:
+                 progress: Progress) -> list[ResultRow]:
     import ray
 
     dataset, test = plan.dataset, plan.test
@@ -185,12 +108,12 @@ def _frozen_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
     for (partition, seed), ref in jobs.items():
         result = task_result(ref)
         rows.append(result_row(encoder, plan, cfg, partition, seed, {
-            "metric": result.metric, "value": result.value, "ci95": list(result.ci95)}))
+            "metric": result.metric, "value": result.value, "ci95": tuple(result.ci95)}))
     return rows
 
 
 def _finetuned_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
-                    progress) -> list[dict[str, Any]]:
+                    progress: Progress) -> list[ResultRow]:
     rows = []
     for (partition, seed), fields in finetune_cells(encoder, plan.dataset, plan, cfg,
                                                     progress).items():
@@ -201,27 +124,11 @@ def _finetuned_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
 
 
 def result_row(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, partition: str,
-               seed: int, scores: dict[str, Any]) -> dict[str, Any]:
+               seed: int, scores: dict[str, Any]) -> ResultRow:
     """One result row: what was scored, how, and ``scores`` (metric, value, ci95, …)."""
-    return {"encoder": encoder.name, "dataset": plan.dataset.name, "protocol": cfg.protocol,
-            "partition": partition, "seed": seed, **scores,
-            "n_train": len(plan.trains[partition]), "n_test": len(plan.test),
-            "bands_filled": dict(plan.match.filled), "input_size": plan.size_note,
-            "normalisation": plan.stats_note}
+    return ResultRow(encoder=encoder.name, dataset=plan.dataset.name, protocol=cfg.protocol,
+                     partition=partition, seed=seed, n_train=len(plan.trains[partition]),
+                     n_test=len(plan.test), bands_filled=dict(plan.match.filled),
+                     input_size=plan.size_note, normalisation=plan.stats_note, **scores)
 
 
-def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,
-                 cfg: EvaluateConfig, progress) -> tuple[InputStats, str]:
-    """The inputs' mean and std, and how they were chosen (recorded in every result row)."""
-    if cfg.normalise == "dataset":
-        if dataset.stats_scale == 1.0:
-            return dataset.input_stats(match), "dataset band_stats.json"
-        note = f"dataset band_stats.json x {dataset.stats_scale:g}"
-        progress(f"{dataset.name}: normalised with {note}, as MMEarth's reference does")
-        return dataset.input_stats(match), note
-    level = (encoder.normalisation or {}).get("l1c")
-    if not level:
-        raise ConfigError(f"{encoder.name} carries no pretraining statistics: use "
-                          "normalise=dataset", key="normalise")
-    return (InputStats(np.asarray(level["mean"], np.float32),
-                       np.asarray(level["std"], np.float32)), "encoder pretraining statistics")

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from mpmae.cluster.task_result import task_result
+from mpmae.cluster.task_result import our_error, task_result
 from mpmae.config import cache_dir
 from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.task_specs import LabelKind
 from mpmae.evaluate.command.encoders import Encoder
+from mpmae.evaluate.command.plan import DatasetPlan
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.finetune.cell import CellSpec
 from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, RESULT_FILE, CellStore, cell_key
@@ -27,7 +28,8 @@ NOT_HASHED = ("workers", "use_gpu", "loader_workers", "keep_checkpoints", "work_
               "figure_samples")
 
 
-def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan, cfg: EvaluateConfig,
+def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan,
+                   cfg: EvaluateConfig,
                    progress: Callable[[str], None]) -> dict[tuple[str, int], dict[str, Any]]:
     """(partition, seed) → the finished cell's result row fields: metric, value, ci95 (the
     last epoch's model on the test split), best_val, per_class_iou (segmentation) and the
@@ -49,14 +51,18 @@ def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan, cfg: Evalua
 
 
 def _fields(store: CellStore) -> dict[str, Any]:
+    """The result row's fields from the cell's result file (``workers`` is None in a cell
+    trained before cells recorded it), and its prediction figure (``figure``)."""
     result = store.result()
     if result is None:
         raise CheckpointError(f"{store.folder.uri}: the cell's training ended without a "
                               f"{RESULT_FILE}; run the same command again to resume it")
-    kept = ("metric", "value", "ci95", "best_val", "epochs", "resumed_from_epoch", "workers",
-            "per_class_iou")
-    fields = {k: result[k] for k in kept if k in result}
-    return {**fields, "figure": store.read_file(FIGURE_FILE), "cell": store.folder.uri}
+    iou = result.get("per_class_iou")  # segmentation only
+    return {"metric": result["metric"], "value": result["value"], "ci95": tuple(result["ci95"]),
+            "best_val": result["best_val"], "epochs": result["epochs"],
+            "resumed_from_epoch": result["resumed_from_epoch"], "workers": result.get("workers"),
+            "per_class_iou": None if iou is None else tuple(iou), "cell": store.folder.uri,
+            "figure": store.read_file(FIGURE_FILE)}
 
 
 def _root(cfg: EvaluateConfig) -> Location:
@@ -66,7 +72,7 @@ def _root(cfg: EvaluateConfig) -> Location:
     return resolve(runs, cfg.storage.options()).join(WORK_DIR)
 
 
-def _spec(encoder: Encoder, dataset: GeoBenchDataset, plan, cfg: EvaluateConfig,
+def _spec(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan, cfg: EvaluateConfig,
           partition: str, seed: int) -> CellSpec:
     segmentation = dataset.label_kind is LabelKind.SEGMENTATION
     recipe = cfg.unet if segmentation else cfg.finetune
@@ -106,8 +112,6 @@ def _fit(spec: CellSpec, cfg: EvaluateConfig) -> None:
     from ray.train import RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
-    from mpmae.train.launch import _our_error
-
     folder = resolve(spec.cell, spec.storage)
     trainer = TorchTrainer(
         _worker, train_loop_config={"spec": spec},
@@ -117,7 +121,7 @@ def _fit(spec: CellSpec, cfg: EvaluateConfig) -> None:
     try:
         trainer.fit()
     except TrainingFailedError as e:
-        ours = _our_error(e)
+        ours = our_error(e)
         raise (ours or e) from None
 
 

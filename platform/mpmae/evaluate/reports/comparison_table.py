@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpmae.evaluate.reports.normalised_score import Bounds
-from mpmae.evaluate.reports.results import cells
+from mpmae.evaluate.reports.result_row import ResultRow
+from mpmae.evaluate.reports.results import Cell, CellKey, cells
 from mpmae.track.figures import figure_png
 
 NORMALISED = "GEO-Bench normalised"
@@ -41,47 +42,47 @@ class Section:
     normalised_over: tuple[str, ...]  # the datasets the normalised column averages
 
 
-def comparison(rows: list[dict[str, Any]], bounds: dict[str, Bounds]) -> list[Section]:
+def comparison(rows: list[ResultRow], bounds: dict[str, Bounds]) -> list[Section]:
     """The sections, encoders in the order they were evaluated."""
-    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
-    heads = list(dict.fromkeys((r["protocol"], r["partition"]) for r in rows))
+    encoders = list(dict.fromkeys(r.encoder for r in rows))
+    heads = list(dict.fromkeys((r.protocol, r.partition) for r in rows))
     summary = cells(rows)
     return [_section(protocol, partition, encoders, summary,
-                     [r for r in rows if (r["protocol"], r["partition"]) == (protocol, partition)],
+                     [r for r in rows if (r.protocol, r.partition) == (protocol, partition)],
                      bounds)
             for protocol, partition in heads]
 
 
-def _section(protocol: str, partition: str, encoders: list[str], summary: dict,
-             rows: list[dict[str, Any]], bounds: dict[str, Bounds]) -> Section:
-    datasets = sorted({r["dataset"] for r in rows})
+def _section(protocol: str, partition: str, encoders: list[str],
+             summary: dict[CellKey, Cell], rows: list[ResultRow],
+             bounds: dict[str, Bounds]) -> Section:
+    datasets = sorted({r.dataset for r in rows})
     over = tuple(d for d in datasets if d in bounds)
     entries: dict[str, dict[str, Entry]] = {}
     for encoder in encoders:
-        found = {d: summary[(encoder, protocol, partition, d)] for d in datasets
-                 if (encoder, protocol, partition, d) in summary}
-        entries[encoder] = {d: Entry(c["mean"], c["seed_std"], (c["ci95"][0], c["ci95"][1]))
-                            for d, c in found.items()}
+        keys = {d: CellKey(encoder, protocol, partition, d) for d in datasets}
+        found = {d: summary[key] for d, key in keys.items() if key in summary}
+        entries[encoder] = {d: Entry(c.mean, c.seed_std, c.ci95) for d, c in found.items()}
         if over and set(over) <= set(found):
             entries[encoder][NORMALISED] = _normalised(
-                [r for r in rows if r["encoder"] == encoder], found, over, bounds)
+                [r for r in rows if r.encoder == encoder], found, over, bounds)
     columns = datasets + ([NORMALISED] if over else [])
-    metrics = {r["dataset"]: r["metric"] for r in rows}
+    metrics = {r.dataset: r.metric for r in rows}
     return Section(protocol, partition, columns, metrics, _mark_best(entries, columns), over)
 
 
-def _normalised(rows: list[dict[str, Any]], found: dict[str, dict], over: tuple[str, ...],
+def _normalised(rows: list[ResultRow], found: dict[str, Cell], over: tuple[str, ...],
                 bounds: dict[str, Bounds]) -> Entry:
     """The mean over ``over`` of each dataset's normalised score; its seed std is that of
     the per-seed means (the normalisation is affine, so intervals map through it)."""
     by_seed: dict[int, list[float]] = {}
     for row in rows:
-        if row["dataset"] in over:
-            score = bounds[row["dataset"]].normalise(row["value"])
-            by_seed.setdefault(row["seed"], []).append(score)
+        if row.dataset in over:
+            score = bounds[row.dataset].normalise(row.value)
+            by_seed.setdefault(row.seed, []).append(score)
     per_seed = [statistics.mean(v) for v in by_seed.values() if len(v) == len(over)]
-    mean = statistics.mean(bounds[d].normalise(found[d]["mean"]) for d in over)
-    low, high = (statistics.mean(bounds[d].normalise(found[d]["ci95"][i]) for d in over)
+    mean = statistics.mean(bounds[d].normalise(found[d].mean) for d in over)
+    low, high = (statistics.mean(bounds[d].normalise(found[d].ci95[i]) for d in over)
                  for i in (0, 1))
     return Entry(mean, statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0, (low, high))
 

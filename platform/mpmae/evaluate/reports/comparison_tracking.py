@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from mpmae.config import flatten
 from mpmae.evaluate.command.encoders import Encoder
@@ -21,6 +20,7 @@ from mpmae.evaluate.reports.comparison_table import (
     comparison_text,
 )
 from mpmae.evaluate.reports.label_efficiency import curves, curves_figure
+from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import to_json
 from mpmae.evaluate.reports.tracking import (
     RESULTS_DIR,
@@ -53,7 +53,7 @@ def label_efficiency_figure_name(dataset: str) -> str:
     return f"label_efficiency_{re.sub(r'[^A-Za-z0-9_.-]+', '-', dataset)}.png"
 
 
-def log_comparison(rows: list[dict[str, Any]], sections: list[Section]) -> None:
+def log_comparison(rows: list[ResultRow], sections: list[Section]) -> None:
     """On the active comparison run: every row (results.json), the table (comparison.csv,
     comparison.txt), its figure and, per dataset scored at two fractions or more of its
     labels, the label-efficiency curves with a line per encoder."""
@@ -64,7 +64,7 @@ def log_comparison(rows: list[dict[str, Any]], sections: list[Section]) -> None:
     mlflow.log_text(comparison_text(sections), f"{RESULTS_DIR}/comparison.txt")
     figures = {COMPARISON_FIGURE: comparison_figure(sections)}
     found = curves(rows)
-    order = list(dict.fromkeys(r["encoder"] for r in rows))  # colours as in the bar figure
+    order = list(dict.fromkeys(r.encoder for r in rows))  # colours as in the bar figure
     for dataset in sorted({key[2] for key in found}):
         figures[label_efficiency_figure_name(dataset)] = curves_figure(
             {key: found[key] for key in sorted(found, key=lambda k: order.index(k[0]))

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from mpmae.data.geobench.partitions import DEFAULT_PARTITION
+from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import cells
 from mpmae.track.figures import figure_png
 
@@ -33,16 +33,15 @@ class Point:
     ci95: tuple[float, float]  # the seeds' mean bootstrap interval
 
 
-def curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[Point]]:
+def curves(rows: list[ResultRow]) -> dict[tuple[str, str, str], list[Point]]:
     """(encoder, protocol, dataset) → its points by fraction, for every dataset scored at
     two fractions or more (one fraction makes no curve)."""
     found: dict[tuple[str, str, str], list[Point]] = {}
-    for (encoder, protocol, partition, dataset), cell in cells(rows).items():
-        fraction = train_fraction(partition)
+    for key, cell in cells(rows).items():
+        fraction = train_fraction(key.partition)
         if fraction is not None:
-            found.setdefault((encoder, protocol, dataset), []).append(
-                Point(fraction, partition, cell["metric"], cell["mean"],
-                      (cell["ci95"][0], cell["ci95"][1])))
+            found.setdefault((key.encoder, key.protocol, key.dataset), []).append(
+                Point(fraction, key.partition, cell.metric, cell.mean, cell.ci95))
     return {key: sorted(points, key=lambda p: (p.fraction, p.partition))
             for key, points in sorted(found.items())
             if len({p.fraction for p in points}) >= 2}

@@ -8,71 +8,87 @@ import io
 import json
 import statistics
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 
-FIELDS = ("encoder", "dataset", "protocol", "partition", "seed", "metric", "value", "ci95",
-          "n_train", "n_test", "bands_filled", "input_size", "normalisation",
-          # protocol finetune only: the best validation epoch, the per-class IoU of a
-          # segmentation set, the epochs trained and where its checkpoints live
-          "best_val", "per_class_iou", "epochs", "resumed_from_epoch", "workers", "cell")
+from mpmae.evaluate.reports.result_row import ResultRow
 
-
-def to_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps({"results": rows}, indent=2) + "\n"
+FIELDS = tuple(f.name for f in fields(ResultRow))  # the CSV's columns
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+class CellKey(NamedTuple):
+    encoder: str
+    protocol: str
+    partition: str
+    dataset: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (encoder, protocol, partition, dataset) over its seeds."""
+
+    metric: str
+    mean: float
+    seed_std: float
+    ci95: tuple[float, float]  # the seeds' mean interval
+    seeds: int
+
+
+def to_json(rows: list[ResultRow]) -> str:
+    return json.dumps({"results": [row.to_dict() for row in rows]}, indent=2) + "\n"
+
+
+def to_csv(rows: list[ResultRow]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=FIELDS)
     writer.writeheader()
     for row in rows:
         writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) or v is None else v
-                         for k, v in row.items()})
+                         for k, v in row.to_dict().items()})
     return out.getvalue()
 
 
-def cells(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """(encoder, protocol, partition, dataset) → mean over seeds of the value and bounds."""
-    grouped: dict[tuple, list[dict]] = defaultdict(list)
+def cells(rows: list[ResultRow]) -> dict[CellKey, Cell]:
+    """Each (encoder, protocol, partition, dataset): the mean over seeds of the value and
+    of the interval's bounds."""
+    grouped: dict[CellKey, list[ResultRow]] = defaultdict(list)
     for row in rows:
-        grouped[(row["encoder"], row["protocol"], row["partition"], row["dataset"])].append(row)
+        grouped[CellKey(row.encoder, row.protocol, row.partition, row.dataset)].append(row)
     out = {}
     for key, group in grouped.items():
-        values = [r["value"] for r in group]
-        out[key] = {
-            "metric": group[0]["metric"], "mean": statistics.mean(values),
-            "seed_std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "ci95": [statistics.mean(r["ci95"][i] for r in group) for i in (0, 1)],
-            "seeds": len(group),
-        }
+        values = [r.value for r in group]
+        low, high = (statistics.mean(r.ci95[i] for r in group) for i in (0, 1))
+        out[key] = Cell(group[0].metric, statistics.mean(values),
+                        statistics.stdev(values) if len(values) > 1 else 0.0, (low, high),
+                        len(group))
     return out
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[ResultRow]) -> str:
     """Datasets as columns; a row per (encoder, protocol, partition); cells are the mean
     over seeds in percent, ± the seeds' standard deviation, then the mean 95 % interval."""
     summary = cells(rows)
-    datasets = sorted({k[3] for k in summary})
+    datasets = sorted({k.dataset for k in summary})
     lines = ["encoder / protocol / partition".ljust(40)
              + "".join(f"{d:>26}" for d in datasets)]
-    for head in sorted({k[:3] for k in summary}):
-        line = " / ".join(str(h) for h in head).ljust(40)
+    for head in sorted({(k.encoder, k.protocol, k.partition) for k in summary}):
+        line = " / ".join(head).ljust(40)
         for dataset in datasets:
-            cell = summary.get((*head, dataset))
+            cell = summary.get(CellKey(*head, dataset))
             line += f"{_cell(cell):>26}" if cell else f"{'—':>26}"
         lines.append(line)
-    metrics = sorted({c["metric"] for c in summary.values()})
+    metrics = sorted({c.metric for c in summary.values()})
     lines.append(f"(metric: {', '.join(metrics)}; % mean over seeds ± seed std [95 % CI])")
     return "\n".join(lines)
 
 
-def _cell(cell: dict[str, Any]) -> str:
-    low, high = cell["ci95"]
-    return (f"{100 * cell['mean']:.1f} ±{100 * cell['seed_std']:.1f} "
+def _cell(cell: Cell) -> str:
+    low, high = cell.ci95
+    return (f"{100 * cell.mean:.1f} ±{100 * cell.seed_std:.1f} "
             f"[{100 * low:.1f}, {100 * high:.1f}]")
 
 
-def bar_figure(rows: list[dict[str, Any]]) -> bytes:
+def bar_figure(rows: list[ResultRow]) -> bytes:
     """PNG: one bar per (dataset, partition) with its mean interval."""
     import matplotlib
 
@@ -80,15 +96,15 @@ def bar_figure(rows: list[dict[str, Any]]) -> bytes:
     import matplotlib.pyplot as plt
 
     summary = cells(rows)
-    keys = sorted(summary, key=lambda k: (k[3], k[2], k[1]))
-    labels = [f"{k[3]}\n{k[1]} {k[2]}" for k in keys]
-    means = [summary[k]["mean"] for k in keys]
-    errors = [[m - summary[k]["ci95"][0] for k, m in zip(keys, means, strict=True)],
-              [summary[k]["ci95"][1] - m for k, m in zip(keys, means, strict=True)]]
+    keys = sorted(summary, key=lambda k: (k.dataset, k.partition, k.protocol))
+    labels = [f"{k.dataset}\n{k.protocol} {k.partition}" for k in keys]
+    means = [summary[k].mean for k in keys]
+    errors = [[m - summary[k].ci95[0] for k, m in zip(keys, means, strict=True)],
+              [summary[k].ci95[1] - m for k, m in zip(keys, means, strict=True)]]
     fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(keys)), 3.5))
     ax.bar(range(len(keys)), means, yerr=errors, capsize=4)
     ax.set_xticks(range(len(keys)), labels, fontsize=7)
-    ax.set_ylabel(" / ".join(sorted({summary[k]["metric"] for k in keys})))
+    ax.set_ylabel(" / ".join(sorted({summary[k].metric for k in keys})))
     ax.set_ylim(0, 1)
     fig.tight_layout()
     buffer = io.BytesIO()

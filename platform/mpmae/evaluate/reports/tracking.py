@@ -12,12 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from mpmae.config import flatten
 from mpmae.evaluate.command.encoders import Encoder
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.label_efficiency import curves, curves_figure
+from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import bar_figure, cells, to_csv, to_json
 from mpmae.track.runs import experiment_id, tracking_uri
 
@@ -74,7 +74,7 @@ def ending_active_run() -> Iterator[None]:
     mlflow.end_run("FINISHED")
 
 
-def log_cell(parent_id: str, rows: list[dict[str, Any]]) -> None:
+def log_cell(parent_id: str, rows: list[ResultRow]) -> None:
     """A nested run for one (dataset, protocol, partition): every seed's score as a step,
     the mean over seeds and the mean interval as metrics."""
     import mlflow
@@ -82,23 +82,23 @@ def log_cell(parent_id: str, rows: list[dict[str, Any]]) -> None:
 
     client = mlflow.MlflowClient()
     first = rows[0]
-    name = f"{first['dataset']}-{first['protocol']}-{first['partition']}"
+    name = f"{first.dataset}-{first.protocol}-{first.partition}"
     child = client.create_run(client.get_run(parent_id).info.experiment_id, run_name=name,
                               tags={PARENT_TAG: parent_id})
-    metric, now = first["metric"], int(dt.datetime.now().timestamp() * 1000)
+    metric, now = first.metric, int(dt.datetime.now().timestamp() * 1000)
     [cell] = cells(rows).values()
-    metrics = [Metric(f"{metric}_per_seed", r["value"], now, r["seed"]) for r in rows]
-    metrics += [Metric(metric, cell["mean"], now, 0),
-                Metric(f"{metric}_ci95_low", cell["ci95"][0], now, 0),
-                Metric(f"{metric}_ci95_high", cell["ci95"][1], now, 0)]
-    params = [Param(k, str(first[k])) for k in ("dataset", "protocol", "partition", "n_train",
-                                                "n_test", "bands_filled", "input_size",
-                                                "normalisation")]
+    metrics = [Metric(f"{metric}_per_seed", r.value, now, r.seed) for r in rows]
+    metrics += [Metric(metric, cell.mean, now, 0),
+                Metric(f"{metric}_ci95_low", cell.ci95[0], now, 0),
+                Metric(f"{metric}_ci95_high", cell.ci95[1], now, 0)]
+    params = [Param(k, str(getattr(first, k)))
+              for k in ("dataset", "protocol", "partition", "n_train", "n_test", "bands_filled",
+                        "input_size", "normalisation")]
     client.log_batch(child.info.run_id, metrics=metrics, params=params)
     client.set_terminated(child.info.run_id)
 
 
-def log_results(rows: list[dict[str, Any]]) -> None:
+def log_results(rows: list[ResultRow]) -> None:
     """results.json, results.csv, the bar figure and, when a dataset was scored at more
     than one fraction of its training labels, the label-efficiency curves on the active
     evaluation run."""
@@ -137,7 +137,7 @@ def downstream_key(dataset: str, protocol: str, partition: str, metric: str) -> 
 
 
 def link_pretraining_run(encoder: Encoder, eval_run_id: str,
-                         rows: list[dict[str, Any]]) -> None:
+                         rows: list[ResultRow]) -> None:
     """On the encoder's pretraining run: the downstream means as ``downstream/…`` metrics
     and the evaluation run's id as a tag."""
     import mlflow
@@ -149,9 +149,9 @@ def link_pretraining_run(encoder: Encoder, eval_run_id: str,
         return
     client = mlflow.MlflowClient()
     now = int(dt.datetime.now().timestamp() * 1000)
-    metrics = [Metric(downstream_key(dataset, protocol, partition, cell["metric"]),
-                      cell["mean"], now, 0)
-               for (_, protocol, partition, dataset), cell in cells(rows).items()]
+    metrics = [Metric(downstream_key(key.dataset, key.protocol, key.partition, cell.metric),
+                      cell.mean, now, 0)
+               for key, cell in cells(rows).items()]
     try:
         client.log_batch(run_id, metrics=metrics)
         client.set_tag(run_id, "mpmae.evaluation_run_id", eval_run_id)

@@ -27,7 +27,7 @@ from mpmae.data.geobench.writer import SENTINEL2_13
 
 pytestmark = pytest.mark.ray
 
-PLATFORM = Path(__file__).resolve().parents[2] / "platform"
+PLATFORM = Path(__file__).resolve().parents[3] / "platform"
 
 
 def quick(work_dir: Path, epochs: int = 2) -> list[str]:

@@ -20,9 +20,8 @@ from geobench_layout import (
 )
 
 from mpmae.cli import main
-from mpmae.evaluate.command.command import plan_all
 from mpmae.evaluate.command.encoders import open_encoder
-from mpmae.evaluate.command.run import open_datasets
+from mpmae.evaluate.command.plan import open_datasets, plan_all
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.comparison_table import NORMALISED
 from mpmae.modalities import S2_INPUT_BANDS

@@ -16,7 +16,7 @@ from mpmae.cli import main
 
 pytestmark = [pytest.mark.ray,
               pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")]
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

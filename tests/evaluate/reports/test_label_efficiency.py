@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 from mpmae.evaluate.reports.label_efficiency import curves, curves_figure, train_fraction
+from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.tracking import log_results
 
 
-def _rows(dataset: str, scores: dict[str, list[float]], metric: str = "accuracy") -> list[dict]:
+def _rows(dataset: str, scores: dict[str, list[float]],
+          metric: str = "accuracy") -> list[ResultRow]:
     """One row per (partition, seed); each seed's interval is its value ± 0.05."""
-    return [{"encoder": "random:atto", "dataset": dataset, "protocol": "linear",
-             "partition": partition, "seed": seed, "metric": metric, "value": value,
-             "ci95": [value - 0.05, value + 0.05], "n_train": 10, "n_test": 3,
-             "bands_filled": {}, "input_size": "8x8"}
+    return [ResultRow("random:atto", dataset, "linear", partition, seed, metric, value,
+                      (value - 0.05, value + 0.05), 10, 3, {}, "8x8", "dataset band_stats.json")
             for partition, values in scores.items() for seed, value in enumerate(values)]
 
 

@@ -19,15 +19,14 @@ from mpmae.evaluate.reports.comparison_table import (
 )
 from mpmae.evaluate.reports.label_efficiency import curves, curves_figure
 from mpmae.evaluate.reports.normalised_score import Bounds
+from mpmae.evaluate.reports.result_row import ResultRow
 
 
 def _rows(encoder: str, dataset: str, values: list[float], partition: str = "default",
-          metric: str = "accuracy") -> list[dict]:
+          metric: str = "accuracy") -> list[ResultRow]:
     """One row per seed; each seed's interval is its value ± 0.02."""
-    return [{"encoder": encoder, "dataset": dataset, "protocol": "linear",
-             "partition": partition, "seed": seed, "metric": metric, "value": value,
-             "ci95": [value - 0.02, value + 0.02], "n_train": 10, "n_test": 3,
-             "bands_filled": {}, "input_size": "8x8"}
+    return [ResultRow(encoder, dataset, "linear", partition, seed, metric, value,
+                      (value - 0.02, value + 0.02), 10, 3, {}, "8x8", "dataset band_stats.json")
             for seed, value in enumerate(values)]
 
 

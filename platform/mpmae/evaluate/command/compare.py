@@ -10,40 +10,22 @@ per column marked, GEO-Bench's normalised score where a ``normalizer.json`` give
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from mpmae.cluster.connect import connect
-from mpmae.data.geobench.dataset import GeoBenchDataset
-from mpmae.evaluate.command.arguments import split_targets
-from mpmae.evaluate.command.encoders import Encoder
-from mpmae.evaluate.command.run import (
-    DatasetPlan,
-    configured_encoder,
-    encoder_rows,
-    evaluate,
-    open_datasets,
-    plan_datasets,
-)
+from mpmae.evaluate.command.plan import open_datasets, plan_all
+from mpmae.evaluate.command.run import configured_encoder, encoder_rows
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.comparison_table import comparison, comparison_text
 from mpmae.evaluate.reports.comparison_tracking import comparison_run, log_comparison
 from mpmae.evaluate.reports.normalised_score import benchmark_bounds
+from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import to_json
 from mpmae.evaluate.reports.tracking import evaluation_run, link_pretraining_run, log_results
 from mpmae.storage import resolve
 
 
-def evaluate_arguments(arguments: list[str], cfg: EvaluateConfig,
-                       progress=print) -> list[dict[str, Any]]:
-    """The verb's ``ENCODER… DATASET…``: one encoder is evaluated, several compared."""
-    targets = split_targets(arguments)
-    if len(targets.encoders) == 1:
-        return evaluate(targets.encoders[0], targets.datasets, cfg, progress)
-    return compare(targets.encoders, targets.datasets, cfg, progress)
-
-
 def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
-            progress=print) -> list[dict[str, Any]]:
+            progress: Callable[[str], None] = print) -> list[ResultRow]:
     """Evaluate every encoder on every dataset; returns all their result rows."""
     import ray
 
@@ -53,7 +35,7 @@ def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
     bounds = benchmark_bounds(dataset.folder for dataset, _ in opened)
     names = [p.dataset.name for p in plans[encoders[0].name]]
     started_ray = connect(cfg.address)
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     try:
         with comparison_run(cfg, encoders, names):
             for encoder in encoders:
@@ -72,18 +54,3 @@ def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
         if started_ray:
             ray.shutdown()
     return rows
-
-
-def plan_all(encoders: list[Encoder], opened: list[tuple[GeoBenchDataset, bool]],
-             cfg: EvaluateConfig, progress: Callable[[str], None]
-             ) -> dict[str, list[DatasetPlan]]:
-    """Each encoder's plans. A planning note that is the same for every encoder (a dataset
-    the protocol skips, the same band fill) is printed once, not once per encoder."""
-    printed: set[str] = set()
-
-    def once(line: str) -> None:
-        if line not in printed:
-            printed.add(line)
-            progress(line)
-
-    return {e.name: plan_datasets(e, opened, cfg, once) for e in encoders}

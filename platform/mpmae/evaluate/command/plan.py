@@ -1,0 +1,126 @@
+"""What ``mpmae evaluate`` checks and decides before any cluster work: every dataset read
+once, and per encoder and dataset a plan (bands matched by name, MMEarth's fill announced,
+input statistics chosen, the samples each partition trains on and the test split)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mpmae.config import ConfigError
+from mpmae.data.geobench.bands import BandMatch
+from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.errors import GeoBenchError
+from mpmae.data.geobench.normalise import InputStats
+from mpmae.data.geobench.partitions import DEFAULT_PARTITION
+from mpmae.data.geobench.task_specs import TASK_SPECS_FILE, LabelKind
+from mpmae.evaluate.command.encoders import Encoder
+from mpmae.evaluate.command.inputs import size_note
+from mpmae.evaluate.config import EvaluateConfig
+
+TEST_SPLIT = "test"
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """One dataset, checked: its band match and statistics, the samples each partition
+    trains on and the test split every one is scored on."""
+
+    dataset: GeoBenchDataset
+    match: BandMatch
+    stats: InputStats
+    trains: dict[str, tuple[str, ...]]
+    test: tuple[str, ...]
+    size_note: str
+    stats_note: str
+
+
+def open_datasets(paths: list[str]) -> list[tuple[GeoBenchDataset, bool]]:
+    """Every dataset the arguments name, read and checked once: (dataset, whether it was
+    named itself)."""
+    return [(GeoBenchDataset.open(folder), named) for folder, named in dataset_folders(paths)]
+
+
+def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
+    """Each argument is a dataset folder, or a benchmark folder holding several:
+    (folder, whether it was named itself)."""
+    folders = []
+    for path in map(Path, paths):
+        if (path / TASK_SPECS_FILE).is_file():
+            folders.append((path, True))
+            continue
+        found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS_FILE}"))
+        if not found:
+            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS_FILE} in it or "
+                                "its subfolders): give a dataset or benchmark folder")
+        folders += [(f, False) for f in found]
+    return folders
+
+
+def plan_all(encoders: list[Encoder], opened: list[tuple[GeoBenchDataset, bool]],
+             cfg: EvaluateConfig, progress: Callable[[str], None]
+             ) -> dict[str, list[DatasetPlan]]:
+    """Each encoder's plans. A planning note that is the same for every encoder (a dataset
+    the protocol skips, the same band fill) is printed once, not once per encoder."""
+    printed: set[str] = set()
+
+    def once(line: str) -> None:
+        if line not in printed:
+            printed.add(line)
+            progress(line)
+
+    return {e.name: plan_datasets(e, opened, cfg, once) for e in encoders}
+
+
+def plan_datasets(encoder: Encoder, datasets: list[tuple[GeoBenchDataset, bool]],
+                  cfg: EvaluateConfig, progress: Callable[[str], None]) -> list[DatasetPlan]:
+    plans = [plan for dataset, named in datasets
+             if (plan := _plan(encoder, dataset, named, cfg, progress)) is not None]
+    if not plans:
+        raise ConfigError(f"nothing to evaluate in {', '.join(d.name for d, _ in datasets)} "
+                          f"with protocol {cfg.protocol}", key="protocol")
+    return plans
+
+
+def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
+          progress: Callable[[str], None]) -> DatasetPlan | None:
+    """The checked plan; None for a dataset the protocol cannot score that was found in a
+    benchmark folder (named itself, it is an error)."""
+    if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol == "knn":
+        message = f"{dataset.name} is a segmentation dataset, which kNN does not score"
+        if named:
+            raise ConfigError(f"{message}: use --protocol linear (a frozen segmentation "
+                              "head)", key="protocol")
+        progress(f"skipping {message}")
+        return None
+    match = dataset.match_bands(encoder.input_bands)
+    if match.filled:
+        fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
+        progress(f"{dataset.name}: bands missing from the dataset filled as MMEarth does: "
+                 f"{fills}")
+    stats, stats_note = _input_stats(dataset, match, encoder, cfg, progress)
+    return DatasetPlan(dataset, match, stats,
+                       {p: dataset.samples(p, "train") for p in cfg.partitions},
+                       dataset.samples(DEFAULT_PARTITION, TEST_SPLIT),
+                       size_note(dataset, encoder.module.patch_size), stats_note)
+
+
+def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,
+                 cfg: EvaluateConfig, progress: Callable[[str], None]
+                 ) -> tuple[InputStats, str]:
+    """The inputs' mean and std, and how they were chosen (recorded in every result row)."""
+    if cfg.normalise == "dataset":
+        if dataset.stats_scale == 1.0:
+            return dataset.input_stats(match), "dataset band_stats.json"
+        note = f"dataset band_stats.json x {dataset.stats_scale:g}"
+        progress(f"{dataset.name}: normalised with {note}, as MMEarth's reference does")
+        return dataset.input_stats(match), note
+    level = (encoder.normalisation or {}).get("l1c")
+    if not level:
+        raise ConfigError(f"{encoder.name} carries no pretraining statistics: use "
+                          "normalise=dataset", key="normalise")
+    return (InputStats(np.asarray(level["mean"], np.float32),
+                       np.asarray(level["std"], np.float32)), "encoder pretraining statistics")
