@@ -46,7 +46,10 @@ def connect(address: str = "") -> bool:
     # placement group (seen in Ray 2.60). Without ours it only logs a warning, once a
     # second, which our workers hide (mpmae.ray_fixes.quiet_workers).
     # Idle task workers are kept (mpmae.ray_fixes.embedded_ray).
-    ray.init(include_dashboard=False,
+    # address="local": a new Ray of our own even when the user runs one here (or one left
+    # its address in the temp folder's ray/ when it stopped), which a bare ray.init() would
+    # attach to — refusing our _system_config, or waiting on a dead address.
+    ray.init(address="local", include_dashboard=False,
              runtime_env=embedded_runtime_env(cache_dir()),
              _system_config=embedded_system_config())
     return True
