@@ -47,6 +47,7 @@ class RayHead:
     address: str
     token: str
     temp_dir: Path
+    gcs_address: str  # what `ray.init(address=...)` on this machine would attach to
 
 
 @contextmanager
@@ -69,7 +70,7 @@ def ray_head(timeout_s: float = 60, num_cpus: int = 1) -> Iterator[RayHead]:
         _wait_ready(proc, address, token, temp_dir, timeout_s)
         # Jobs go through the head's dashboard agent, which may come up after the Job API.
         _wait_listening(ports["--dashboard-agent-listen-port"], timeout_s)
-        yield RayHead(address, token, temp_dir)
+        yield RayHead(address, token, temp_dir, f"127.0.0.1:{ports['--port']}")
     finally:
         _stop(proc, temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
