@@ -7,19 +7,18 @@ Re-running with the same run name resumes from the latest checkpoint.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
-from mpmae.config import ConfigError, cache_dir, override
+from mpmae.config import ConfigError, cache_dir, override, run_stamp, runs_dir
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
+from mpmae.model.release import RELEASE_DIR
 from mpmae.redact import redact_text
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
-from mpmae.train.export import RELEASE_DIR
 from mpmae.train.resume import resume_position
 from mpmae.train.schedule import plan_steps
 from mpmae.train.worker_spec import WorkerSpec
@@ -88,12 +87,11 @@ def resolved(cfg: PretrainConfig) -> PretrainConfig:
 
     require_shared_paths(cfg.scaling.address,
                          {"data.uri": cfg.data.uri, "storage.root": cfg.storage.root})
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     data_uri = cfg.data.uri or str(
         cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}")
     cfg = override(cfg, {
-        "run_name": cfg.run_name or f"{cfg.name}-{stamp}",
-        "storage.root": cfg.storage.root or str(cache_dir() / "runs"),
+        "run_name": cfg.run_name or f"{cfg.name}-{run_stamp()}",
+        "storage.root": cfg.storage.root or str(runs_dir()),
         "data.uri": data_uri,
         "mlflow.tracking_uri": tracking_uri(cfg.mlflow),
     })

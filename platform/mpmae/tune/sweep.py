@@ -11,14 +11,13 @@ checkpoints where they have some (:mod:`mpmae.tune.trial_record`).
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mpmae.cluster.connect import connect
-from mpmae.config import override, to_dict
+from mpmae.config import override, run_stamp, to_dict
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import read_run_file, tracked_run
@@ -103,11 +102,10 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
 def _resolved(cfg: TuneConfig) -> TuneConfig:
     """Embedded defaults filled in (as for pretrain), the sweep named and the objective's
     dataset an absolute path (each trial runs in a working directory of its own)."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     pretrain = override(resolved(cfg.pretrain), {
         "run_name": "", "mlflow.experiment": cfg.pretrain.mlflow.experiment or cfg.name})
     dataset = cfg.objective.dataset and str(Path(cfg.objective.dataset).expanduser().resolve())
-    return override(cfg, {"sweep_name": cfg.sweep_name or f"{cfg.name}-{stamp}",
+    return override(cfg, {"sweep_name": cfg.sweep_name or f"{cfg.name}-{run_stamp()}",
                           "pretrain": to_dict(pretrain), "objective.dataset": dataset})
 
 
@@ -246,8 +244,8 @@ def _publish(cfg: TuneConfig, rows: list[dict[str, Any]],
 def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
     """Log the best trial's encoder release on the sweep run and register it."""
     from mpmae.config import load_config
+    from mpmae.model.release import RELEASE_DIR
     from mpmae.track.registry import log_encoder
-    from mpmae.train.export import RELEASE_DIR
 
     release = trial_dir.join(RELEASE_DIR)
     with tempfile.TemporaryDirectory() as tmp:
