@@ -26,7 +26,7 @@ import time
 import torch
 
 from mpmae.model import DenseMaskedReference, build_mpmae
-from mpmae.model.masking import num_kept
+from mpmae.model.choices import num_kept
 
 CASES = (
     ("mpmae", "sparse"),

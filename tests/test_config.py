@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from mpmae.config import (
     from_dict,
     load_config,
     override,
+    run_stamp,
+    runs_dir,
 )
 from mpmae.train.config import PretrainConfig
 
@@ -252,6 +255,14 @@ def test_cache_dir(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path
     monkeypatch.delenv("MPMAE_HOME")
     assert cache_dir() == Path.home() / ".cache" / "mpmae"
+
+
+def test_runs_go_under_the_cache_and_are_stamped_to_the_second(monkeypatch, tmp_path):
+    monkeypatch.setenv("MPMAE_HOME", str(tmp_path))
+    assert runs_dir() == tmp_path / "runs"
+    stamp = run_stamp()
+    assert re.fullmatch(r"\d{8}-\d{6}", stamp), stamp
+    assert dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S") <= dt.datetime.now()
 
 
 @pytest.mark.parametrize("text, message", [

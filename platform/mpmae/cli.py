@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict
 
 from mpmae.config_flags import add_config_flags, add_help_config, config_from_args
@@ -67,30 +66,36 @@ def _add_import_mmearth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_import_mmearth)
 
 
-def _run_configured(args: argparse.Namespace, schema: type, run: Callable) -> int:
-    """Print the schema (--help-config) or load the config — failing before any cluster
-    work — and run it."""
+def _configured(args: argparse.Namespace, schema: type):
+    """The loaded config — failing before any cluster work — or None after printing the
+    schema (--help-config), which imports no torch: the run's modules load only to run."""
     from mpmae.config import describe, load_config
 
     if args.help_config:
         print(describe(schema))
-        return 0
-    run(load_config(schema, args.config, args.set))
-    return 0
+        return None
+    return load_config(schema, args.config, args.set)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
     from mpmae.pipeline.pretrain import pretrain
     from mpmae.train.config import PretrainConfig
 
-    return _run_configured(args, PretrainConfig, pretrain)
+    if (cfg := _configured(args, PretrainConfig)) is not None:
+        from mpmae.train.launch import pretrain
+
+        pretrain(cfg)
+    return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
     from mpmae.tune.config import TuneConfig
-    from mpmae.tune.sweep import sweep
 
-    return _run_configured(args, TuneConfig, sweep)
+    if (cfg := _configured(args, TuneConfig)) is not None:
+        from mpmae.tune.sweep import sweep
+
+        sweep(cfg)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ Supported field types: bool, int, float (ints accepted), str, ``Literal[...]``, 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import difflib
 import json
 import math
@@ -67,6 +68,17 @@ def cache_dir() -> Path:
     """Where embedded defaults live (synthetic data, runs, MLflow DB): ``$MPMAE_HOME``,
     else ``~/.cache/mpmae``."""
     return Path(os.environ.get("MPMAE_HOME") or Path.home() / ".cache" / "mpmae").expanduser()
+
+
+def runs_dir() -> Path:
+    """Where runs and sweeps go when ``storage.root`` is empty: ``<cache>/runs``."""
+    return cache_dir() / "runs"
+
+
+def run_stamp() -> str:
+    """The local time that names a run, sweep or evaluation given no name, e.g.
+    ``20250131-142501``."""
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def doc(text: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from mpmae.model.masking import PatchMask, num_kept, random_patch_mask
+from mpmae.model.choices import num_kept
+from mpmae.model.masking import PatchMask, random_patch_mask
 
 
 @pytest.mark.parametrize(

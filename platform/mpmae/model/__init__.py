@@ -1,31 +1,32 @@
-"""MP-MAE model: sparse-masked ConvNeXt V2 encoder, decoder, heads, losses, weighting."""
+"""MP-MAE model: sparse-masked ConvNeXt V2 encoder, decoder, heads, losses, weighting.
 
-from mpmae.model.config import MPMAEConfig
-from mpmae.model.convnextv2 import (
-    ENCODER_SIZES,
-    ConvNeXtV2Encoder,
-    EncoderConfig,
-    build_encoder,
-    timm_state_dict,
-)
-from mpmae.model.dense_reference import DenseMaskedReference
-from mpmae.model.masking import PatchMask, random_patch_mask
-from mpmae.model.mpmae import MPMAE, MPMAEOutput, build_mpmae
-from mpmae.model.release import load_encoder, save_encoder
+The names below load on first use, so that importing a torch-free part of the package
+(``mpmae.model.config``, ``mpmae.model.choices``) does not load torch.
+"""
 
-__all__ = [
-    "ENCODER_SIZES",
-    "MPMAE",
-    "ConvNeXtV2Encoder",
-    "DenseMaskedReference",
-    "EncoderConfig",
-    "MPMAEConfig",
-    "MPMAEOutput",
-    "PatchMask",
-    "build_encoder",
-    "build_mpmae",
-    "load_encoder",
-    "random_patch_mask",
-    "save_encoder",
-    "timm_state_dict",
-]
+from importlib import import_module
+
+_HOMES = {
+    "MPMAEConfig": "mpmae.model.config",
+    "ENCODER_SIZES": "mpmae.model.convnextv2",
+    "ConvNeXtV2Encoder": "mpmae.model.convnextv2",
+    "EncoderConfig": "mpmae.model.convnextv2",
+    "build_encoder": "mpmae.model.convnextv2",
+    "timm_state_dict": "mpmae.model.convnextv2",
+    "DenseMaskedReference": "mpmae.model.dense_reference",
+    "PatchMask": "mpmae.model.masking",
+    "random_patch_mask": "mpmae.model.masking",
+    "MPMAE": "mpmae.model.mpmae",
+    "MPMAEOutput": "mpmae.model.mpmae",
+    "build_mpmae": "mpmae.model.mpmae",
+    "load_encoder": "mpmae.model.release",
+    "save_encoder": "mpmae.model.release",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'mpmae.model' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)

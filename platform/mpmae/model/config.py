@@ -1,28 +1,25 @@
 """The MP-MAE model's config: what ``MPMAE`` is built from and what the ``model`` section
-of ``mpmae pretrain`` accepts, one and the same. Sizes, stems and loss weightings are
-the keys of their registries."""
+of ``mpmae pretrain`` accepts, one and the same. Its choices are the names in
+:mod:`mpmae.model.choices`, which key the implementations' registries; no torch here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from mpmae.config import ConfigError, doc, require
 from mpmae.modalities import PretextSet, resolve_pretext
-from mpmae.model.convnextv2 import ENCODER_SIZES
-from mpmae.model.heads import IMAGE_HEAD_NORMS
-from mpmae.model.init import INITS
-from mpmae.model.losses import MISSING_TARGETS
-from mpmae.model.masking import num_kept
-from mpmae.model.stems import STEMS
-from mpmae.model.weighting import WEIGHTINGS
-
-ModelSize = Literal[tuple(ENCODER_SIZES)]
-Stem = Literal[tuple(STEMS)]
-Weighting = Literal[tuple(WEIGHTINGS)]
-Init = Literal[tuple(INITS)]
-ImageHeadNorm = Literal[IMAGE_HEAD_NORMS]
-MissingTargets = Literal[MISSING_TARGETS]
+from mpmae.model.choices import (
+    IMAGE_HEAD_NORMS,
+    INIT_NAMES,
+    MISSING_TARGETS,
+    ImageHeadNorm,
+    Init,
+    MissingTargets,
+    ModelSize,
+    Stem,
+    Weighting,
+    num_kept,
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ class MPMAEConfig:
                 "crop, so the loss is always zero; use a larger ratio (the paper's is 0.6)")
         require(self.decoder_dim > 0, "decoder_dim", "must be positive")
         require(self.decoder_depth > 0, "decoder_depth", "must be positive")
-        for key, choices in (("init", tuple(INITS)), ("image_head_norm", IMAGE_HEAD_NORMS),
+        for key, choices in (("init", INIT_NAMES), ("image_head_norm", IMAGE_HEAD_NORMS),
                              ("missing_targets", MISSING_TARGETS)):
             require(getattr(self, key) in choices, key,
                     f"must be one of {list(choices)}, got {getattr(self, key)!r}")

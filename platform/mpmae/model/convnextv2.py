@@ -29,6 +29,7 @@ class EncoderSize:
     timm_conv_mlp: bool
 
 
+# The registry of sizes, keyed by the config's choices (choices.MODEL_SIZES).
 ENCODER_SIZES: dict[str, EncoderSize] = {
     "atto": EncoderSize((2, 2, 6, 2), (40, 80, 160, 320), timm_conv_mlp=True),
     "femto": EncoderSize((2, 2, 6, 2), (48, 96, 192, 384), timm_conv_mlp=True),

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from mpmae.modalities import MODALITIES, PretextSet
 from mpmae.model.blocks import layer_norm
+from mpmae.model.choices import ImageHeadNorm
 from mpmae.model.convnextv2 import init_weights
 
 
@@ -47,11 +48,8 @@ class ImageHead(nn.Module):
         return self.fc(pooled if self.norm is None else self.norm(pooled))
 
 
-IMAGE_HEAD_NORMS = ("cells", "pooled")
-
-
 def build_heads(
-    pretext: PretextSet, dim: int, patch_size: int, image_head_norm: str = "cells"
+    pretext: PretextSet, dim: int, patch_size: int, image_head_norm: ImageHeadNorm = "cells"
 ) -> nn.ModuleDict:
     """A head per task of the pretext set, sized by ``PretextSet.output_channels``."""
     heads = nn.ModuleDict()
@@ -65,7 +63,9 @@ def build_heads(
     return heads
 
 
-def build_cell_norm(pretext: PretextSet, dim: int, image_head_norm: str) -> nn.LayerNorm | None:
+def build_cell_norm(
+    pretext: PretextSet, dim: int, image_head_norm: ImageHeadNorm
+) -> nn.LayerNorm | None:
     """The per-cell LayerNorm shared by the image heads (``cells``); None when the heads
     normalise after pooling or the set has no image task (DDP refuses unused parameters)."""
     has_image_task = any(not MODALITIES[task].kind.is_pixel for task in pretext.tasks)

@@ -17,7 +17,7 @@ keeps std 0.02. Likely unintended upstream, but it is what their runs trained fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from torch import nn
 
@@ -25,14 +25,20 @@ from mpmae.model.blocks import Block
 from mpmae.model.heads import PixelHead
 from mpmae.model.stems import MMEarthStem
 
-if TYPE_CHECKING:
-    from mpmae.model.mpmae import MPMAE
-
 # timm's trunc_normal_ default, which the reference's calls without a std fall back to.
 REFERENCE_UNIT_STD = 1.0
 
 
-def reference_unit_std_layers(model: MPMAE) -> list[nn.Module]:
+class Initialised(Protocol):
+    """What an initialisation reaches into: an MP-MAE's parts (named here, not imported, as
+    ``mpmae.model.mpmae`` imports this module)."""
+
+    encoder: nn.Module
+    decoders: nn.ModuleDict
+    heads: nn.ModuleDict
+
+
+def reference_unit_std_layers(model: Initialised) -> list[nn.Module]:
     """The layers the reference initialises with std 1.0 (see the module docstring)."""
     layers: list[nn.Module] = []
     for module in model.encoder.modules():
@@ -46,17 +52,17 @@ def reference_unit_std_layers(model: MPMAE) -> list[nn.Module]:
     return layers
 
 
-def _reference_init(model: MPMAE) -> None:
+def _reference_init(model: Initialised) -> None:
     for layer in reference_unit_std_layers(model):
         nn.init.trunc_normal_(layer.weight, std=REFERENCE_UNIT_STD)  # cut at ±2, as timm's
 
 
-def _modules_own(model: MPMAE) -> None:
+def _modules_own(model: Initialised) -> None:
     """Each module already initialised itself the ConvNeXt way when it was built."""
 
 
-# The registry of initialisations: the config's choices come from its keys.
-INITS: dict[str, Callable[[MPMAE], None]] = {
+# The registry of initialisations, keyed by the config's choices (choices.INIT_NAMES).
+INITS: dict[str, Callable[[Initialised], None]] = {
     "reference": _reference_init,
     "convnext": _modules_own,
 }

@@ -13,16 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mpmae.modalities import IGNORE_INDEX, MODALITIES, TaskKind
+from mpmae.model.choices import MissingTargets
 from mpmae.model.patches import patchify
 
 # Targets normalised per patch (mean and variance over the patch's pixels and bands).
 PATCH_NORMALISED_TASKS = ("sentinel2",)
 PATCH_NORM_EPS = 1e-6
-# What a missing pixel-regression target (NaN/inf after z-scoring) counts as: "ignore" leaves
-# it out of the loss; "zero" regresses it to z = 0, the band mean, as MMEarth-train does (its
-# nan_to_num on S2, S1, ASTER and canopy height runs before the loss, so its NaN masks never
-# fire). Image-level targets and classes are ignored either way, as in the reference.
-MISSING_TARGETS = ("ignore", "zero")
 
 
 def patch_statistics(patches: Tensor) -> tuple[Tensor, Tensor]:
@@ -77,14 +73,18 @@ def cross_entropy(
 
 def task_loss(
     task: str, pred: Tensor, target: Tensor, hidden: Tensor, patch_size: int,
-    missing_targets: str = "ignore",
+    missing_targets: MissingTargets = "ignore",
 ) -> tuple[Tensor, Tensor]:
     """The loss of one task.
 
     ``pred`` is the head output: (B, L, p·p·C) for pixel tasks, (B, C) for image tasks.
     ``target`` follows the normalised batch contract (see ``mpmae.modalities``).
     ``hidden`` (B, L) bool: pixel losses count hidden patches only.
-    ``missing_targets``: one of :data:`MISSING_TARGETS`.
+    ``missing_targets``: what a missing pixel-regression target (NaN/inf after z-scoring)
+    counts as. ``ignore`` leaves it out of the loss; ``zero`` regresses it to z = 0, the band
+    mean, as MMEarth-train does (its nan_to_num on S2, S1, ASTER and canopy height runs
+    before the loss, so its NaN masks never fire). Image-level targets and classes are
+    ignored either way, as in the reference.
     """
     kind = MODALITIES[task].kind
     if kind is TaskKind.PIXEL_REGRESSION:

@@ -12,15 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-
-def num_kept(num_patches: int, mask_ratio: float) -> int:
-    """Visible patches per sample: ``int(L·(1 − ratio))`` as in FCMAE (0.6 of 49 → 19 kept).
-
-    The epsilon stops float noise from dropping a patch (``10·(1 − 0.9)`` is 0.99999…).
-    """
-    if not 0.0 <= mask_ratio < 1.0:
-        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
-    return max(1, int(num_patches * (1.0 - mask_ratio) + 1e-6))
+from mpmae.model.choices import num_kept
 
 
 @dataclass(frozen=True)

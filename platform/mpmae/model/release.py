@@ -27,6 +27,8 @@ RELEASE_FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
+# Where a pretraining run (or sweep trial) keeps its release, inside the run's folder.
+RELEASE_DIR = "encoder"
 REQUIRED_METADATA = ("input_bands", "normalisation")
 
 

@@ -78,4 +78,5 @@ class ConvNeXtStem(nn.Module):
         return self.norm(y).reshape(batch, k, cells, cells, -1)
 
 
+# The registry of stems, keyed by the config's choices (choices.STEM_NAMES).
 STEMS: dict[str, type[nn.Module]] = {"mmearth": MMEarthStem, "convnext": ConvNeXtStem}

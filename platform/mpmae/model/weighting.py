@@ -44,7 +44,7 @@ class UnweightedSum(nn.Module):
         return total, weights
 
 
-# The registry of loss weightings: the config's choices come from its keys.
+# The registry of loss weightings, keyed by the config's choices (choices.WEIGHTING_NAMES).
 WEIGHTINGS: dict[str, Callable[[tuple[str, ...]], nn.Module]] = {
     "uncertainty": UncertaintyWeighting,
     "unweighted": lambda tasks: UnweightedSum(),

@@ -17,7 +17,7 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mpmae.model.release import ReleaseNotFoundError
+from mpmae.model.release import CONFIG_FILE, ReleaseNotFoundError
 
 if TYPE_CHECKING:
     from mpmae.model.config import MPMAEConfig
@@ -68,7 +68,7 @@ def download_encoder(model_uri: str, dst: str | Path, *, tracking_uri: str | Non
     Path(dst).mkdir(parents=True, exist_ok=True)
     local = Path(mlflow.artifacts.download_artifacts(
         artifact_uri=model_uri, dst_path=str(dst), tracking_uri=tracking_uri))
-    if (local / "config.json").is_file():
+    if (local / CONFIG_FILE).is_file():
         return local
     if (local / "MLmodel").is_file():
         flavor = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})

@@ -8,10 +8,9 @@ from pathlib import Path
 from mpmae.data.format.band_stats import stats_key
 from mpmae.modalities import S2_BANDS, S2_LEVELS, band_indices
 from mpmae.model import ConvNeXtV2Encoder, save_encoder
+from mpmae.model.release import RELEASE_DIR
 from mpmae.storage import Location
 from mpmae.train.config import PretrainConfig
-
-RELEASE_DIR = "encoder"
 
 
 def pretraining_choices(cfg: PretrainConfig, precision: str) -> dict[str, str]:

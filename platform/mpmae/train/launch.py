@@ -8,18 +8,17 @@ Re-running with the same run name resumes from the latest checkpoint.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
 from mpmae.cluster.task_result import our_error
-from mpmae.config import ConfigError, cache_dir, override
+from mpmae.config import ConfigError, cache_dir, override, run_stamp, runs_dir
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
+from mpmae.model.release import RELEASE_DIR
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
-from mpmae.train.export import RELEASE_DIR
 from mpmae.train.resume import resume_position
 from mpmae.train.schedule import plan_steps
 from mpmae.train.worker_spec import WorkerSpec
@@ -43,17 +42,16 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     from mpmae.track.runs import tracking_uri
     from mpmae.train.progress import ConsoleProgress
 
-    cfg = resolved(cfg)
-    dataset = open_dataset(cfg, progress)
-    root = resolve(cfg.storage.root, cfg.storage.options())
-    with tracked_run(root.join(cfg.run_name), cfg.mlflow, experiment=cfg.experiment,
+    cfg, where = located(cfg)
+    dataset = open_dataset(cfg, where.data, progress)
+    with tracked_run(where.runs.join(cfg.run_name), cfg.mlflow, experiment=cfg.experiment,
                      name=cfg.run_name, config=cfg, model=cfg.model) as run:
         progress(("resuming" if run.resumed else "starting") +
                  f" run {run.name} in {run.folder.uri}")
         started_ray = connect(cfg.scaling.address)
         try:
-            trainer, steps = build_trainer(cfg, dataset, root, run, [ConsoleProgress()],
-                                           progress)
+            trainer, steps = build_trainer(cfg, dataset, where.runs, run,
+                                           [ConsoleProgress()], progress)
             trainer.fit()
         except BaseException as error:
             raise _explained(error, cfg, run.folder, progress) from None
@@ -64,33 +62,55 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
                      run.mlflow_run_id, tracking_uri(cfg.mlflow), steps, cfg)
 
 
+@dataclass(frozen=True)
+class RunLocations:
+    """Where a run reads and writes, resolved once on the driver (one set of storage
+    options) and handed down: the training data and the root its run folder goes under."""
+
+    data: Location
+    runs: Location
+
+    @classmethod
+    def of(cls, cfg: PretrainConfig) -> RunLocations:
+        """The locations of a :func:`resolved` config's ``data.uri`` and ``storage.root``."""
+        options = cfg.storage.options()
+        return cls(resolve(cfg.data.uri, options), resolve(cfg.storage.root, options))
+
+
+def located(cfg: PretrainConfig) -> tuple[PretrainConfig, RunLocations]:
+    """The :func:`resolved` config and its locations; the probe set's default (the data's
+    ``downstream/``) is looked for at the data's location."""
+    cfg = resolved(cfg)
+    where = RunLocations.of(cfg)
+    if cfg.train.probe_every and not cfg.data.probe_uri:
+        cfg = override(cfg, {"data.probe_uri": _default_probe_uri(cfg, where.data)})
+    return cfg, where
+
+
 def resolved(cfg: PretrainConfig) -> PretrainConfig:
-    """Fill the embedded defaults in, so every process (and a resume) sees the same values."""
+    """Fill the embedded defaults in, so every process (and a resume) sees the same values
+    (the probe set's default, which needs a look at the data, is :func:`located`'s)."""
     from mpmae.track.runs import tracking_uri
 
     require_shared_paths(cfg.scaling.address,
                          {"data.uri": cfg.data.uri, "storage.root": cfg.storage.root})
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     data_uri = cfg.data.uri or str(
         cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}")
-    cfg = override(cfg, {
-        "run_name": cfg.run_name or f"{cfg.name}-{stamp}",
-        "storage.root": cfg.storage.root or str(cache_dir() / "runs"),
+    return override(cfg, {
+        "run_name": cfg.run_name or f"{cfg.name}-{run_stamp()}",
+        "storage.root": cfg.storage.root or str(runs_dir()),
         "data.uri": data_uri,
         "mlflow.tracking_uri": tracking_uri(cfg.mlflow),
     })
-    if cfg.train.probe_every and not cfg.data.probe_uri:
-        cfg = override(cfg, {"data.probe_uri": _default_probe_uri(cfg)})
-    return cfg
 
 
-def _default_probe_uri(cfg: PretrainConfig) -> str:
+def _default_probe_uri(cfg: PretrainConfig, data: Location) -> str:
     """``<data.uri>/downstream``; the synthetic world writes it next to the tiles, which
     may happen only later (first use), so that dataset's folder counts as having one."""
     from mpmae.data.format.manifest import MANIFEST_NAME
     from mpmae.data.sources.synth import DOWNSTREAM_DIR
 
-    downstream = resolve(cfg.data.uri, cfg.storage.options()).join(DOWNSTREAM_DIR)
+    downstream = data.join(DOWNSTREAM_DIR)
     if _is_embedded_synthetic(cfg) or downstream.join(MANIFEST_NAME).exists():
         return downstream.uri
     raise ConfigError(f"train.probe_every needs a labelled set and {downstream.uri} holds "
@@ -101,20 +121,18 @@ def _is_embedded_synthetic(cfg: PretrainConfig) -> bool:
     return cfg.data.uri.startswith(str(cache_dir() / "data" / "synth-"))
 
 
-def open_dataset(cfg: PretrainConfig, progress) -> TileDataset:
-    """Open the training data (the embedded synthetic world is generated on first use) and
-    check it holds the pretext set's modalities."""
+def open_dataset(cfg: PretrainConfig, data: Location, progress) -> TileDataset:
+    """Open the training data at ``data`` (the embedded synthetic world is generated on
+    first use) and check it holds the pretext set's modalities."""
     from mpmae.data.format.manifest import MANIFEST_NAME
 
-    options = cfg.storage.options()
-    root = resolve(cfg.data.uri, options)
-    if _is_embedded_synthetic(cfg) and not root.join(MANIFEST_NAME).exists():
+    if _is_embedded_synthetic(cfg) and not data.join(MANIFEST_NAME).exists():
         from mpmae.data.sources.synth import synthesize
 
-        progress(f"generating the synthetic dataset in {root.uri} (first use only)")
-        synthesize(cfg.data.uri, tiles=cfg.data.synth_tiles, size=cfg.data.tile_size,
-                   storage=options, progress=lambda _: None)
-    dataset = TileDataset.open(cfg.data.uri, options)
+        progress(f"generating the synthetic dataset in {data.uri} (first use only)")
+        synthesize(data.uri, tiles=cfg.data.synth_tiles, size=cfg.data.tile_size,
+                   storage=data.options, progress=lambda _: None)
+    dataset = TileDataset.open(data)
     if dataset.manifest.tile_size < cfg.model.img_size:
         raise ConfigError(f"the data's tiles are {dataset.manifest.tile_size}px, smaller than "
                           f"model.img_size {cfg.model.img_size}", key="model.img_size")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from mpmae.config import ConfigError, check_name, doc, require
 from mpmae.modalities import resolve_pretext
-from mpmae.model.config import Weighting
+from mpmae.model.choices import Weighting
 from mpmae.train.config import PretrainConfig
 from mpmae.tune.objective import ObjectiveConfig
 

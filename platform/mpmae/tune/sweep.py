@@ -11,19 +11,18 @@ checkpoints where they have some (:mod:`mpmae.tune.trial_record`).
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mpmae.cluster.connect import connect
-from mpmae.config import override, to_dict
+from mpmae.config import override, run_stamp, to_dict
 from mpmae.modalities import resolve_pretext
-from mpmae.storage import Location, resolve
+from mpmae.storage import Location
 from mpmae.track.run_folder import read_run_file, tracked_run
 from mpmae.train.config import PretrainConfig
-from mpmae.train.launch import open_dataset, resolved
+from mpmae.train.launch import located, open_dataset
 from mpmae.train.schedule import plan_steps
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.objective import PROBE, objective_name, read_score
@@ -57,14 +56,14 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
     """Run (or resume) the sweep as configured."""
     import ray
 
-    cfg = _resolved(cfg)
-    dataset = open_dataset(cfg.pretrain, progress)
+    pretrain, where = located(cfg.pretrain)
+    cfg = _resolved(cfg, pretrain)
+    dataset = open_dataset(cfg.pretrain, where.data, progress)
     for spec in cfg.search.pretext:  # fail now, not in the trial that draws it
         dataset.require(resolve_pretext(spec))
     objective = objective_name(cfg.objective,
                                [resolve_pretext(p).input_bands for p in cfg.search.pretext])
-    root = resolve(cfg.pretrain.storage.root, cfg.pretrain.storage.options())
-    with _parent_run(cfg, root.join(cfg.sweep_name), objective) as parent:
+    with _parent_run(cfg, where.runs.join(cfg.sweep_name), objective) as parent:
         sweep_dir = parent.folder
         progress(("resuming" if parent.resumed else "starting") + f" sweep {parent.name} in "
                  f"{sweep_dir.uri}")
@@ -100,14 +99,14 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
     return result
 
 
-def _resolved(cfg: TuneConfig) -> TuneConfig:
-    """Embedded defaults filled in (as for pretrain), the sweep named and the objective's
-    dataset an absolute path (each trial runs in a working directory of its own)."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    pretrain = override(resolved(cfg.pretrain), {
+def _resolved(cfg: TuneConfig, pretrain: PretrainConfig) -> TuneConfig:
+    """With ``pretrain``, the pretraining section :func:`located`: the sweep named, its
+    trials' experiment set and the objective's dataset an absolute path (each trial runs
+    in a working directory of its own)."""
+    pretrain = override(pretrain, {
         "run_name": "", "mlflow.experiment": cfg.pretrain.mlflow.experiment or cfg.name})
     dataset = cfg.objective.dataset and str(Path(cfg.objective.dataset).expanduser().resolve())
-    return override(cfg, {"sweep_name": cfg.sweep_name or f"{cfg.name}-{stamp}",
+    return override(cfg, {"sweep_name": cfg.sweep_name or f"{cfg.name}-{run_stamp()}",
                           "pretrain": to_dict(pretrain), "objective.dataset": dataset})
 
 
@@ -246,8 +245,8 @@ def _publish(cfg: TuneConfig, rows: list[dict[str, Any]],
 def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
     """Log the best trial's encoder release on the sweep run and register it."""
     from mpmae.config import load_config
+    from mpmae.model.release import RELEASE_DIR
     from mpmae.track.registry import log_encoder
-    from mpmae.train.export import RELEASE_DIR
 
     release = trial_dir.join(RELEASE_DIR)
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,10 +43,12 @@ class TileDataset:
     _footers: dict[str, dict[str, pq.FileMetaData]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, uri: str, storage: StorageOptions | None = None,
+    def open(cls, where: Location | str, storage: StorageOptions | None = None,
              check: bool = True) -> TileDataset:
-        """Read ``dataset.json``; with ``check``, verify every shard footer against it."""
-        root = resolve(uri, storage)
+        """Read ``dataset.json`` at ``where``, a location the caller resolved (a run's
+        driver does, once) or a URI resolved here with ``storage``; with ``check``, verify
+        every shard footer against it."""
+        root = where if isinstance(where, Location) else resolve(where, storage)
         ds = cls(root, read_manifest(root))
         if check:
             ds.check()

@@ -19,9 +19,9 @@ from pathlib import Path
 from mpmae.config import NAME_PATTERN, ConfigError
 from mpmae.data.geobench.task_specs import TASK_SPECS_FILE
 from mpmae.evaluate.command.encoders import RANDOM_PREFIX
+from mpmae.model.release import CONFIG_FILE
 
 ENCODER, DATASET = "encoder", "dataset"
-RELEASE_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,11 @@ def take(argument: str) -> Taken:
     if argument.startswith(("models:/", "runs:/")):
         return Taken(argument, ENCODER, "an MLflow model URI")
     path = Path(argument)
-    release = (path / RELEASE_FILE).is_file()
+    release = (path / CONFIG_FILE).is_file()
     dataset = (path / TASK_SPECS_FILE).is_file()
     benchmark = path.is_dir() and not dataset and any(path.glob(f"*/{TASK_SPECS_FILE}"))
     if release and (dataset or benchmark):
-        return Taken(argument, None, f"holds both {RELEASE_FILE} (an encoder release) and "
+        return Taken(argument, None, f"holds both {CONFIG_FILE} (an encoder release) and "
                                      f"{TASK_SPECS_FILE} (a dataset)")
     if release:
         return Taken(argument, ENCODER, "a release folder")
@@ -87,7 +87,7 @@ def take(argument: str) -> Taken:
     if benchmark:
         return Taken(argument, DATASET, "a benchmark folder")
     if path.is_dir():
-        return Taken(argument, None, f"a folder with no {RELEASE_FILE} and no "
+        return Taken(argument, None, f"a folder with no {CONFIG_FILE} and no "
                                      f"{TASK_SPECS_FILE} in it or its subfolders")
     if path.exists():
         return Taken(argument, None, "a file, not a folder")

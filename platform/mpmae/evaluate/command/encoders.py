@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 
-from mpmae.config import ConfigError, cache_dir
+from mpmae.config import ConfigError, runs_dir
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import ENCODER_SIZES, ConvNeXtV2Encoder, build_encoder, load_encoder
+from mpmae.model.release import CONFIG_FILE, RELEASE_DIR
 from mpmae.storage import StorageOptions, resolve
 from mpmae.track.run_folder import read_run_file
 
 RANDOM_PREFIX = "random:"
-RELEASE_DIR = "encoder"
 
 
 @dataclass
@@ -45,9 +45,9 @@ def open_encoder(spec: str, *, runs_root: str = "", storage: StorageOptions | No
         return _random(spec)
     if spec.startswith(("models:/", "runs:/")):
         return _from_mlflow(spec, tracking_uri)
-    if Path(spec, "config.json").is_file():
+    if Path(spec, CONFIG_FILE).is_file():
         return _from_release(spec, load_encoder(spec), {"mpmae.encoder_source": "folder"})
-    return _from_run(spec, runs_root or str(cache_dir() / "runs"), storage)
+    return _from_run(spec, runs_root or str(runs_dir()), storage)
 
 
 def _random(spec: str) -> Encoder:
@@ -89,7 +89,7 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Encoder:
 def _from_run(name: str, runs_root: str, storage: StorageOptions | None) -> Encoder:
     run_dir = resolve(runs_root, storage).join(name)
     release = run_dir.join(RELEASE_DIR)
-    if not release.join("config.json").exists():
+    if not release.join(CONFIG_FILE).exists():
         raise ConfigError(
             f"{name!r} is neither an encoder release folder, an MLflow model URI, "
             f"random:SIZE, nor a finished run in {runs_root} ({release.uri} holds no "

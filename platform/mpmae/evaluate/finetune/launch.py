@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from mpmae.cluster.task_result import our_error, task_result
-from mpmae.config import cache_dir
+from mpmae.config import runs_dir
 from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.task_specs import LabelKind
 from mpmae.evaluate.command.encoders import Encoder
@@ -68,7 +68,7 @@ def _fields(store: CellStore) -> dict[str, Any]:
 def _root(cfg: EvaluateConfig) -> Location:
     if cfg.finetune.work_dir:
         return resolve(cfg.finetune.work_dir, cfg.storage.options())
-    runs = cfg.storage.root or str(cache_dir() / "runs")
+    runs = cfg.storage.root or str(runs_dir())
     return resolve(runs, cfg.storage.options()).join(WORK_DIR)
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mpmae.config import flatten
+from mpmae.config import flatten, run_stamp
 from mpmae.evaluate.command.encoders import Encoder
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.comparison_table import (
@@ -27,7 +27,6 @@ from mpmae.evaluate.reports.tracking import (
     ending_active_run,
     evaluation_experiment,
     log_pngs,
-    run_stamp,
 )
 
 COMPARISON_FIGURE = "comparison.png"

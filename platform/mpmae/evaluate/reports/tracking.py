@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mpmae.config import flatten
+from mpmae.config import flatten, run_stamp
 from mpmae.evaluate.command.encoders import Encoder
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.label_efficiency import curves, curves_figure
@@ -54,8 +54,6 @@ def evaluation_experiment(cfg: EvaluateConfig) -> str:
     return experiment_id(mlflow.MlflowClient(), cfg.mlflow.experiment or EXPERIMENT, uri)
 
 
-def run_stamp() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 @contextmanager
