@@ -78,11 +78,10 @@ def _configured(args: argparse.Namespace, schema: type):
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from mpmae.pipeline.pretrain import pretrain
     from mpmae.train.config import PretrainConfig
 
     if (cfg := _configured(args, PretrainConfig)) is not None:
-        from mpmae.train.launch import pretrain
+        from mpmae.pipeline.pretrain import pretrain
 
         pretrain(cfg)
     return 0
