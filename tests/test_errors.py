@@ -12,7 +12,7 @@ from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextError
 from mpmae.model.release import ReleaseFolderError, ReleaseNotFoundError
 from mpmae.storage import PathNotFoundError, StorageError, StorageURIError
-from mpmae.train.checkpoint import CheckpointError
+from mpmae.train.engine.checkpoint_store import CheckpointError
 
 
 @pytest.mark.parametrize(("error", "builtin"), [

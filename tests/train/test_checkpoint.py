@@ -14,12 +14,12 @@ import torch
 from mpmae.train.checkpoint import (
     MANIFEST_FILE,
     STATE_FILE,
-    CheckpointError,
     load_checkpoint,
     restore_rng,
     rng_state,
     save_checkpoint,
 )
+from mpmae.train.engine.checkpoint_store import CheckpointError
 
 
 def test_rng_states_round_trip_through_a_checkpoint(tmp_path):

@@ -21,6 +21,7 @@ from mpmae.data.config import DataConfig
 from mpmae.model.config import MPMAEConfig
 from mpmae.storage import StorageConfig
 from mpmae.track.config import MlflowConfig
+from mpmae.train.engine.precision import resolve_precision
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,7 @@ class TrainLoopConfig:
 
     def resolved_precision(self, device_type: str) -> str:
         """``fp32`` or ``bf16`` on a device of this type (``cuda``, ``cpu``)."""
-        if self.precision == "auto":
-            return "bf16" if device_type == "cuda" else "fp32"
-        return self.precision
+        return resolve_precision(self.precision, device_type)
 
     def validate(self) -> None:
         require(self.max_nonfinite_steps >= 0, "max_nonfinite_steps", "must be 0 or more")

@@ -20,7 +20,7 @@ from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.resume import resume_position
-from mpmae.train.schedule import plan_steps
+from mpmae.train.step_plan import plan_steps
 from mpmae.train.worker_spec import WorkerSpec
 
 

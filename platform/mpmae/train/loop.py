@@ -17,6 +17,7 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -29,10 +30,11 @@ from mpmae.model.state_match import load_model_state, load_optimizer_state
 from mpmae.ray_fixes.quiet_workers import quiet_driver
 from mpmae.train.checkpoint import restore_rng, rng_state, save_checkpoint
 from mpmae.train.config import PretrainConfig
-from mpmae.train.finite_step import NonFiniteError, finite_step
+from mpmae.train.engine.finite_step import NonFiniteError, finite_step
+from mpmae.train.engine.precision import autocast
+from mpmae.train.engine.schedule import WarmupCosine
 from mpmae.train.memory_reuse import keep_freed_memory
 from mpmae.train.resume import load_resumable
-from mpmae.train.schedule import lr_factor
 from mpmae.train.worker_spec import WorkerSpec
 
 
@@ -69,20 +71,20 @@ def train_loop(config: dict) -> None:
     groups = raw_model.param_groups(cfg.optim.weight_decay, cfg.optim.decay_grn_and_mask_token)
     optimizer = torch.optim.AdamW(groups, lr=cfg.resolved_lr, betas=tuple(cfg.optim.betas))
     total, per_epoch = spec.total_steps, spec.steps_per_epoch
-    warmup = round(cfg.optim.warmup_epochs * per_epoch)
-    min_ratio = cfg.optim.min_lr / cfg.resolved_lr if cfg.resolved_lr else 0.0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, warmup, total, min_ratio))
+    schedule = WarmupCosine(cfg.resolved_lr, cfg.optim.min_lr,
+                            round(cfg.optim.warmup_epochs * per_epoch), total)
     state = LoopState()
-    resumed = _resume(raw_model, optimizer, scheduler, state, device, spec, rank)
+    resumed = _resume(raw_model, optimizer, state, device, spec, rank)
+    schedule.apply(optimizer, state.step)
     normaliser = Normaliser(spec.stats, raw_model.pretext, crop=cfg.model.img_size)
     normaliser.to(device).train()
     tracker = _Tracker(spec, raw_model.pretext, rank == 0)
-    amp = _autocast(cfg, device)
+    precision = cfg.train.resolved_precision(device.type)
+    amp = partial(autocast, device, precision)  # a fresh context for each forward
     with EpochPrefetcher(_epoch_batches(spec, device), first_epoch=state.epoch,
                          resumed=resumed) as epochs:
         while state.step < total:
-            _run_epoch(cfg, model, normaliser, optimizer, scheduler, epochs.epoch(state.epoch),
+            _run_epoch(cfg, model, normaliser, optimizer, schedule, epochs.epoch(state.epoch),
                        state, amp, tracker, total=total, epoch_end=(state.epoch + 1) * per_epoch)
             state.epoch, state.epoch_tiles = state.epoch + 1, 0
     tracker.finish(raw_model)
@@ -124,15 +126,11 @@ def _load_probe_set(spec: WorkerSpec):
                           cfg.model.img_size, spec.data_root.options)
 
 
-def _autocast(cfg: PretrainConfig, device: torch.device):
-    if cfg.train.resolved_precision(device.type) != "bf16":
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device, spec: WorkerSpec,
+def _resume(model: MPMAE, optimizer, state: LoopState, device, spec: WorkerSpec,
             rank: int) -> bool:
-    """Load the newest intact checkpoint, if any; True when the run was resumed."""
+    """Load the newest intact checkpoint, if any; True when the run was resumed. The lr
+    follows from the step alone: a checkpoint's ``scheduler`` state (older ones hold
+    one) is not needed."""
     from ray import train
 
     saved = load_resumable(train.get_checkpoint(), spec.run_dir, device,
@@ -142,7 +140,6 @@ def _resume(model: MPMAE, optimizer, scheduler, state: LoopState, device, spec: 
     source = f"the checkpoint of run {spec.cfg.run_name} at step {saved['step']}"
     load_model_state(model, saved["model"], source)
     load_optimizer_state(optimizer, saved["optimizer"], source)
-    scheduler.load_state_dict(saved["scheduler"])
     state.step, state.tiles = saved["step"], saved["tiles"]
     state.nonfinite = saved.get("nonfinite", 0)
     # Checkpoints before the data position was saved: the epoch's start.
@@ -172,8 +169,8 @@ def _quiet(_: str) -> None:
     """Only rank 0 prints resume warnings: every rank would print the same."""
 
 
-def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: LoopState,
-               amp, tracker, total: int, epoch_end: int) -> None:
+def _run_epoch(cfg, model, normaliser, optimizer, schedule: WarmupCosine, batches,
+               state: LoopState, amp, tracker, total: int, epoch_end: int) -> None:
     """Train on ``batches`` until the data or the epoch's planned steps (``epoch_end``) or
     the run's (``total``) run out."""
     accumulation, micro = cfg.train.accumulation, 0
@@ -196,8 +193,8 @@ def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: Loo
         if sync:
             _optimizer_step(model, optimizer, state, finite, cfg.train.max_nonfinite_steps)
             finite = torch.ones((), dtype=torch.bool)
-            scheduler.step()
             state.step += 1
+            schedule.apply(optimizer, state.step)
         n = len(batch["image"]) * tracker.world
         state.tiles += n
         state.epoch_tiles += n
@@ -205,8 +202,7 @@ def _run_epoch(cfg, model, normaliser, optimizer, scheduler, batches, state: Loo
         state.window["wait"] += t1 - t0
         state.last = (batch, output)
         if sync:
-            tracker.after_step(model, state, optimizer, scheduler,
-                               epoch_done=state.step >= epoch_end)
+            tracker.after_step(model, state, optimizer, epoch_done=state.step >= epoch_end)
 
 
 def _optimizer_step(model, optimizer, state: LoopState, finite_loss, max_nonfinite: int) -> None:
@@ -267,8 +263,7 @@ class _Tracker:
             if cfg.train.probe_every:
                 self.probe_set = _load_probe_set(spec)
 
-    def after_step(self, model, state: LoopState, optimizer, scheduler,
-                   epoch_done: bool) -> None:
+    def after_step(self, model, state: LoopState, optimizer, epoch_done: bool) -> None:
         t = self.cfg.train
         step = state.step
         log = step % t.log_every == 0 or step == self.total
@@ -279,8 +274,7 @@ class _Tracker:
         if probe:
             self._probe(model, step)
         if log or checkpoint or probe:
-            self._report(state, optimizer, scheduler, model, checkpoint=checkpoint,
-                         epoch_done=epoch_done)
+            self._report(state, optimizer, model, checkpoint=checkpoint, epoch_done=epoch_done)
         if self.is_chief and t.figure_every and step % t.figure_every == 0:
             self._figure(state)
 
@@ -294,7 +288,7 @@ class _Tracker:
             accuracy = probe_encoder(getattr(raw, "_orig_mod", raw).encoder, self.probe_set)
         self.probe = {"probe_accuracy": accuracy, "probe_step": step}
 
-    def _report(self, state: LoopState, optimizer, scheduler, model, checkpoint: bool,
+    def _report(self, state: LoopState, optimizer, model, checkpoint: bool,
                 epoch_done: bool) -> None:
         from ray import train
 
@@ -304,8 +298,7 @@ class _Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if checkpoint and self.is_chief:
-                save_checkpoint(tmp, self._state(model, state, optimizer, scheduler, rngs,
-                                                 epoch_done))
+                save_checkpoint(tmp, self._state(model, state, optimizer, rngs, epoch_done))
                 ckpt = train.Checkpoint.from_directory(tmp)
             if self.is_chief:
                 from mpmae.track.runs import log_metrics
@@ -327,8 +320,7 @@ class _Tracker:
         state.window = {"t": now, "tiles": 0, "wait": 0.0}
         return metrics
 
-    def _state(self, model, state: LoopState, optimizer, scheduler, rngs: list,
-               epoch_done: bool) -> dict:
+    def _state(self, model, state: LoopState, optimizer, rngs: list, epoch_done: bool) -> dict:
         from mpmae.config import dump_yaml
 
         raw = model.module if hasattr(model, "module") else model
@@ -341,7 +333,7 @@ class _Tracker:
         # A checkpoint at the end of an epoch resumes at the start of the next.
         epoch, tiles = (state.epoch + 1, 0) if epoch_done else (state.epoch, state.epoch_tiles)
         return {"model": weights, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": state.step, "tiles": state.tiles,
+                "step": state.step, "tiles": state.tiles,
                 "epoch": epoch, "epoch_tiles": tiles, "nonfinite": state.nonfinite,
                 "rng": rngs, "mlflow_run_id": self.spec.mlflow_run_id,
                 "config": dump_yaml(self.cfg)}

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from mpmae.storage import Location
-from mpmae.train.checkpoint import MANIFEST_FILE, CheckpointError, load_checkpoint
+from mpmae.train.checkpoint import MANIFEST_FILE, load_checkpoint
+from mpmae.train.engine.checkpoint_store import newest_intact
 
 CHECKPOINT_PREFIX = "checkpoint_"  # how Ray Train names the folders it persists
 
@@ -69,14 +70,10 @@ def load_resumable(latest, run_dir: Location, map_location: torch.device,
     latest_name = None if latest is None else latest.path.rstrip("/").rsplit("/", 1)[-1]
     candidates += [Checkpoint(run_dir.join(c.folder).path, filesystem=run_dir.fs)
                    for c in stored_checkpoints(run_dir) if c.folder != latest_name]
-    if not candidates:
-        return None
-    for checkpoint in candidates:
-        try:
-            with checkpoint.as_directory() as folder:
-                return load_checkpoint(folder, map_location=map_location)
-        except (CheckpointError, OSError) as e:
-            warn(f"{e}; trying the run's next newest checkpoint")
-    raise CheckpointError(f"no checkpoint in {run_dir.uri} is intact (tried "
-                          f"{len(candidates)}): restore the folder from a copy, or start "
-                          "afresh under a new run_name")
+
+    def load(checkpoint) -> dict:
+        with checkpoint.as_directory() as folder:
+            return load_checkpoint(folder, map_location=map_location)
+
+    return newest_intact(candidates, load, warn, run_dir.uri, "restore the folder from a "
+                         "copy, or start afresh under a new run_name")

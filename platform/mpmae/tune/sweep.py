@@ -23,7 +23,7 @@ from mpmae.storage import Location
 from mpmae.track.run_folder import read_run_file, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.launch import located, open_dataset
-from mpmae.train.schedule import plan_steps
+from mpmae.train.step_plan import plan_steps
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.objective import PROBE, objective_name, read_score
 from mpmae.tune.results import best_row, probe_figure, to_csv, trial_row

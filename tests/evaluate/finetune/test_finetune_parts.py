@@ -1,10 +1,10 @@
 """The fine-tune's parts without Ray: layer-wise lr decay, the U-Net's shapes and skips,
-and the cell store's checkpoints (atomic, hashed, weights-only, keep-K, fallback)."""
+the cell store's result and key (its checkpoints are the training engine's store:
+tests/train/engine/test_checkpoint_store.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -15,7 +15,6 @@ from mpmae.evaluate.finetune.layer_decay import layer_id, param_groups
 from mpmae.evaluate.finetune.unet import UNet
 from mpmae.model import build_encoder
 from mpmae.storage import resolve
-from mpmae.train.checkpoint import CheckpointError
 
 ATTO = (2, 2, 6, 2)  # L = 12: blocks are layers 1..12, the head 13
 
@@ -64,46 +63,6 @@ def test_the_unet_gives_logits_at_the_input_size_and_uses_every_stage(patch, siz
         assert stage.blocks[-1].mlp.fc2.weight.grad.abs().sum() > 0
 
 
-def _state(value: float) -> dict:
-    return {"model": {"w": torch.full((3,), value)}, "epoch": int(value), "history": []}
-
-
-def test_checkpoints_keep_the_newest_and_fall_back_past_a_damaged_one(tmp_path):
-    store = CellStore(resolve(tmp_path), keep=2)
-    for epoch in range(3):
-        store.save(epoch, _state(epoch))
-    assert store.epochs() == [2, 1]
-    assert sorted(os.listdir(tmp_path)) == ["epoch-0001.json", "epoch-0001.pt",
-                                            "epoch-0002.json", "epoch-0002.pt"]
-    with open(tmp_path / "epoch-0002.pt", "r+b") as f:  # a flipped byte
-        f.seek(40)
-        byte = f.read(1)
-        f.seek(40)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    warnings = []
-    state = store.load_latest(warnings.append)
-    assert state["epoch"] == 1 and "damaged (hash mismatch)" in warnings[0]
-    (tmp_path / "epoch-0001.pt").write_bytes(b"")
-    with pytest.raises(CheckpointError, match=r"no checkpoint in .* is intact .* delete"):
-        store.load_latest(warnings.append)
-
-
-class _RunsOnLoad:
-    def __reduce__(self):
-        return (os.system, ("touch pwned",))
-
-
-def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    store = CellStore(resolve(tmp_path / "cell"))
-    store.save(0, {"model": _RunsOnLoad(), "epoch": 0, "history": []})  # hash matches
-    warnings = []
-    with pytest.raises(CheckpointError, match="is intact"):
-        store.load_latest(warnings.append)
-    assert "holds more than tensors" in warnings[0]
-    assert not (tmp_path / "pwned").exists()
-
-
 def test_the_result_is_read_back_and_the_key_changes_with_the_recipe(tmp_path):
     store = CellStore(resolve(tmp_path))
     assert store.result() is None
@@ -134,7 +93,7 @@ def test_a_non_finite_fine_tuning_step_is_skipped_and_too_many_stop_the_cell():
     from types import SimpleNamespace
 
     from mpmae.evaluate.finetune.loop import _count_skipped, _step
-    from mpmae.train.finite_step import NonFiniteError
+    from mpmae.train.engine.finite_step import NonFiniteError
 
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)

@@ -20,7 +20,7 @@ from mpmae.evaluate.finetune.cell import CellSpec
 from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, RESULT_FILE, CellStore, cell_key
 from mpmae.evaluate.protocols.ray_tasks import UNGROUPED
 from mpmae.storage import Location, resolve
-from mpmae.train.checkpoint import CheckpointError
+from mpmae.train.engine.checkpoint_store import CheckpointError
 
 WORK_DIR = "evaluate"
 # Keys that decide where and how fast a cell trains, not what it learns: left out of its hash.

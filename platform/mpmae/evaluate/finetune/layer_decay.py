@@ -8,6 +8,12 @@ reference puts it with the first block; its own id decays it one step more, as t
 end of the network). Layer i trains at ``lr × decay^(L + 1 - i)``.
 
 Biases and every 1-D parameter (LayerNorm weights, GRN γ and β) get no weight decay.
+
+timm's ``param_groups_layer_decay``, given a ``group_matcher`` for these names, makes the
+same groups with the same ``lr_scale`` and weight decay (checked on atto), but orders each
+layer's decayed group before its undecayed one, where these are ordered (layer, decayed).
+torch matches a saved optimizer state to its groups by position, so with timm's groups a
+cell's existing checkpoints would no longer resume; these are kept.
 """
 
 from __future__ import annotations

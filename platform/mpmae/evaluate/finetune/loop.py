@@ -1,6 +1,7 @@
 """One fine-tune cell's training, on every worker of it: the model, the layer-decayed AdamW
-with a per-step cosine lr, bf16 autocast on GPU, DDP when there are several workers, a
-checkpoint at each epoch's end (rank 0) and, after the last epoch, its scores.
+with the training engine's per-step cosine lr (no warm-up), bf16 autocast on GPU, DDP when
+there are several workers, a checkpoint at each epoch's end (rank 0) and, after the last
+epoch, its scores.
 
 The data order and the drop-path draws are seeded by (seed, epoch, rank), so an epoch
 replayed after a resume sees what it would have seen.
@@ -30,7 +31,9 @@ from mpmae.evaluate.finetune.unet import UNet
 from mpmae.evaluate.protocols.linear_head import classification_loss
 from mpmae.model.convnextv2 import ENCODER_SIZES
 from mpmae.storage import resolve
-from mpmae.train.finite_step import NonFiniteError, finite_step
+from mpmae.train.engine.finite_step import NonFiniteError, finite_step
+from mpmae.train.engine.precision import autocast, resolve_precision
+from mpmae.train.engine.schedule import WarmupCosine
 
 EVAL_BATCH = 64
 
@@ -61,7 +64,7 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
     train = SampleSet(spec.folder, spec.train, spec.match, spec.stats, patch)
     batch = max(1, min(recipe.batch_size, len(train)) // world)
     loader = train_loader(train, batch, spec.seed, rank, world, spec.shared.loader_workers)
-    schedule = _Schedule(_base_lr(recipe), recipe.min_lr, recipe.epochs * len(loader))
+    schedule = WarmupCosine(_base_lr(recipe), recipe.min_lr, 0, recipe.epochs * len(loader))
     loss_fn = _loss(spec)
     wrapped, frozen = None, None
     for epoch in range(start, recipe.epochs):
@@ -147,19 +150,6 @@ def _wrap(model: nn.Module, device: torch.device, world: int) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-class _Schedule:
-    """Cosine from ``base`` to ``low`` over ``total`` steps; each group at its lr_scale."""
-
-    def __init__(self, base: float, low: float, total: int) -> None:
-        self.base, self.low, self.total = base, low, max(total, 1)
-
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
-        cosine = 0.5 * (1 + math.cos(math.pi * step / self.total))
-        lr = self.low + (self.base - self.low) * cosine
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
-
-
 def _loss(spec: CellSpec) -> Callable[[Tensor, Tensor], Tensor]:
     if spec.segmentation:  # logits cropped to the labels: padding is never scored
         return lambda logits, y: F.cross_entropy(logits[..., : y.shape[-2], : y.shape[-1]], y)
@@ -187,7 +177,7 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tens
 
 
 def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return autocast(device, resolve_precision("auto", device.type))
 
 
 @torch.no_grad()

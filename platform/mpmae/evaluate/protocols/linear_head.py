@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mpmae.evaluate.config import LinearConfig
+from mpmae.train.engine.schedule import WarmupCosine
 
 HEAD_INIT_STD = 2e-5
 
@@ -34,20 +35,20 @@ def train_linear_head(train_x: Tensor, train_y: Tensor, num_classes: int, cfg: L
     total = cfg.epochs * steps_per_epoch
     # The configured batch sets the lr, as in the reference: a partition smaller than one
     # batch trains at the recipe's lr, not at one scaled down to its few samples.
-    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.blr * cfg.batch_size / 256,
-                                  weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=cfg.min_lr)
+    lr = cfg.blr * cfg.batch_size / 256
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    schedule = WarmupCosine(lr, cfg.min_lr, 0, total)
     loss_fn = classification_loss(cfg.label_smoothing, multilabel)
     with torch.enable_grad():
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             order = torch.randperm(len(train_x), generator=generator)
-            for start in range(0, len(train_x), batch):
+            for i, start in enumerate(range(0, len(train_x), batch)):
                 rows = order[start : start + batch]
                 loss = loss_fn(head(train_x[rows]), train_y[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                schedule.apply(optimizer, epoch * steps_per_epoch + i)
                 optimizer.step()
-                schedule.step()
     return head.eval()
 
 

@@ -1,19 +1,10 @@
-"""The paper's learning-rate schedule: linear warm-up, then cosine decay to ``min_lr``."""
+"""How many optimizer steps a pretraining run takes, per epoch and in all."""
 
 from __future__ import annotations
 
 import math
 
 from mpmae.config import ConfigError
-
-
-def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
-    """Multiplier of the peak learning rate at optimizer ``step`` (0-based)."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    decay = max(total_steps - warmup_steps, 1)
-    progress = min((step - warmup_steps) / decay, 1.0)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def plan_steps(tiles: int, batch_size: int, accumulation: int, num_workers: int,

@@ -1,0 +1,117 @@
+"""Training checkpoints, one format for every training here, and their rotating store.
+
+A checkpoint is a state file (``torch.save`` of tensors and plain values) and a manifest
+written after it that carries the state's SHA-256: an integrity check against a crash
+mid-write or a damaged copy, not authentication (whoever can write one file can write
+both). Every file is written atomically (temp file + rename, or one S3 PUT); a checkpoint
+counts only once its manifest is there and its hash matches, and it loads with
+``weights_only=True``, so a tampered file cannot run code. A damaged newest checkpoint
+falls back to the one before.
+
+Pretraining keeps one checkpoint per folder that Ray Train persists and rotates
+(:mod:`mpmae.train.checkpoint`); a fine-tune cell keeps its epochs in a
+:class:`CheckpointStore`:
+
+    epoch-0007.pt      the state
+    epoch-0007.json    written after the .pt: {"epoch": 7, "sha256": ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import torch
+
+from mpmae.errors import MpmaeError
+from mpmae.storage import Location, PathNotFoundError
+
+T = TypeVar("T")
+EPOCH_MANIFEST = re.compile(r"epoch-(\d{4,})\.json")
+
+
+class CheckpointError(MpmaeError, RuntimeError):
+    """A checkpoint is incomplete or damaged."""
+
+
+def write_checkpoint(state_at: Location, manifest_at: Location, state: dict[str, Any],
+                     fields: dict[str, Any]) -> None:
+    """Write ``state``, then its manifest: ``fields`` and the state's SHA-256."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    state_at.write_bytes_atomic(data)
+    manifest = {**fields, "sha256": hashlib.sha256(data).hexdigest()}
+    manifest_at.write_bytes_atomic(json.dumps(manifest).encode())
+
+
+def read_checkpoint(state_at: Location, manifest_at: Location,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The state, after checking that its manifest vouches for it."""
+    try:
+        manifest, data = manifest_at.read_bytes(), state_at.read_bytes()
+    except PathNotFoundError as e:
+        raise CheckpointError(f"checkpoint is incomplete: {e}") from None
+    try:
+        expected = json.loads(manifest)["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{manifest_at.uri} is not a checkpoint manifest") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise CheckpointError(f"checkpoint {state_at.uri} is damaged (hash mismatch)")
+    try:
+        # Tensors, numbers, strings and containers only: nothing in it can run code.
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"checkpoint {state_at.uri} holds more than tensors and plain "
+                              f"values ({str(e).splitlines()[0]}); it was not written by "
+                              "mpmae or was tampered with") from None
+
+
+def newest_intact(candidates: Sequence[T], load: Callable[[T], dict[str, Any]],
+                  warn: Callable[[str], None], where: str, advice: str) -> dict[str, Any] | None:
+    """The state of the first of ``candidates`` (newest first) that loads; None when there
+    are none. Past a damaged one, ``warn`` says so; when none loads, the error names
+    ``where`` they were and gives the ``advice``."""
+    for candidate in candidates:
+        try:
+            return load(candidate)
+        except (CheckpointError, OSError) as e:
+            warn(f"{e}; trying the next newest checkpoint")
+    if candidates:
+        raise CheckpointError(f"no checkpoint in {where} is intact (tried {len(candidates)}): "
+                              f"{advice}")
+    return None
+
+
+class CheckpointStore:
+    """One training's checkpoints, one per epoch, in ``folder``; the newest ``keep`` stay."""
+
+    def __init__(self, folder: Location, keep: int = 2) -> None:
+        self.folder, self.keep = folder, keep
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        """Checkpoint the end of ``epoch``, then drop all but the newest ``keep``."""
+        write_checkpoint(*self._files(epoch), state, {"epoch": epoch})
+        for old in self.epochs()[self.keep:]:
+            state_at, manifest_at = self._files(old)
+            for doomed in (manifest_at, state_at):  # a half-deleted pair never counts
+                self.folder.fs.delete_file(doomed.path)
+
+    def epochs(self) -> list[int]:
+        """Epochs with a checkpoint manifest, newest first."""
+        found = (EPOCH_MANIFEST.fullmatch(name) for name in self.folder.list_files(".json"))
+        return sorted((int(m.group(1)) for m in found if m), reverse=True)
+
+    def load_latest(self, warn: Callable[[str], None]) -> dict[str, Any] | None:
+        """The newest intact checkpoint's state; None while there is none."""
+        return newest_intact(self.epochs(), lambda epoch: read_checkpoint(*self._files(epoch)),
+                             warn, self.folder.uri, "delete that folder to train afresh")
+
+    def _files(self, epoch: int) -> tuple[Location, Location]:
+        """(state, manifest) of ``epoch``'s checkpoint."""
+        return tuple(self.folder.join(f"epoch-{epoch:04d}.{suffix}") for suffix in ("pt", "json"))
