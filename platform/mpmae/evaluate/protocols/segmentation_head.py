@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mpmae.evaluate.config import SegmentationConfig
+from mpmae.train.engine.schedule import WarmupCosine
 
 FIRST_STAGE = 1  # index of the first stage map the head reads (stage 2)
 
@@ -46,20 +47,21 @@ def train_segmentation_head(maps: list[Tensor], labels: Tensor, n_classes: int,
     head = SegmentationHead([m.shape[1] for m in maps], cfg.width, n_classes)
     n, (h, w) = len(labels), labels.shape[-2:]
     batch = min(cfg.batch_size, n)
-    total = cfg.epochs * math.ceil(n / batch)
+    steps_per_epoch = math.ceil(n / batch)
+    total = cfg.epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    schedule = WarmupCosine(cfg.lr, 0.0, 0, total)
     with torch.enable_grad():
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             order = torch.randperm(n, generator=generator)
-            for start in range(0, n, batch):
+            for i, start in enumerate(range(0, n, batch)):
                 rows = order[start : start + batch]
                 logits = head([m[rows].float() for m in maps], input_size)[..., :h, :w]
                 loss = F.cross_entropy(logits, labels[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                schedule.apply(optimizer, epoch * steps_per_epoch + i)
                 optimizer.step()
-                schedule.step()
     return head.eval()
 
 
