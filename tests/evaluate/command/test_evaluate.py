@@ -21,6 +21,7 @@ from mpmae.data.geobench.writer import (
 )
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder, save_encoder
+from mpmae.storage import resolve
 
 pytestmark = pytest.mark.ray
 
@@ -133,3 +134,21 @@ def test_a_segmentation_set_is_scored_by_miou_with_a_frozen_head(ray_local, tmp_
     assert rc == 0
     [row] = json.loads(out.read_text())["results"]
     assert row["metric"] == "miou" and 0 <= row["value"] <= 1
+
+
+@pytest.mark.s3
+def test_results_go_to_the_configured_s3_endpoint(ray_local, tmp_path, tracking, s3_endpoint,
+                                                  s3_bucket, monkeypatch):
+    # Credentials from the environment, the endpoint only in the config (storage.endpoint_url).
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_endpoint.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_endpoint.secret_access_key)
+    rc = main(["evaluate", "random:atto", str(eurosat_like(tmp_path)), "--protocol", "knn",
+               "--seeds", "1", "--results", f"{s3_bucket}/eval/results.json",
+               "--set", f"storage.endpoint_url={s3_endpoint.endpoint_url}",
+               "--set", "storage.region=us-east-1", *QUICK])
+    assert rc == 0
+    written = resolve(f"{s3_bucket}/eval/results.json", s3_endpoint)
+    [row] = json.loads(written.read_bytes())["results"]
+    assert row["protocol"] == "knn" and row["dataset"] == "m-eurosat"

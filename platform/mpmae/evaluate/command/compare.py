@@ -13,15 +13,13 @@ from collections.abc import Callable
 
 from mpmae.cluster.connect import connect
 from mpmae.evaluate.command.plan import open_datasets, plan_all
-from mpmae.evaluate.command.run import configured_encoder, encoder_rows
+from mpmae.evaluate.command.run import configured_encoder, encoder_rows, save_results
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.comparison_table import comparison, comparison_text
 from mpmae.evaluate.reports.comparison_tracking import comparison_run, log_comparison
 from mpmae.evaluate.reports.normalised_score import benchmark_bounds
 from mpmae.evaluate.reports.result_row import ResultRow
-from mpmae.evaluate.reports.results import to_json
 from mpmae.evaluate.reports.tracking import evaluation_run, link_pretraining_run, log_results
-from mpmae.storage import resolve
 
 
 def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
@@ -43,8 +41,7 @@ def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
                     found = encoder_rows(encoder, plans[encoder.name], cfg, run_id, progress)
                     rows += found
                     # The results so far first: a tracking problem must not cost them.
-                    if cfg.results:
-                        resolve(cfg.results).write_bytes_atomic(to_json(rows).encode())
+                    save_results(rows, cfg)
                     log_results(found)
                     link_pretraining_run(encoder, run_id, found)
             sections = comparison(rows, bounds)

@@ -53,8 +53,7 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
         with evaluation_run(cfg, encoder, [p.dataset.name for p in plans]) as run_id:
             rows = encoder_rows(encoder, plans, cfg, run_id, progress)
             # The results first: a tracking problem below must not cost them.
-            if cfg.results:
-                resolve(cfg.results).write_bytes_atomic(to_json(rows).encode())
+            save_results(rows, cfg)
             progress(table(rows))
             log_results(rows)
             link_pretraining_run(encoder, run_id, rows)
@@ -62,6 +61,12 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
         if started_ray:
             ray.shutdown()
     return rows
+
+
+def save_results(rows: list[ResultRow], cfg: EvaluateConfig) -> None:
+    """Write the rows to ``cfg.results`` (if set) in the configured store, atomically."""
+    if cfg.results:
+        resolve(cfg.results, cfg.storage.options()).write_bytes_atomic(to_json(rows).encode())
 
 
 def configured_encoder(spec: str, cfg: EvaluateConfig) -> Encoder:

@@ -34,12 +34,13 @@ def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan
     """(partition, seed) → the finished cell's result row fields: metric, value, ci95 (the
     last epoch's model on the test split), best_val, per_class_iou (segmentation) and the
     prediction figure's PNG bytes (``figure``, segmentation)."""
-    specs = {(p, s): _spec(encoder, dataset, plan, cfg, p, s)
+    root = _work_root(cfg)
+    specs = {(p, s): _spec(encoder, dataset, plan, cfg, root, p, s)
              for p in cfg.partitions for s in range(cfg.seeds)}
     stores = {key: _store(spec) for key, spec in specs.items()}
     pending = [key for key, store in stores.items() if store.result() is None]
     progress(f"{dataset.name}: fine-tuning {len(pending)} of {len(specs)} cell(s) "
-             f"({plan.size_note}); the others are finished in {_root(cfg).uri}")
+             f"({plan.size_note}); the others are finished in {root.uri}")
     if cfg.finetune.workers == 1:
         refs = [_task(cfg).remote(specs[key]) for key in pending]
         for ref in refs:
@@ -65,15 +66,16 @@ def _fields(store: CellStore) -> dict[str, Any]:
             "figure": store.read_file(FIGURE_FILE)}
 
 
-def _root(cfg: EvaluateConfig) -> Location:
+def _work_root(cfg: EvaluateConfig) -> Location:
+    """Where the cells live, resolved once (one set of storage options) for them all."""
+    options = cfg.storage.options()
     if cfg.finetune.work_dir:
-        return resolve(cfg.finetune.work_dir, cfg.storage.options())
-    runs = cfg.storage.root or str(runs_dir())
-    return resolve(runs, cfg.storage.options()).join(WORK_DIR)
+        return resolve(cfg.finetune.work_dir, options)
+    return resolve(cfg.storage.root or str(runs_dir()), options).join(WORK_DIR)
 
 
 def _spec(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan, cfg: EvaluateConfig,
-          partition: str, seed: int) -> CellSpec:
+          root: Location, partition: str, seed: int) -> CellSpec:
     segmentation = dataset.label_kind is LabelKind.SEGMENTATION
     recipe = cfg.unet if segmentation else cfg.finetune
     hashed = {k: v for k, v in asdict(recipe).items() if k not in NOT_HASHED}
@@ -83,7 +85,7 @@ def _spec(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan, cfg: Ev
     return CellSpec(encoder.module, encoder.input_bands, str(dataset.folder.resolve()),
                     plan.trains[partition], dataset.samples(partition, "valid"), plan.test,
                     plan.match, plan.stats, dataset.label_kind.value, dataset.n_classes, seed,
-                    recipe, cfg.finetune, _root(cfg).join(*key).uri, cfg.storage.options())
+                    recipe, cfg.finetune, root.join(*key).uri, root.options)
 
 
 def _store(spec: CellSpec) -> CellStore:
