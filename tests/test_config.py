@@ -13,6 +13,7 @@ import yaml
 from mpmae.config import (
     ConfigError,
     cache_dir,
+    data_dir,
     describe,
     dump_yaml,
     flatten,
@@ -257,9 +258,11 @@ def test_cache_dir(monkeypatch, tmp_path):
     assert cache_dir() == Path.home() / ".cache" / "mpmae"
 
 
-def test_runs_go_under_the_cache_and_are_stamped_to_the_second(monkeypatch, tmp_path):
+def test_runs_and_data_go_under_the_cache_and_runs_are_stamped_to_the_second(monkeypatch,
+                                                                             tmp_path):
     monkeypatch.setenv("MPMAE_HOME", str(tmp_path))
     assert runs_dir() == tmp_path / "runs"
+    assert data_dir() == tmp_path / "data"
     stamp = run_stamp()
     assert re.fullmatch(r"\d{8}-\d{6}", stamp), stamp
     assert dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S") <= dt.datetime.now()

@@ -75,6 +75,12 @@ def runs_dir() -> Path:
     return cache_dir() / "runs"
 
 
+def data_dir() -> Path:
+    """Where the embedded default's synthetic worlds are generated on first use:
+    ``<cache>/data``."""
+    return cache_dir() / "data"
+
+
 def run_stamp() -> str:
     """The local time that names a run, sweep or evaluation given no name, e.g.
     ``20250131-142501``."""

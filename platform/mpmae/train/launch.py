@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
 from mpmae.cluster.task_result import our_error
-from mpmae.config import ConfigError, cache_dir, override, run_stamp, runs_dir
+from mpmae.config import ConfigError, data_dir, override, run_stamp, runs_dir
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError
 from mpmae.model.release import RELEASE_DIR
@@ -94,8 +94,8 @@ def resolved(cfg: PretrainConfig) -> PretrainConfig:
 
     require_shared_paths(cfg.scaling.address,
                          {"data.uri": cfg.data.uri, "storage.root": cfg.storage.root})
-    data_uri = cfg.data.uri or str(
-        cache_dir() / "data" / f"synth-{cfg.data.synth_tiles}x{cfg.data.tile_size}")
+    data_uri = cfg.data.uri or str(data_dir() / f"synth-{cfg.data.synth_tiles}x"
+                                   f"{cfg.data.tile_size}")
     return override(cfg, {
         "run_name": cfg.run_name or f"{cfg.name}-{run_stamp()}",
         "storage.root": cfg.storage.root or str(runs_dir()),
@@ -118,7 +118,7 @@ def _default_probe_uri(cfg: PretrainConfig, data: Location) -> str:
 
 
 def _is_embedded_synthetic(cfg: PretrainConfig) -> bool:
-    return cfg.data.uri.startswith(str(cache_dir() / "data" / "synth-"))
+    return cfg.data.uri.startswith(str(data_dir() / "synth-"))
 
 
 def open_dataset(cfg: PretrainConfig, data: Location, progress) -> TileDataset:

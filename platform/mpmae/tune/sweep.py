@@ -20,7 +20,7 @@ from mpmae.cluster.connect import connect
 from mpmae.config import override, run_stamp, to_dict
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import Location
-from mpmae.track.run_folder import read_run_file, tracked_run
+from mpmae.track.run_folder import CONFIG_FILE, read_run_file, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.launch import located, open_dataset
 from mpmae.train.step_plan import plan_steps
@@ -250,8 +250,8 @@ def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
 
     release = trial_dir.join(RELEASE_DIR)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "config.yaml").write_bytes(trial_dir.join("config.yaml").read_bytes())
-        trial_cfg = load_config(PretrainConfig, Path(tmp) / "config.yaml", [])
+        (Path(tmp) / CONFIG_FILE).write_bytes(trial_dir.join(CONFIG_FILE).read_bytes())
+        trial_cfg = load_config(PretrainConfig, Path(tmp) / CONFIG_FILE, [])
         folder = release.download(Path(tmp) / RELEASE_DIR)
         return str(log_encoder(folder, register_as=cfg.pretrain.mlflow.register_as,
                                model=trial_cfg.model))
