@@ -36,7 +36,7 @@ from mpmae.config import load_config
 from mpmae.data.format.manifest import read_manifest
 from mpmae.data.sources.synth import DOWNSTREAM_DIR
 from mpmae.data.sources.synth_geobench import CLASSIFICATION, GEOBENCH_DIR
-from mpmae.evaluate.command.encoders import open_encoder
+from mpmae.evaluate import open_encoder
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.storage import resolve
 from mpmae.train.online_probe import load_probe_set, probe_encoder

@@ -18,6 +18,18 @@ def test_every_exported_name_resolves():
         _ = mpmae.evaluate.no_such_name
 
 
+def test_the_type_checkers_see_what_the_front_door_exports():
+    # The names are listed twice (for type checkers and for __getattr__): keep them one list.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(mpmae.evaluate.__file__).read_text())
+    seen = {(node.module, alias.name) for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module.startswith("mpmae.evaluate.")
+            for alias in node.names}
+    assert seen == {(home, name) for name, home in mpmae.evaluate._HOMES.items()}
+
+
 def test_the_front_door_and_its_config_do_not_load_torch():
     probe = ("import sys; from mpmae.evaluate import EvaluateConfig; "
              "print('torch' in sys.modules)")

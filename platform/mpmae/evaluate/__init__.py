@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the import rules; at run time, __getattr__
     from mpmae.evaluate.command.compare import compare as compare
+    from mpmae.evaluate.command.encoders import open_encoder as open_encoder
     from mpmae.evaluate.command.main import evaluate_arguments as evaluate_arguments
     from mpmae.evaluate.command.run import evaluate as evaluate
     from mpmae.evaluate.config import EvaluateConfig as EvaluateConfig
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # for type checkers and the import rules; at run time, __geta
 # Each name above and the module that defines it.
 _HOMES = {
     "compare": "mpmae.evaluate.command.compare",
+    "open_encoder": "mpmae.evaluate.command.encoders",
     "evaluate_arguments": "mpmae.evaluate.command.main",
     "evaluate": "mpmae.evaluate.command.run",
     "EvaluateConfig": "mpmae.evaluate.config",
