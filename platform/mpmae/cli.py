@@ -12,7 +12,7 @@ from dataclasses import asdict
 from mpmae.config_flags import add_config_flags, add_help_config, config_from_args
 from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.sources.config import ConvertConfig, SynthConfig
-from mpmae.errors import MpmaeError
+from mpmae.errors import MpmaeError, Preempted
 from mpmae.mmearth_ckpt.config import ImportConfig
 from mpmae.redact import redact_log_records, redact_text
 
@@ -264,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     except MpmaeError as error:
         # Its message says what went wrong and what to do; a traceback would bury it. Any
         # other error (torch, CUDA, a bug) keeps its traceback: that is what one debugs with.
-        print(f"mpmae: error: {error}", file=sys.stderr)
-        return 2
+        print(f"mpmae: {'' if isinstance(error, Preempted) else 'error: '}{error}",
+              file=sys.stderr)
+        return error.exit_code
 
 
 def _redacted_traceback(kind, error, tb) -> None:

@@ -16,5 +16,15 @@ class MpmaeError(Exception):
     console, a job's log or a failed run's record through an error.
     """
 
+    exit_code = 2  # what the command line exits with
+
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
+
+
+class Preempted(MpmaeError):
+    """The run stopped at a notice (a signal, a spot instance's warning) after writing a
+    checkpoint at its last step; the same command resumes there. Its own exit code (75,
+    EX_TEMPFAIL: try again later), so a scheduler can tell it from a failure."""
+
+    exit_code = 75

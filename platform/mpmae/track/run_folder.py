@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mpmae.config import Scalar, dump_yaml
+from mpmae.errors import Preempted
 from mpmae.storage import Location
 from mpmae.track.runs import end_run, start_run
 
@@ -58,7 +59,7 @@ def tracked_run(
 ) -> Iterator[TrackedRun]:
     """Start the MLflow run (or re-attach to the one ``run.json`` names), save the run
     file and ``config``, and end the run as the block ends (FAILED if it raises, KILLED
-    if interrupted)."""
+    if interrupted or preempted)."""
     previous = read_run_file(folder)
     run_id = start_run(settings, experiment=experiment, run_name=name, config=config,
                        model=model, run_id=previous.get("mlflow_run_id"), params=params,
@@ -68,8 +69,8 @@ def tracked_run(
             json.dumps({"mlflow_run_id": run_id}).encode())
         folder.join(CONFIG_FILE).write_bytes_atomic(dump_yaml(config).encode())
         yield TrackedRun(name, folder, run_id, bool(previous))
-    except KeyboardInterrupt:
-        end_run("KILLED")
+    except (KeyboardInterrupt, Preempted):
+        end_run("KILLED")  # re-attached and RUNNING again when the same command resumes
         raise
     except BaseException:
         end_run("FAILED")

@@ -22,6 +22,7 @@ from mpmae.model.config import MPMAEConfig
 from mpmae.storage import StorageConfig
 from mpmae.track.config import MlflowConfig
 from mpmae.train.engine.precision import resolve_precision
+from mpmae.train.preemption import notice_source_problem
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class TrainLoopConfig:
     max_nonfinite_steps: int = field(default=20, metadata=doc(
         "Optimizer steps with a non-finite loss or gradient that are skipped (no update) "
         "before the run stops; 0: stop at the first"))
+    preemption_notice: str = field(default="", metadata=doc(
+        "Besides SIGTERM/SIGINT to the command: a file path whose appearance, or an "
+        "http(s) URL whose 200 answer (e.g. a spot instance's metadata), each worker's node "
+        "polls as the notice to checkpoint at the current step and stop (exit 75)"))
 
     def resolved_precision(self, device_type: str) -> str:
         """``fp32`` or ``bf16`` on a device of this type (``cuda``, ``cpu``)."""
@@ -94,6 +99,8 @@ class TrainLoopConfig:
             require(getattr(self, key) >= 0, key, "must be 0 (never) or more")
         require(self.max_steps is None or self.max_steps >= 1, "max_steps",
                  "must be 1 or more, or null")
+        problem = notice_source_problem(self.preemption_notice)
+        require(problem is None, "preemption_notice", problem or "")
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
 from mpmae.cluster.task_result import our_error
 from mpmae.config import ConfigError, data_dir, override, run_stamp, runs_dir
 from mpmae.data.stream.tile_dataset import TileDataset
-from mpmae.errors import MpmaeError
+from mpmae.errors import MpmaeError, Preempted
 from mpmae.model.release import RELEASE_DIR
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
+from mpmae.train.preemption import notice_on_signals
 from mpmae.train.resume import resume_position
 from mpmae.train.step_plan import plan_steps
 from mpmae.train.worker_spec import WorkerSpec
@@ -52,12 +53,16 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
         try:
             trainer, steps = build_trainer(cfg, dataset, where.runs, run,
                                            [ConsoleProgress()], progress)
-            trainer.fit()
+            with notice_on_signals(run.folder):
+                result = trainer.fit()
         except BaseException as error:
             raise _explained(error, cfg, run.folder, progress) from None
         finally:
             if started_ray:
                 ray.shutdown()
+        if (result.metrics or {}).get("preempted"):
+            raise Preempted(f"preempted at step {int(result.metrics['step'])} (checkpoint in "
+                            f"{run.folder.uri}); run the same command to resume")
     return RunResult(run.name, run.folder.uri, run.folder.join(RELEASE_DIR).uri,
                      run.mlflow_run_id, tracking_uri(cfg.mlflow), steps, cfg)
 

@@ -8,6 +8,9 @@ A step whose loss or gradient is not finite on any rank updates nothing (the opt
 step is skipped on every rank alike) and is counted; past ``train.max_nonfinite_steps``
 the run stops. Checkpoints hold only finite weights, every rank's own RNG states and the
 data position, so a resumed run continues the interrupted epoch where it was.
+
+A preemption notice (:mod:`mpmae.train.preemption`) ends the run at the step all ranks
+agree on, with a checkpoint there: a resume loses no step.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from mpmae.train.engine.finite_step import NonFiniteError, finite_step
 from mpmae.train.engine.precision import autocast
 from mpmae.train.engine.schedule import WarmupCosine
 from mpmae.train.memory_reuse import keep_freed_memory
+from mpmae.train.preemption import NoticeWatcher, agreed
 from mpmae.train.resume import load_resumable
 from mpmae.train.worker_spec import WorkerSpec
 
@@ -48,6 +52,7 @@ class LoopState:
     epoch: int = 0
     epoch_tiles: int = 0
     nonfinite: int = 0  # optimizer steps skipped for a non-finite loss or gradient
+    preempted: bool = False  # a notice came: this step's report checkpoints and the run stops
     grad_norm: float = 0.0
     last: Any = None  # (normalised batch, model output) of the latest micro-batch
     window: dict[str, float] = field(default_factory=lambda: {"t": time.perf_counter(),
@@ -81,13 +86,17 @@ def train_loop(config: dict) -> None:
     tracker = _Tracker(spec, raw_model.pretext, rank == 0)
     precision = cfg.train.resolved_precision(device.type)
     amp = partial(autocast, device, precision)  # a fresh context for each forward
+    watcher = NoticeWatcher(cfg.train.preemption_notice, spec.run_dir if rank == 0 else None)
     with EpochPrefetcher(_epoch_batches(spec, device), first_epoch=state.epoch,
                          resumed=resumed) as epochs:
-        while state.step < total:
+        while state.step < total and not state.preempted:
             _run_epoch(cfg, model, normaliser, optimizer, schedule, epochs.epoch(state.epoch),
-                       state, amp, tracker, total=total, epoch_end=(state.epoch + 1) * per_epoch)
+                       state, amp, tracker, watcher, total=total,
+                       epoch_end=(state.epoch + 1) * per_epoch)
             state.epoch, state.epoch_tiles = state.epoch + 1, 0
-    tracker.finish(raw_model)
+    watcher.close()
+    if not state.preempted:
+        tracker.finish(raw_model)
 
 
 def _epoch_batches(spec: WorkerSpec, device: torch.device):
@@ -170,9 +179,10 @@ def _quiet(_: str) -> None:
 
 
 def _run_epoch(cfg, model, normaliser, optimizer, schedule: WarmupCosine, batches,
-               state: LoopState, amp, tracker, total: int, epoch_end: int) -> None:
+               state: LoopState, amp, tracker, watcher: NoticeWatcher, total: int,
+               epoch_end: int) -> None:
     """Train on ``batches`` until the data or the epoch's planned steps (``epoch_end``) or
-    the run's (``total``) run out."""
+    the run's (``total``) run out, or a preemption notice comes."""
     accumulation, micro = cfg.train.accumulation, 0
     stop = min(total, epoch_end)
     iterator = iter(batches)
@@ -202,7 +212,10 @@ def _run_epoch(cfg, model, normaliser, optimizer, schedule: WarmupCosine, batche
         state.window["wait"] += t1 - t0
         state.last = (batch, output)
         if sync:
+            state.preempted = agreed(watcher.noticed)
             tracker.after_step(model, state, optimizer, epoch_done=state.step >= epoch_end)
+            if state.preempted:
+                return
 
 
 def _optimizer_step(model, optimizer, state: LoopState, finite_loss, max_nonfinite: int) -> None:
@@ -266,8 +279,8 @@ class _Tracker:
     def after_step(self, model, state: LoopState, optimizer, epoch_done: bool) -> None:
         t = self.cfg.train
         step = state.step
-        log = step % t.log_every == 0 or step == self.total
-        checkpoint = step % t.checkpoint_every == 0 or step == self.total
+        log = step % t.log_every == 0 or step == self.total or state.preempted
+        checkpoint = step % t.checkpoint_every == 0 or step == self.total or state.preempted
         # The first probe comes with the first step, so every report can carry one.
         probe = t.probe_every > 0 and (step % t.probe_every == 0 or step == self.total
                                        or not self.probe)
@@ -317,6 +330,8 @@ class _Tracker:
             data_wait_fraction=min(w["wait"] / elapsed, 1.0))
         metrics.update(step=state.step, total_steps=self.total, tiles=state.tiles,
                        grad_norm=state.grad_norm, nonfinite_steps=state.nonfinite, **self.probe)
+        if state.preempted:  # the driver reads it from the last report
+            metrics["preempted"] = 1.0
         state.window = {"t": now, "tiles": 0, "wait": 0.0}
         return metrics
 
