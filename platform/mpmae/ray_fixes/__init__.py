@@ -22,6 +22,7 @@ from mpmae.ray_fixes.quiet_workers import (
     TRAIN_CONTEXT,
 )
 from mpmae.ray_fixes.stream_callbacks import CALLBACK_BASE, RESERVATION_WAIT, SPIN_GUARD
+from mpmae.ray_fixes.train_sigint import TRAIN_SIGINT
 from mpmae.ray_fixes.upload_walk import PRIVATE_NAMES as UPLOAD_NAMES
 from mpmae.ray_fixes.upload_walk import UPLOAD_WALK
 
@@ -46,6 +47,8 @@ FIXES = (
     Fix(QUIET_DRIVER, "Ray Train's per-report metric dumps off the console", (TRAIN_CONTEXT,)),
     Fix(UPLOAD_WALK, "`mpmae submit` lists and measures what Ray will upload", UPLOAD_NAMES),
     Fix(CLUSTER_MAXIMA, "sweeps see an autoscaler's published maxima", (STATE,)),
+    Fix(TRAIN_SIGINT, "a first Ctrl-C during pretraining checkpoints the step, not Ray's abort",
+        version_bound=True),
 )
 
 

@@ -16,6 +16,7 @@ from mpmae.config import ConfigError, data_dir, override, run_stamp, runs_dir
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError, Preempted
 from mpmae.model.release import RELEASE_DIR
+from mpmae.ray_fixes.train_sigint import keep_our_sigint
 from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
@@ -53,6 +54,7 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
         try:
             trainer, steps = build_trainer(cfg, dataset, where.runs, run,
                                            [ConsoleProgress()], progress)
+            keep_our_sigint(trainer)
             with notice_on_signals(run.folder):
                 result = trainer.fit()
         except BaseException as error:

@@ -101,28 +101,42 @@ def agreed(noticed: bool) -> bool:
     return bool(flag.item())
 
 
+class Notice:
+    """Whether a signal gave the notice while :func:`notice_on_signals` was in force."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    @property
+    def given(self) -> bool:
+        return bool(self.signals)
+
+
 @contextmanager
-def notice_on_signals(run_dir: Location) -> Iterator[None]:
-    """While the block runs, SIGTERM or a first SIGINT writes the run's notice file (the
-    workers then stop at their next step); a second SIGINT interrupts at once. A notice
-    left by an earlier preemption is removed first, so a resume runs on."""
-    notice = run_dir.join(NOTICE_FILE)
-    if notice.exists():
-        notice.fs.delete_file(notice.path)
-    received: list[int] = []
+def notice_on_signals(*run_dirs: Location) -> Iterator[Notice]:
+    """While the block runs, SIGTERM or a first SIGINT writes the notice file into each of
+    ``run_dirs`` (the run's folder, or a sweep's trial folders; their rank 0 stops at the
+    next step); a second SIGINT interrupts at once. Notices left by an earlier preemption
+    are removed first, so a resume runs on."""
+    notices = [run_dir.join(NOTICE_FILE) for run_dir in run_dirs]
+    for notice in notices:
+        if notice.exists():
+            notice.fs.delete_file(notice.path)
+    received = Notice()
 
     def handler(signum: int, _frame) -> None:
-        if received and signum == signal.SIGINT:
+        if received.given and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        if not received:
+        if not received.given:
             print(f"\n{signal.Signals(signum).name}: finishing the current step and writing "
                   "a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
-            notice.write_bytes_atomic(signal.Signals(signum).name.encode())
-        received.append(signum)
+            for notice in notices:
+                notice.write_bytes_atomic(signal.Signals(signum).name.encode())
+        received.signals.append(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield received
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

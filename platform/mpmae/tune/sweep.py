@@ -11,18 +11,23 @@ checkpoints where they have some (:mod:`mpmae.tune.trial_record`).
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mpmae.cluster.connect import connect
 from mpmae.config import override, run_stamp, to_dict
+from mpmae.errors import Preempted
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import Location
 from mpmae.track.run_folder import CONFIG_FILE, read_run_file, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.launch import located, open_dataset
+from mpmae.train.preemption import notice_on_signals
 from mpmae.train.step_plan import plan_steps
 from mpmae.tune.config import TuneConfig
 from mpmae.tune.objective import PROBE, objective_name, read_score
@@ -36,6 +41,7 @@ TRIALS_DIR = "trials"
 RESULTS_DIR = "results"
 METRIC, MODE, TIME_ATTR = PROBE, "max", "step"  # what ASHA stops trials on
 VERSION_TAG = "mpmae.best_model_version"
+TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
 OBJECTIVE_TAG = "mpmae.objective"  # the name of the parent run's best_objective
 # MLflow run statuses for trials that did not finish on their own.
 RUN_STATUS = {"completed": "FINISHED", "stopped": "KILLED", "error": "FAILED"}
@@ -83,11 +89,14 @@ def sweep(cfg: TuneConfig, progress=print) -> SweepResult:
                          f"the other {len(todo)}")
             results = []
             if todo:
-                grid = _tuner(cfg, sweep_dir, parent.mlflow_run_id, total, todo,
-                              progress).fit()
+                with notice_on_signals(*[trials_dir.join(t[KEY]) for t in todo]) as notice, \
+                        _signals_left_to_us():
+                    grid = _tuner(cfg, sweep_dir, parent.mlflow_run_id, total, todo,
+                                  progress).fit()
                 if grid.num_terminated + grid.num_errors < len(grid):
                     raise KeyboardInterrupt  # Tune stopped on a signal
                 results = _record(grid, trials_dir, total)
+                _raise_if_preempted(grid, notice.given)
             rows = _rows(trials, {**done, **dict(results)}, trials_dir, objective)
             best, version = _publish(cfg, rows, sweep_dir)
         finally:
@@ -177,11 +186,40 @@ def _concurrency(cfg: TuneConfig, planned: int, progress) -> int:
     return n
 
 
+@contextmanager
+def _signals_left_to_us() -> Iterator[None]:
+    """Tune's own SIGINT handler stops trials without a checkpoint at their step: off while
+    our preemption handler is in force (TUNE_DISABLE_SIGINT_HANDLER, read at fit time)."""
+    before = os.environ.get(TUNE_SIGINT)
+    os.environ[TUNE_SIGINT] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TUNE_SIGINT, None)
+        else:
+            os.environ[TUNE_SIGINT] = before
+
+
+def _preempted(result) -> bool:
+    return bool((result.metrics or {}).get("preempted"))
+
+
+def _raise_if_preempted(grid, signalled: bool) -> None:
+    stopped = sum(_preempted(result) for result in grid)
+    if signalled or stopped:
+        raise Preempted(f"sweep preempted: {stopped} running trial(s) checkpointed at their "
+                        "current step; run the same command to resume")
+
+
 def _record(grid, trials_dir: Location, total: int) -> list[tuple[str, dict[str, Any]]]:
     """Each result's record (key, record), written with what Tune saw last: a completed
-    trial wrote its own (in case this driver dies), stopped and failed ones cannot."""
+    trial wrote its own (in case this driver dies), stopped and failed ones cannot. A
+    preempted trial gets none: the sweep's resume runs it on from its checkpoint."""
     out = []
     for result in grid:
+        if _preempted(result):
+            continue
         key = result.config["trial"][KEY]
         metrics = result.metrics or {}
         status = "error" if result.error else (

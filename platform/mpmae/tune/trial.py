@@ -46,6 +46,8 @@ def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name
         # Returns only once the loop reached its last step: a trial ASHA stops, or one
         # that fails, raises out of here. (Its metrics may lag the last report.)
         result = trainer.fit()
+    if (result.metrics or {}).get("preempted"):
+        return  # checkpointed at its step: no record, no score; the sweep's resume runs on
     goal = from_dict(ObjectiveConfig, objective)
     # After the trial's run has ended, as `mpmae pretrain` evaluates its final encoder.
     if goal.dataset:
