@@ -208,8 +208,9 @@ def _preempted(result) -> bool:
 def _raise_if_preempted(grid, signalled: bool) -> None:
     stopped = sum(_preempted(result) for result in grid)
     if signalled or stopped:
-        raise Preempted(f"sweep preempted: {stopped} running trial(s) checkpointed at their "
-                        "current step; run the same command to resume")
+        # A trial Tune starts after the notice finds it too and stops at its first step.
+        raise Preempted(f"sweep preempted: {stopped} trial(s) checkpointed at their current "
+                        "step; run the same command to resume")
 
 
 def _record(grid, trials_dir: Location, total: int) -> list[tuple[str, dict[str, Any]]]:
