@@ -7,8 +7,13 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it runs: the config imports resolve_precision, and the config's
+# --help-config must not load torch.
 
 
 def resolve_precision(setting: str, device_type: str) -> str:
@@ -21,4 +26,6 @@ def resolve_precision(setting: str, device_type: str) -> str:
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """The forward pass's context for ``precision`` (``bf16`` or ``fp32``) on ``device``."""
+    import torch
+
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
