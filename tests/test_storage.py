@@ -24,7 +24,8 @@ def test_s3_round_trip_on_a_real_endpoint(s3_endpoint, s3_bucket):
 
 def test_unreachable_store_names_the_endpoint_but_never_the_secret():
     opts = StorageOptions(endpoint_url="http://127.0.0.1:9", region="us-east-1",
-                          access_key_id="AKIDSECRETID", secret_access_key="very-secret-key")
+                          access_key_id="AKIDSECRETID", secret_access_key="very-secret-key",
+                          retries=2)
     with pytest.raises(StorageError) as info:
         resolve("s3://bucket/x", opts).join("dataset.json").read_bytes()
     text = str(info.value)

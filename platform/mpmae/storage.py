@@ -383,6 +383,17 @@ def retry_counts() -> dict[str, int]:
         return {key: _counts[key] for key in ("throttled", "server_error", "failed")}
 
 
+def retries_note(since: dict[str, int]) -> str:
+    """``; storage: …`` naming the retries counted after ``since`` (a :func:`retry_counts`),
+    or "" when there were none."""
+    now = retry_counts()
+    done = {key: now[key] - since.get(key, 0) for key in now}
+    if not done["throttled"] and not done["server_error"]:
+        return ""
+    return (f"; storage: {done['throttled']} operation(s) tried again after S3 throttling, "
+            f"{done['server_error']} after server errors (raise storage.retries if this grows)")
+
+
 def _count(key: str) -> None:
     with _counts_lock:
         _counts[key] += 1
@@ -433,9 +444,9 @@ def storage_error(loc: Location, error: OSError, rounds: int = 1,
             f"not your data; run again later or check the store. [{message}]")
     if failure is Failure.UNREACHABLE:
         return StorageError(
-            f"cannot reach the S3 endpoint {endpoint} for {loc.uri} {tried}: {message}. Check "
-            "that the store is running and that AWS_ENDPOINT_URL (or storage.endpoint_url) "
-            "is right; storage.timeout sets how long each attempt waits.")
+            f"cannot reach {loc.uri}: the S3 endpoint {endpoint} did not answer {tried} "
+            f"({message}). Check that the store is running and that AWS_ENDPOINT_URL (or "
+            "storage.endpoint_url) is right; storage.timeout sets how long each attempt waits.")
     where = f" at endpoint {opts.endpoint_url}" if opts.endpoint_url else ""
     return StorageError(
         f"cannot access {loc.uri}{where}: {message}. Check that the store is running and "
@@ -445,10 +456,13 @@ def storage_error(loc: Location, error: OSError, rounds: int = 1,
 
 
 def _status(message: str) -> str:
-    """How the store said it: "503 SlowDown", "HTTP status 429"…"""
+    """How the store said it: "503 SlowDown", "HTTP 429"… (a HEAD's answer has no body)."""
     if re.search(r"SLOW_?DOWN|SlowDown", message):
         return "503 SlowDown"
-    found = re.search(r"HTTP status \d+|THROTTL\w*|Throttl\w*|TooManyRequests", message)
+    status = re.search(r"HTTP status (\d+)", message)
+    if status:
+        return f"HTTP {status.group(1)}"
+    found = re.search(r"THROTTL\w*|Throttl\w*|TooManyRequests", message)
     return found.group(0) if found else "throttling"
 
 
