@@ -124,3 +124,13 @@ def test_a_store_that_stays_down_is_one_line_naming_it(proxied, world, monkeypat
                           f"{opts.endpoint_url} did not answer after up to 3 attempt(s)")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert opts.secret_access_key not in err
+
+
+def test_verify_counts_the_operations_it_tried_again(proxied, world):
+    # One SDK attempt per request, so every 503 reaches mpmae's own rounds and is counted.
+    # The proxy's faults are seeded: with seed 1 some 503s come, never 3 on one operation.
+    proxy, opts = proxied(s3_proxy.Weather(latency_s=0, slowdown=0.2), seed=1, retries=1)
+    summary = verify_dataset(world, opts, progress=lambda _: None)
+    assert summary.startswith(f"verified {world}: 6 shards")
+    assert "operation(s) tried again after S3 throttling" in summary
+    assert proxy.counts.slowdowns > 0
