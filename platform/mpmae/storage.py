@@ -159,13 +159,6 @@ class Location:
     path: str
     options: StorageOptions = field(default_factory=StorageOptions, repr=False)
 
-    def __reduce__(self):
-        # pyarrow pickles an S3FileSystem without its retry strategy (it would come back to a
-        # Ray worker with the SDK's 3 attempts): rebuild it from the options there.
-        if self.is_s3:
-            return _s3_location, (self.uri, self.path, self.options)
-        return Location, (self.uri, self.fs, self.path, self.options)
-
     @property
     def is_s3(self) -> bool:
         return self.uri.startswith("s3://")
@@ -256,10 +249,6 @@ class Location:
         return folder
 
 
-def _s3_location(uri: str, path: str, options: StorageOptions) -> Location:
-    return Location(uri, s3_filesystem(options), path, options)
-
-
 def resolve(uri: str | os.PathLike, options: StorageOptions | None = None) -> Location:
     """Turn a URI or local path into a :class:`Location` with an explicit filesystem."""
     text = os.fspath(uri)
@@ -286,6 +275,19 @@ def _file_uri_path(parsed) -> str:
     return parsed.netloc + parsed.path
 
 
+class _S3FileSystem(pafs.S3FileSystem):
+    """pyarrow's S3 filesystem, pickled as the options it was built from: pyarrow's own
+    pickle drops the retry strategy, so a Ray worker (a read task, Ray Train's
+    ``storage_filesystem``) would get the SDK's default of 3 attempts."""
+
+    def __init__(self, options: StorageOptions, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.options = options
+
+    def __reduce__(self):
+        return s3_filesystem, (self.options,)
+
+
 def s3_filesystem(opts: StorageOptions) -> pafs.S3FileSystem:
     """A pyarrow S3 filesystem for ``opts`` (pyarrow would ignore AWS_ENDPOINT_URL)."""
     kwargs: dict = {
@@ -303,7 +305,7 @@ def s3_filesystem(opts: StorageOptions) -> pafs.S3FileSystem:
         kwargs["secret_key"] = opts.secret_access_key
         if opts.session_token:
             kwargs["session_token"] = opts.session_token
-    return pafs.S3FileSystem(**kwargs)
+    return _S3FileSystem(opts, **kwargs)
 
 
 def fsspec_filesystem(loc: Location):

@@ -72,7 +72,7 @@ def test_verify_gets_through_a_storm(proxied, world, seed):
 def test_layers_and_counts_sdk_attempts_inside_our_rounds_outside(proxied, world):
     proxy, opts = proxied(s3_proxy.Weather(latency_s=0, slowdown=1.0), retries=2)
     loc = resolve(world, opts).join("dataset.json")
-    for where in (loc, pickle.loads(pickle.dumps(loc))):  # as a Ray worker gets it
+    for where in (loc, pickle.loads(pickle.dumps(loc))):  # as a Ray read task gets it
         before, requests = retry_counts(), proxy.counts.requests
         with pytest.raises(StorageError, match=r"throttled .*\(HTTP 503\) after up to 6 "
                                                r"attempt.*raise storage\.retries"):
@@ -83,6 +83,11 @@ def test_layers_and_counts_sdk_attempts_inside_our_rounds_outside(proxied, world
         after = retry_counts()
         assert after["throttled"] - before["throttled"] == 2
         assert after["failed"] - before["failed"] == 1
+    # The filesystem alone (Ray Train's storage_filesystem): one SDK round, 2 attempts.
+    requests = proxy.counts.requests
+    with pytest.raises(OSError, match="503"):
+        pickle.loads(pickle.dumps(loc.fs)).get_file_info(loc.path)
+    assert proxy.counts.requests - requests == 2
 
 
 def test_a_throttled_shard_is_not_called_damaged(proxied, world):
