@@ -368,11 +368,6 @@ def classify(error: BaseException) -> Failure:
     return Failure.OTHER
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether trying again later may succeed: the bytes are not at fault."""
-    return classify(error) in (*_AGAIN, Failure.UNREACHABLE)
-
-
 _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
 
