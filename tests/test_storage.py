@@ -24,7 +24,8 @@ def test_s3_round_trip_on_a_real_endpoint(s3_endpoint, s3_bucket):
 
 def test_unreachable_store_names_the_endpoint_but_never_the_secret():
     opts = StorageOptions(endpoint_url="http://127.0.0.1:9", region="us-east-1",
-                          access_key_id="AKIDSECRETID", secret_access_key="very-secret-key")
+                          access_key_id="AKIDSECRETID", secret_access_key="very-secret-key",
+                          retries=2)
     with pytest.raises(StorageError) as info:
         resolve("s3://bucket/x", opts).join("dataset.json").read_bytes()
     text = str(info.value)
@@ -65,3 +66,41 @@ def test_a_local_write_failure_names_the_path_not_aws(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"mpmae: error: cannot access {blocker}/world/") and err.count("\n") == 1
     assert "AWS" not in err and "permissions" in err
+
+
+def test_retries_and_timeout_come_from_config_else_the_environment(monkeypatch):
+    from mpmae.storage import StorageConfig
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("MPMAE_S3_TIMEOUT", "3.5")
+    opts = StorageConfig().options()
+    assert (opts.retries, opts.timeout) == (4, 3.5)
+    opts = StorageConfig(retries=7, timeout=9).options()
+    assert (opts.retries, opts.timeout) == (7, 9)
+    env = opts.as_env()  # what another process (an MLflow server, a job) gets
+    assert env["AWS_MAX_ATTEMPTS"] == "7" and env["AWS_RETRY_MODE"] == "standard"
+    assert env["MPMAE_S3_TIMEOUT"] == "9"
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    monkeypatch.delenv("MPMAE_S3_TIMEOUT")
+    assert (StorageConfig().options().retries, StorageConfig().options().timeout) == (10, 20)
+
+
+def test_bad_retry_settings_name_their_key_or_variable(monkeypatch):
+    from mpmae.config import ConfigError, load_config
+    from mpmae.train.config import PretrainConfig
+
+    with pytest.raises(ConfigError, match=r"^storage\.retries: must be 1 or more"):
+        load_config(PretrainConfig, None, ["storage.retries=-1"])
+    with pytest.raises(ConfigError, match=r"^storage\.timeout: must be above 0"):
+        load_config(PretrainConfig, None, ["storage.timeout=-2"])
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "many")
+    with pytest.raises(ConfigError, match=r"AWS_MAX_ATTEMPTS must be a number above 0"):
+        StorageOptions.from_env()
+
+
+def test_a_pickled_local_location_still_reads(tmp_path):
+    import pickle
+
+    loc = resolve(tmp_path).join("f.bin")
+    loc.write_bytes_atomic(b"x")
+    assert pickle.loads(pickle.dumps(loc)).read_bytes() == b"x"

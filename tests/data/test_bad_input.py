@@ -76,7 +76,7 @@ def test_listed_shard_that_is_gone(world):
 
 def test_unreachable_store():
     opts = StorageOptions(endpoint_url="http://127.0.0.1:9", region="us-east-1",
-                          access_key_id="k", secret_access_key="s3cr3t")
+                          access_key_id="k", secret_access_key="s3cr3t", retries=2)
     with pytest.raises(StorageError, match=r"s3://data/world.*127\.0\.0\.1:9") as info:
         TileDataset.open("s3://data/world", opts)
     assert "s3cr3t" not in str(info.value)

@@ -147,7 +147,8 @@ def test_corrupt_shard_mid_run_names_it_and_keeps_the_checkpoint(ray_local, tiny
 def test_unreachable_store_fails_before_any_cluster_work(tiny_config, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-print")
-    cfg = tiny_config("storage.root=s3://runs/x", "storage.endpoint_url=http://127.0.0.1:9")
+    cfg = tiny_config("storage.root=s3://runs/x", "storage.endpoint_url=http://127.0.0.1:9",
+                      "storage.retries=2")
     with pytest.raises(StorageError, match=r"127\.0\.0\.1:9") as info:
         pretrain(cfg, progress=lambda _: None)
     assert "do-not-print" not in str(info.value)

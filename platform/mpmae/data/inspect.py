@@ -17,7 +17,7 @@ from mpmae.data.inspect_config import InspectConfig
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.data.verify import NO_HASHES
 from mpmae.modalities import MODALITIES, RGB_BANDS, S2_BANDS, TaskKind, band_indices
-from mpmae.storage import StorageOptions, resolve
+from mpmae.storage import StorageOptions, resolve, retrying
 
 
 def summarize(ds: TileDataset) -> str:
@@ -73,9 +73,11 @@ def _first_shard(ds: TileDataset) -> ShardInfo:
 
 
 def _read(ds: TileDataset, name: str, read: Callable[[pq.ParquetFile], pa.Table]) -> pa.Table:
-    """``read`` of one shard (page checksums verified); a damaged page names the shard."""
+    """``read`` of one shard (page checksums verified); a damaged page names the shard, a
+    store that throttles or fails says so (tried again first)."""
+    loc = ds.root.join(*name.split("/"))
     try:
-        return read(open_shard(ds.root, name))
+        return retrying(loc, lambda: read(open_shard(ds.root, name)))
     except (pa.ArrowException, OSError) as e:
         raise corrupt_data(ds.root, name, e) from None
 
@@ -86,7 +88,7 @@ def _integrity_lines(ds: TileDataset) -> list[str]:
     shards = [info for infos in ds.manifest.splits.values() for info in infos]
     for info in shards:
         loc = ds.root.join(*info.path.split("/"))
-        size = loc.fs.get_file_info(loc.path).size
+        size = loc.size()
         if info.bytes and size != info.bytes:
             raise DatasetError(
                 f"shard {loc.uri} is {size} bytes, dataset.json says {info.bytes}: it was "

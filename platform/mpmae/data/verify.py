@@ -4,6 +4,8 @@ Reading ``dataset.json`` checks its fields, paths and statistics (finite, std > 
 value per band); then every shard is read once: its size and SHA-256 against the
 manifest, every page decoded with its checksum verified, its footer against the schema
 and tile count. Every shard is checked even after a damaged one, so one run lists them all.
+A store that throttles, fails or cannot be reached stops the run with that said (never a
+shard called damaged for it); retries that got through are counted in the summary.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from mpmae.data.format.band_stats import stats_key
 from mpmae.data.format.manifest import DatasetError, Manifest, ShardInfo, read_manifest
 from mpmae.data.format.shards import decode_problem, digest, footer_problems, parse_shard
 from mpmae.modalities import MODALITIES, S2_LEVELS
-from mpmae.storage import Location, StorageOptions, resolve
+from mpmae.storage import Location, StorageOptions, resolve, retries_note, retry_counts
 
 NO_HASHES = ("dataset.json records no shard hashes (written by an older mpmae): verify can "
              "only check sizes, page checksums (where the shards have them) and decoding; "
@@ -28,6 +30,7 @@ def verify_dataset(uri: str, storage: StorageOptions | None = None,
     """Verify the dataset at ``uri``; returns a summary, or raises a DatasetError that
     names every damaged shard."""
     root = resolve(uri, storage)
+    retries_before = retry_counts()
     manifest = read_manifest(root)
     missing = missing_stats(manifest)
     if missing:
@@ -51,7 +54,8 @@ def verify_dataset(uri: str, storage: StorageOptions | None = None,
     size = sum(s.bytes for s in shards) / 2**20
     return (f"verified {root.uri}: {len(shards)} shards, {manifest.num_tiles} tiles, "
             f"{size:.1f} MB; statistics, sizes, "
-            f"{'SHA-256, ' if manifest.has_hashes else ''}page checksums and schema ok")
+            f"{'SHA-256, ' if manifest.has_hashes else ''}page checksums and schema ok"
+            f"{retries_note(retries_before)}")
 
 
 def shard_problems(root: Location, info: ShardInfo, schema: pa.Schema) -> list[str]:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from mpmae.data.format.manifest import DatasetError, ShardInfo
 from mpmae.data.format.schema import schema_problems
-from mpmae.storage import Location, StorageError
+from mpmae.storage import Location, StorageError, retrying
 
 ROW_GROUP_TILES = 64
 # LZ4 (Parquet LZ4_RAW): measured on synth shards, one thread, page checksums verified,
@@ -81,8 +81,9 @@ def open_shard(root: Location, name: str,
     ``footer`` read before, opening costs no read (a round trip on object storage)."""
     loc = root.join(*name.split("/"))
     try:
-        return pq.ParquetFile(loc.fs.open_input_file(loc.path), metadata=footer,
-                              page_checksum_verification=True)
+        return retrying(loc, lambda: pq.ParquetFile(loc.fs.open_input_file(loc.path),
+                                                    metadata=footer,
+                                                    page_checksum_verification=True))
     except FileNotFoundError:
         raise DatasetError(
             f"shard {loc.uri} is listed in dataset.json but missing: restore it or "
