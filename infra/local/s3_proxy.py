@@ -206,7 +206,9 @@ class S3Proxy:
         if fault == "slowdown":
             self.counts.slowdowns += 1
             await copy_body(reader, None, headers, until_eof=False)
-            writer.write(SLOWDOWN)
+            # An answer to HEAD has the headers of a body but no body (HTTP/1.1).
+            writer.write(SLOWDOWN[: SLOWDOWN.index(b"\r\n\r\n") + 4]
+                         if head.startswith(b"HEAD ") else SLOWDOWN)
             await writer.drain()
             return not headers.closes()
         self.counts.forwarded += 1

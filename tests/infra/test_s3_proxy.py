@@ -82,6 +82,18 @@ def test_slowdown_is_a_503_that_s3_clients_recognise(proxied, s3_endpoint, s3_bu
     assert proxy.counts.slowdowns == 1 and proxy.counts.forwarded == 0
 
 
+def test_a_slowdown_answers_head_without_a_body(proxied):
+    proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0, slowdown=1.0))
+    connection = http.client.HTTPConnection(endpoint.removeprefix("http://"), timeout=10)
+    for method in ("HEAD", "GET"):  # one kept-alive connection: a stray body would garble
+        connection.request(method, "/bucket/key")
+        answer = connection.getresponse()
+        assert answer.status == 503
+        body = answer.read()
+        assert (body == b"") if method == "HEAD" else b"<Code>SlowDown</Code>" in body
+    assert proxy.counts.slowdowns == 2
+
+
 def test_a_reset_drops_the_connection(proxied):
     proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0, reset=1.0))
     connection = http.client.HTTPConnection(endpoint.removeprefix("http://"), timeout=10)
