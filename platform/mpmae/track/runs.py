@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
 from mpmae.errors import MpmaeError
 from mpmae.redact import redact_text
+from mpmae.track.server_check import short_http, shown, why_not_answering
 from mpmae.version import __version__
 
 if TYPE_CHECKING:
@@ -68,11 +69,13 @@ def start_run(
     Logs ``flatten(config)`` plus ``params`` as params, the mpmae tags of
     ``model`` plus ``tags``, and ``config`` as ``config.yaml``. A ``run_id`` the tracking
     server does not know (or that was deleted) starts a new run tagged
-    ``mpmae.resumed_from`` instead of failing.
+    ``mpmae.resumed_from`` instead of failing. A server that does not answer is a
+    :class:`TrackingError` within seconds (MLflow itself would retry for minutes).
     """
     import mlflow
 
     uri = tracking_uri(settings)
+    require_answering(uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     all_tags = {**run_tags(model), **(tags or {})}
@@ -90,11 +93,37 @@ def start_run(
     return active_id
 
 
+def require_answering(uri: str) -> None:
+    """Raise :class:`TrackingError` if the tracking server at ``uri`` does not answer."""
+    reason = why_not_answering(uri)
+    if reason:
+        raise TrackingError(f"MLflow at {shown(uri)} is not answering ({reason}): start it, "
+                            "or set mlflow.tracking_uri to a server that answers (empty: a "
+                            "local SQLite store)")
+
+
 def end_run(status: RunStatus = "FINISHED") -> None:
-    """End the active run as FINISHED, FAILED or KILLED (no-op if none is active)."""
+    """End the active run as FINISHED, FAILED or KILLED (no-op if none is active).
+
+    A tracking server that is away does not fail the run (nor hold it for minutes): the run
+    stays RUNNING there, and a warning says so.
+    """
     import mlflow
 
-    mlflow.end_run(status)
+    run = mlflow.active_run()
+    if run is None:
+        return
+    uri = mlflow.get_tracking_uri()
+    try:
+        with short_http():
+            mlflow.end_run(status)
+    except Exception as e:  # the server's absence shows as MLflow's or requests' errors
+        reason = why_not_answering(uri)
+        if reason is None:
+            raise
+        _log.warning("MLflow at %s is not answering (%s): run %s stays RUNNING there instead "
+                     "of %s; its checkpoints and encoder are in the run folder",
+                     shown(uri), reason, run.info.run_id, status, exc_info=e)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int) -> None:
