@@ -130,6 +130,12 @@ class TrackingSink:
                     self._cond.wait()
                 if self._stop or not self._calls:
                     return
+                away = self._away
+            if away and self._still_away():
+                continue
+            with self._cond:
+                if not self._calls:  # close() took them after giving up on this thread
+                    return
                 batch = self._take()
             error = self._send(batch)
             if error is None:
@@ -145,6 +151,15 @@ class TrackingSink:
                 self._calls.extendleft(reversed(batch))
                 self._went_away(reason)
                 self._cond.wait(self._retry_s)  # close() cuts the wait short
+
+    def _still_away(self) -> bool:
+        """While away, a look at /health (no lock held) rather than a send; if it still does
+        not answer, wait before the next look."""
+        if why_not_answering(self.uri, self._retry_s) is None:
+            return False
+        with self._cond:
+            self._cond.wait(self._retry_s)  # close() cuts the wait short
+        return True
 
     def _take(self) -> list[_Metrics | _Figure]:
         """The oldest call; consecutive metric calls go together, up to one MLflow batch."""
