@@ -1,8 +1,9 @@
-"""The MLflow run of one training run: start or re-attach, params, tags, metrics, end.
+"""The MLflow run of one training run: start or re-attach, params, tags, metric names, end.
 
 Rank 0 calls these with plain ``mlflow`` (Ray's MLflow callback does not work with Train
-V2). The run id is stored in the checkpoint, so a restarted run passes it back to
-:func:`start_run` and keeps logging into the same MLflow run. ``mlflow`` is imported inside
+V2); its metrics and figures go through :mod:`mpmae.track.sink`. The run id is stored in
+the checkpoint, so a restarted run passes it back to :func:`start_run` and keeps logging
+into the same MLflow run. ``mlflow`` is imported inside
 the functions: importing this module costs workers nothing.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 CONFIG_ARTIFACT = "config.yaml"
-FIGURE_DIR = "reconstructions"
 # MLflow's limits (mlflow.utils.validation); its own truncation only warns if enabled.
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
@@ -126,13 +125,6 @@ def end_run(status: RunStatus = "FINISHED") -> None:
                      shown(uri), reason, run.info.run_id, status, exc_info=e)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int) -> None:
-    """Log scalars at an optimizer step on the active run."""
-    import mlflow
-
-    mlflow.log_metrics(dict(metrics), step=step)
-
-
 def training_metrics(
     output: MPMAEOutput, *, lr: float, tiles_per_s: float, data_wait_fraction: float
 ) -> dict[str, float]:
@@ -149,18 +141,6 @@ def training_metrics(
     for task, value in output.task_weights.items():
         metrics[f"weight/{task}"] = float(value)
     return metrics
-
-
-def log_figure(png: bytes, step: int) -> str:
-    """Store a PNG as ``reconstructions/step_000100.png`` on the active run; its path."""
-    import mlflow
-
-    name = f"step_{step:06d}.png"
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / name
-        file.write_bytes(png)
-        mlflow.log_artifact(str(file), FIGURE_DIR)
-    return f"{FIGURE_DIR}/{name}"
 
 
 def model_tags(model: MPMAEConfig) -> dict[str, str]:

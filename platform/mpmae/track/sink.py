@@ -25,12 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mpmae.track.runs import FIGURE_DIR
-from mpmae.track.server_check import HTTP_TIMEOUT_S, SHORT_HTTP, shown, why_not_answering
+from mpmae.track.server_check import (
+    HTTP_TIMEOUT_S,
+    SHORT_HTTP,
+    is_remote,
+    shown,
+    why_not_answering,
+)
 
 if TYPE_CHECKING:
     from mpmae.storage import Location
 
+FIGURE_DIR = "reconstructions"
 UNSENT_DIR = "unsent_tracking"
 UNSENT_METRICS = "metrics.jsonl"
 CALLS_KEPT = 20_000  # metric calls: at log_every=10, an outage of 200k steps
@@ -62,8 +68,9 @@ class TrackingSink:
 
         # For the whole process (rank 0's worker): its sink and its last calls (the encoder)
         # must notice an outage in seconds. A user's own settings win.
-        for name, value in SHORT_HTTP.items():
-            os.environ.setdefault(name, value)
+        if is_remote(uri):
+            for name, value in SHORT_HTTP.items():
+                os.environ.setdefault(name, value)
         self.run_id, self.uri = run_id, uri
         self._client = mlflow.MlflowClient(uri)
         self._capacity, self._figures_kept, self._retry_s = capacity, figures_kept, retry_s
