@@ -108,7 +108,7 @@ def test_a_full_queue_drops_the_oldest_calls_and_says_so(tmp_path, caplog):
     # The thread may hold one call in flight when the queue overflows: the newest are kept.
     assert [json.loads(r)["step"] for r in rows][-3:] == [7, 8, 9]
     assert _logged(caplog, "the oldest metrics and figures are dropped")
-    assert _logged(caplog, "tracking calls were dropped")
+    assert _logged(caplog, "were dropped: the queue was full")
 
 
 def test_a_server_that_does_not_answer_at_start_is_one_plain_error(make_cfg):

@@ -105,8 +105,9 @@ class TrackingSink:
         with self._cond:
             left, self._calls = list(self._calls), deque()
         if self._dropped:
-            _log.warning("%d tracking calls were dropped while MLflow at %s was away (the queue "
-                         "keeps the newest %d)", self._dropped, shown(self.uri), self._capacity)
+            _log.warning("%d tracking calls to MLflow at %s were dropped: the queue was full "
+                         "(it keeps the newest %d) or the server refused them (warned above)",
+                         self._dropped, shown(self.uri), self._capacity)
         return self._spill(left, spill_to) if left else None
 
     def _put(self, call: _Metrics | _Figure) -> None:
