@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 
@@ -33,7 +33,47 @@ def mlflow_server(workdir: Path, artifacts_destination: str, env: Mapping[str, s
     needs to reach it). Yields the server's URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [
+    with served(_command(workdir, artifacts_destination, port), workdir, env, url, timeout_s):
+        yield url
+
+
+class StoppableServer:
+    """An ``mlflow server`` that a test stops and starts again on the same port and store,
+    as an outage of the tracking server looks to its clients."""
+
+    def __init__(self, workdir: Path, artifacts_destination: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._command = _command(workdir, artifacts_destination, self.port)
+        self._workdir = workdir
+        self._running: ExitStack | None = None
+
+    def start(self, timeout_s: float = 120) -> None:
+        self._running = ExitStack()
+        self._running.enter_context(served(self._command, self._workdir, {}, self.url,
+                                           timeout_s))
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.close()
+            self._running = None
+
+
+@contextmanager
+def stoppable_mlflow_server(workdir: Path) -> Iterator[StoppableServer]:
+    """A running :class:`StoppableServer` with artifacts in ``workdir/artifacts``; stopped
+    at the end whatever state the test left it in."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = StoppableServer(workdir, str(workdir / "artifacts"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _command(workdir: Path, artifacts_destination: str, port: int) -> list[str]:
+    return [
         str(Path(sys.executable).with_name("mlflow")), "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
         "--artifacts-destination", artifacts_destination,
@@ -41,8 +81,6 @@ def mlflow_server(workdir: Path, artifacts_destination: str, env: Mapping[str, s
         # The Host header clients send; anything else is refused (DNS-rebinding guard).
         "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}",
     ]
-    with served(command, workdir, env, url, timeout_s):
-        yield url
 
 
 @contextmanager
@@ -51,7 +89,7 @@ def served(command: list[str], workdir: Path, env: Mapping[str, str], url: str,
     """Run ``command`` (an ``mlflow server`` listening at ``url``) in ``workdir`` until
     its /health answers; stop its process group on exit. Its log: ``workdir/mlflow-server.log``."""
     log = workdir / "mlflow-server.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:

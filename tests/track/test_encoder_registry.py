@@ -8,11 +8,11 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from run_start import log_pretrain_encoder, start_pretrain_run
+from run_start import log_pretrain_encoder, sink_of_active_run, start_pretrain_run
 
 import mpmae
 from mpmae.track.registry import download_encoder
-from mpmae.track.runs import end_run, log_figure
+from mpmae.track.runs import end_run
 
 CARD = "# Test encoder\n\nAn atto encoder for the tests.\n"
 
@@ -92,7 +92,8 @@ def test_logging_needs_an_active_run(make_cfg, release_dir):
 
 def test_downloading_something_that_is_no_encoder_says_so(make_cfg, tmp_path):
     run_id = start_pretrain_run(make_cfg(), run_name="figures-only")
-    log_figure(b"\x89PNG", step=1)
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_figure(b"\x89PNG", step=1)
     end_run()
     with pytest.raises(FileNotFoundError, match="no mpmae encoder release"):
         download_encoder(f"runs:/{run_id}/reconstructions", tmp_path)

@@ -10,11 +10,11 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from run_start import log_pretrain_encoder, start_pretrain_run
+from run_start import log_pretrain_encoder, sink_of_active_run, start_pretrain_run
 
 import mpmae
 from mpmae.track.registry import download_encoder
-from mpmae.track.runs import end_run, log_figure, log_metrics
+from mpmae.track.runs import end_run
 
 pytestmark = pytest.mark.s3
 
@@ -27,11 +27,13 @@ def test_a_run_through_the_server_lands_in_s3(tracking_server, make_cfg, release
     cfg = make_cfg(**{"mlflow.tracking_uri": tracking_server.url})
 
     run_id = start_pretrain_run(cfg, run_name="remote")
-    log_metrics({"loss": 2.0}, step=0)
-    log_figure(b"\x89PNG not really", step=100)
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_metrics({"loss": 2.0}, step=0)
+        sink.log_figure(b"\x89PNG not really", step=100)
     end_run("FAILED")
     assert start_pretrain_run(cfg, run_name="remote", run_id=run_id) == run_id
-    log_metrics({"loss": 1.0}, step=5)
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_metrics({"loss": 1.0}, step=5)
     version = log_pretrain_encoder(release_dir, cfg, model_card="# remote\n")
     end_run()
 

@@ -14,7 +14,7 @@ import mlflow
 import pytest
 import torch
 import yaml
-from run_start import start_pretrain_run
+from run_start import sink_of_active_run, start_pretrain_run
 
 from mpmae import __version__
 from mpmae.config import flatten, from_dict, override
@@ -23,8 +23,6 @@ from mpmae.track.runs import (
     MAX_PARAM_LENGTH,
     TRUNCATION_MARK,
     end_run,
-    log_figure,
-    log_metrics,
     tracking_uri,
     training_metrics,
 )
@@ -73,16 +71,18 @@ def test_a_run_logs_the_config_as_params_tags_and_yaml(make_cfg):
     assert [r.info.run_id for r in _runs(cfg)] == [run_id]
 
 
-def test_a_resumed_run_reattaches_and_its_metrics_continue(make_cfg):
+def test_a_resumed_run_reattaches_and_its_metrics_continue(make_cfg, tmp_path):
     cfg = make_cfg()
     run_id = start_pretrain_run(cfg, run_name="resumable")
-    log_metrics({"loss": 2.0}, step=0)
-    log_metrics({"loss": 1.5}, step=5)
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_metrics({"loss": 2.0}, step=0)
+        sink.log_metrics({"loss": 1.5}, step=5)
     end_run("FAILED")
 
     assert start_pretrain_run(cfg, run_name="resumable", run_id=run_id) == run_id
     assert mlflow.active_run().info.status == "RUNNING"
-    log_metrics({"loss": 1.0}, step=10)
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_metrics({"loss": 1.0}, step=10)
     end_run("KILLED")
     assert start_pretrain_run(cfg, run_name="resumable", run_id=run_id) == run_id
     end_run()
@@ -128,7 +128,7 @@ def test_long_and_many_params_are_truncated_and_batched(make_cfg):
     assert all(params[k] == str(v) for k, v in extra.items())
 
 
-def test_training_metrics_are_named_per_task_and_logged_per_step(make_cfg):
+def test_training_metrics_are_named_per_task_and_logged_per_step(make_cfg, tmp_path):
     output = SimpleNamespace(
         loss=torch.tensor(3.0),
         task_losses={"sentinel2": torch.tensor(1.0), "biome": torch.tensor(2.0)},
@@ -139,17 +139,19 @@ def test_training_metrics_are_named_per_task_and_logged_per_step(make_cfg):
                        "loss/sentinel2": 1.0, "loss/biome": 2.0,
                        "weight/sentinel2": 0.5, "weight/biome": 1.0}
     run_id = start_pretrain_run(make_cfg(), run_name="metrics")
-    log_metrics(metrics, step=5)
-    log_metrics({**metrics, "loss/biome": 1.0}, step=10)
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_metrics(metrics, step=5)
+        sink.log_metrics({**metrics, "loss/biome": 1.0}, step=10)
     end_run()
     client = mlflow.MlflowClient()
     assert _steps(client, run_id, "loss/biome") == [(5, 2.0), (10, 1.0)]
     assert _steps(client, run_id, "weight/sentinel2") == [(5, 0.5), (10, 0.5)]
 
 
-def test_figures_go_under_reconstructions_by_step(make_cfg):
+def test_figures_go_under_reconstructions_by_step(make_cfg, tmp_path):
     run_id = start_pretrain_run(make_cfg(), run_name="figures")
-    assert log_figure(b"\x89PNG fake", step=100) == "reconstructions/step_000100.png"
+    with sink_of_active_run(tmp_path) as sink:
+        sink.log_figure(b"\x89PNG fake", step=100)
     end_run()
     files = mlflow.MlflowClient().list_artifacts(run_id, "reconstructions")
     assert [f.path for f in files] == ["reconstructions/step_000100.png"]

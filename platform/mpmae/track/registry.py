@@ -10,6 +10,7 @@ folder back for ``mpmae.load_encoder`` or any torch user.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpmae.model.release import CONFIG_FILE, ReleaseNotFoundError
+from mpmae.track.server_check import shown, why_not_answering
 
 if TYPE_CHECKING:
     from mpmae.model.config import MPMAEConfig
@@ -35,20 +37,38 @@ MAX_DESCRIPTION = 5000
 # mpmae itself is not on PyPI, so it is named in the model description, not here.
 REQUIREMENTS = ("torch", "safetensors", "numpy")
 
+_log = logging.getLogger(__name__)
+
 
 def log_encoder(release_dir: str | Path, *, register_as: str, model: MPMAEConfig,
                 model_card: str | None = None) -> int | None:
     """Log a release folder to the active run as ``encoder/`` (``model_card`` replaces its
     README.md) and register it as ``register_as`` (empty: don't); the new version, or
-    None when registration is off."""
+    None when registration is off or the tracking server does not answer (a warning says
+    so: the release folder itself is the caller's to keep)."""
     import mlflow
-
     if mlflow.active_run() is None:
         raise RuntimeError("log_encoder logs into the active run: call "
                            "mpmae.track.runs.start_run first")
-    name = register_as
+    try:
+        return _log_and_register(Path(release_dir), register_as, model, model_card)
+    except Exception:  # the server's absence shows as MLflow's or requests' errors
+        uri = mlflow.get_tracking_uri()
+        reason = why_not_answering(uri)
+        if reason is None:
+            raise
+        _log.warning("MLflow at %s is not answering (%s): the encoder was not logged to run "
+                     "%s nor registered; its release folder is in the run folder",
+                     shown(uri), reason, mlflow.active_run().info.run_id)
+        return None
+
+
+def _log_and_register(release_dir: Path, name: str, model: MPMAEConfig,
+                      model_card: str | None) -> int | None:
+    import mlflow
+
     with tempfile.TemporaryDirectory() as tmp:
-        release = _with_card(Path(release_dir), Path(tmp) / RELEASE_ARTIFACT, model_card)
+        release = _with_card(release_dir, Path(tmp) / RELEASE_ARTIFACT, model_card)
         mlflow.log_artifacts(str(release), ENCODER_ARTIFACTS)
         if not name:
             return None

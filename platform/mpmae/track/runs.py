@@ -1,8 +1,9 @@
-"""The MLflow run of one training run: start or re-attach, params, tags, metrics, end.
+"""The MLflow run of one training run: start or re-attach, params, tags, metric names, end.
 
 Rank 0 calls these with plain ``mlflow`` (Ray's MLflow callback does not work with Train
-V2). The run id is stored in the checkpoint, so a restarted run passes it back to
-:func:`start_run` and keeps logging into the same MLflow run. ``mlflow`` is imported inside
+V2); its metrics and figures go through :mod:`mpmae.track.sink`. The run id is stored in
+the checkpoint, so a restarted run passes it back to :func:`start_run` and keeps logging
+into the same MLflow run. ``mlflow`` is imported inside
 the functions: importing this module costs workers nothing.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mpmae.config import Scalar, cache_dir, dump_yaml, flatten
 from mpmae.errors import MpmaeError
 from mpmae.redact import redact_text
+from mpmae.track.server_check import short_http, shown, why_not_answering
 from mpmae.version import __version__
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 CONFIG_ARTIFACT = "config.yaml"
-FIGURE_DIR = "reconstructions"
 # MLflow's limits (mlflow.utils.validation); its own truncation only warns if enabled.
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
@@ -68,11 +68,13 @@ def start_run(
     Logs ``flatten(config)`` plus ``params`` as params, the mpmae tags of
     ``model`` plus ``tags``, and ``config`` as ``config.yaml``. A ``run_id`` the tracking
     server does not know (or that was deleted) starts a new run tagged
-    ``mpmae.resumed_from`` instead of failing.
+    ``mpmae.resumed_from`` instead of failing. A server that does not answer is a
+    :class:`TrackingError` within seconds (MLflow itself would retry for minutes).
     """
     import mlflow
 
     uri = tracking_uri(settings)
+    require_answering(uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     all_tags = {**run_tags(model), **(tags or {})}
@@ -90,18 +92,37 @@ def start_run(
     return active_id
 
 
+def require_answering(uri: str) -> None:
+    """Raise :class:`TrackingError` if the tracking server at ``uri`` does not answer."""
+    reason = why_not_answering(uri)
+    if reason:
+        raise TrackingError(f"MLflow at {shown(uri)} is not answering ({reason}): start it, "
+                            "or set mlflow.tracking_uri to a server that answers (empty: a "
+                            "local SQLite store)")
+
+
 def end_run(status: RunStatus = "FINISHED") -> None:
-    """End the active run as FINISHED, FAILED or KILLED (no-op if none is active)."""
+    """End the active run as FINISHED, FAILED or KILLED (no-op if none is active).
+
+    A tracking server that is away does not fail the run (nor hold it for minutes): the run
+    stays RUNNING there, and a warning says so.
+    """
     import mlflow
 
-    mlflow.end_run(status)
-
-
-def log_metrics(metrics: Mapping[str, float], step: int) -> None:
-    """Log scalars at an optimizer step on the active run."""
-    import mlflow
-
-    mlflow.log_metrics(dict(metrics), step=step)
+    run = mlflow.active_run()
+    if run is None:
+        return
+    uri = mlflow.get_tracking_uri()
+    try:
+        with short_http():
+            mlflow.end_run(status)
+    except Exception as e:  # the server's absence shows as MLflow's or requests' errors
+        reason = why_not_answering(uri)
+        if reason is None:
+            raise
+        _log.warning("MLflow at %s is not answering (%s): run %s stays RUNNING there instead "
+                     "of %s; its checkpoints and encoder are in the run folder",
+                     shown(uri), reason, run.info.run_id, status, exc_info=e)
 
 
 def training_metrics(
@@ -120,18 +141,6 @@ def training_metrics(
     for task, value in output.task_weights.items():
         metrics[f"weight/{task}"] = float(value)
     return metrics
-
-
-def log_figure(png: bytes, step: int) -> str:
-    """Store a PNG as ``reconstructions/step_000100.png`` on the active run; its path."""
-    import mlflow
-
-    name = f"step_{step:06d}.png"
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / name
-        file.write_bytes(png)
-        mlflow.log_artifact(str(file), FIGURE_DIR)
-    return f"{FIGURE_DIR}/{name}"
 
 
 def model_tags(model: MPMAEConfig) -> dict[str, str]:

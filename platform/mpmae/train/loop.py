@@ -268,11 +268,14 @@ class _Tracker:
         # The latest probe result, carried in every report: Tune wants its metric in each.
         self.probe: dict[str, float] = {}
         if is_chief:
-            from mpmae.track.runs import start_run
+            from mpmae.track.runs import start_run, tracking_uri
+            from mpmae.track.sink import TrackingSink
 
             cfg = spec.cfg
-            start_run(cfg.mlflow, experiment=cfg.experiment, run_name=cfg.run_name, config=cfg,
-                      model=cfg.model, run_id=spec.mlflow_run_id)
+            run_id = start_run(cfg.mlflow, experiment=cfg.experiment, run_name=cfg.run_name,
+                               config=cfg, model=cfg.model, run_id=spec.mlflow_run_id)
+            # Metrics and figures go through a background thread: an outage never stalls.
+            self.sink = TrackingSink(run_id, tracking_uri(cfg.mlflow))
             if cfg.train.probe_every:
                 self.probe_set = _load_probe_set(spec)
 
@@ -314,9 +317,7 @@ class _Tracker:
                 save_checkpoint(tmp, self._state(model, state, optimizer, rngs, epoch_done))
                 ckpt = train.Checkpoint.from_directory(tmp)
             if self.is_chief:
-                from mpmae.track.runs import log_metrics
-
-                log_metrics(metrics, state.step)
+                self.sink.log_metrics(metrics, state.step)
             train.report(metrics, checkpoint=ckpt)
 
     def _metrics(self, state: LoopState, optimizer) -> dict[str, float]:
@@ -355,14 +356,14 @@ class _Tracker:
 
     def _figure(self, state: LoopState) -> None:
         from mpmae.track.figures import reconstruction_figure
-        from mpmae.track.runs import log_figure
 
         batch, output = state.last
-        log_figure(reconstruction_figure(batch, output, self.pretext), state.step)
+        self.sink.log_figure(reconstruction_figure(batch, output, self.pretext), state.step)
 
     def finish(self, model: MPMAE) -> None:
         """Rank 0 exports the encoder release and logs it; the driver ends the run."""
         if self.is_chief:
             from mpmae.train.export import export_encoder
 
+            self.sink.close(self.spec.run_dir)  # bounded; what stays unsent goes to the folder
             export_encoder(model.encoder, self.cfg, self.spec.stats, self.spec.run_dir)
