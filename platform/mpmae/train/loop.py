@@ -95,8 +95,7 @@ def train_loop(config: dict) -> None:
                        epoch_end=(state.epoch + 1) * per_epoch)
             state.epoch, state.epoch_tiles = state.epoch + 1, 0
     watcher.close()
-    if not state.preempted:
-        tracker.finish(raw_model)
+    tracker.finish(raw_model, export=not state.preempted)
 
 
 def _epoch_batches(spec: WorkerSpec, device: torch.device):
@@ -360,10 +359,12 @@ class _Tracker:
         batch, output = state.last
         self.sink.log_figure(reconstruction_figure(batch, output, self.pretext), state.step)
 
-    def finish(self, model: MPMAE) -> None:
-        """Rank 0 exports the encoder release and logs it; the driver ends the run."""
+    def finish(self, model: MPMAE, export: bool) -> None:
+        """Rank 0 sends the tracking it holds and, at the run's end (not at a preemption),
+        exports the encoder release and logs it; the driver ends the run."""
         if self.is_chief:
             from mpmae.train.export import export_encoder
 
             self.sink.close(self.spec.run_dir)  # bounded; what stays unsent goes to the folder
-            export_encoder(model.encoder, self.cfg, self.spec.stats, self.spec.run_dir)
+            if export:
+                export_encoder(model.encoder, self.cfg, self.spec.stats, self.spec.run_dir)

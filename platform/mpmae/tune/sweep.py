@@ -277,12 +277,14 @@ def _publish(cfg: TuneConfig, rows: list[dict[str, Any]],
     version = run.data.tags.get(VERSION_TAG)
     if version is None and cfg.register_best and cfg.pretrain.mlflow.register_as:
         version = _register_best(cfg, sweep_dir.join(TRIALS_DIR, best["trial_id"]))
-        mlflow.set_tag(VERSION_TAG, version)
+        if version is not None:  # None: the server was away (log_encoder warned)
+            mlflow.set_tag(VERSION_TAG, version)
     return best, version
 
 
-def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
-    """Log the best trial's encoder release on the sweep run and register it."""
+def _register_best(cfg: TuneConfig, trial_dir: Location) -> str | None:
+    """Log the best trial's encoder release on the sweep run and register it; its model
+    version, or None when the tracking server did not answer."""
     from mpmae.config import load_config
     from mpmae.model.release import RELEASE_DIR
     from mpmae.track.registry import log_encoder
@@ -292,8 +294,9 @@ def _register_best(cfg: TuneConfig, trial_dir: Location) -> str:
         (Path(tmp) / CONFIG_FILE).write_bytes(trial_dir.join(CONFIG_FILE).read_bytes())
         trial_cfg = load_config(PretrainConfig, Path(tmp) / CONFIG_FILE, [])
         folder = release.download(Path(tmp) / RELEASE_DIR)
-        return str(log_encoder(folder, register_as=cfg.pretrain.mlflow.register_as,
-                               model=trial_cfg.model))
+        version = log_encoder(folder, register_as=cfg.pretrain.mlflow.register_as,
+                              model=trial_cfg.model)
+        return None if version is None else str(version)
 
 
 def _summary(r: SweepResult) -> str:
