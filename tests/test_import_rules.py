@@ -32,6 +32,7 @@ WINGS = (
     "errors",
     "redact",
     "version",
+    "lazy",
 )
 
 

@@ -4,8 +4,9 @@ wings use (import them from here, not from the rooms inside). Each loads on firs
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from mpmae.lazy import lazy_getattr
 
 if TYPE_CHECKING:  # for type checkers and the import rules; at run time, __getattr__
     from mpmae.evaluate.command.compare import compare as compare
@@ -40,8 +41,4 @@ _HOMES = {
 }
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'mpmae.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _HOMES)

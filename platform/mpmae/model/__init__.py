@@ -4,7 +4,7 @@ The names below load on first use, so that importing a torch-free part of the pa
 (``mpmae.model.config``, ``mpmae.model.choices``) does not load torch.
 """
 
-from importlib import import_module
+from mpmae.lazy import lazy_getattr
 
 _HOMES = {
     "MPMAEConfig": "mpmae.model.config",
@@ -25,8 +25,4 @@ _HOMES = {
 
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'mpmae.model' has no attribute {name!r}")
-    return getattr(import_module(_HOMES[name]), name)
+__getattr__ = lazy_getattr(__name__, _HOMES)
