@@ -129,7 +129,8 @@ def read_footer(root: Location, info: ShardInfo, expected: pa.Schema) -> pq.File
     One request where the manifest records the shard's size: opening a file by its path
     asks the store for the size first (a HEAD on S3), half of start-up's round trips at
     thousands of shards. A shard that does not read at that size is opened the usual way,
-    which names it missing, corrupt or of another size than dataset.json says.
+    which names it missing, corrupt or of another size than dataset.json says (a local
+    file is read at its real size; ``mpmae data verify`` checks every size and hash).
     """
     loc = root.join(*info.path.split("/"))
     footer = _footer_at_size(loc, info.bytes) if info.bytes else None

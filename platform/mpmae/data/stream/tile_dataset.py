@@ -128,7 +128,7 @@ class TileDataset:
 
 def in_parallel(read: Callable, items: list) -> list:
     """``read`` of each item, :data:`FOOTER_READERS` at a time, in order; an error cancels
-    the reads not started and is raised (of several, the one of the earliest item)."""
+    the reads not started and is raised."""
     with ThreadPoolExecutor(max_workers=max(1, min(FOOTER_READERS, len(items)))) as pool:
         futures = [pool.submit(read, item) for item in items]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
