@@ -10,8 +10,10 @@ did before (``before``: a HEAD and a GET per footer, 16 in flight, one split aft
 and at several numbers of readers (``--readers``). This is start-up's data part only, not
 the time to a run's first step (Ray, workers and the model add their own, the same at any
 shard count). Target: at 4,000 shards on a 30 ms S3, at most the 16-shard time + 15 s.
-The moto endpoint's CPU per arm is reported apart: on 2 cores it, not the latency, can
-bound the many-shard arms (a real S3 serves in parallel).
+The proxy runs in a process of its own, fresh for each pass; the CPU seconds of the driver
+(our code and pyarrow's S3 client), the proxy and the moto endpoint are reported apart: on
+a small machine the proxy's and the endpoint's, not the latency, can bound the many-shard
+arms (a real S3 serves in parallel, on other machines).
 
     python benchmarks/bench_startup.py --tiles 4000 --shards 16 1000 4000
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,22 +79,41 @@ def open_now(readers: int):
     return run
 
 
-def measure(open_dataset, uri: str, opts: StorageOptions, proxy, endpoint: psutil.Process,
-            repeats: int) -> dict:
-    """Median wall time of ``repeats`` opens, and one open's requests and endpoint CPU."""
-    walls, requests, cpu = [], [], []
-    for _ in range(repeats):
-        before, cpu_before = proxy.counts.requests, _cpu(endpoint)
+def measure(open_dataset, uri: str, upstream: str, latency_ms: float,
+            endpoint: psutil.Process, repeats: int) -> dict:
+    """The pass of median wall time of ``repeats`` opens, each through a fresh proxy."""
+    passes = [one_open(open_dataset, uri, upstream, latency_ms, endpoint)
+              for _ in range(repeats)]
+    median = sorted(passes, key=lambda p: p["open_s"])[len(passes) // 2]
+    shards = median.pop("shards")
+    return {**median, "open_s_passes": [p["open_s"] for p in passes],
+            "requests_per_shard": round(median["requests"] / shards, 3)}
+
+
+def one_open(open_dataset, uri: str, upstream: str, latency_ms: float,
+             endpoint: psutil.Process) -> dict:
+    """One open: its wall time, the requests the proxy saw and the CPU seconds of the driver
+    (this process: our code and pyarrow's S3 client), the proxy and the endpoint."""
+    proxy = subprocess.Popen(
+        [sys.executable, s3_proxy.__file__, "--upstream", upstream, "--latency-ms",
+         str(latency_ms)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        address = json.loads(proxy.stdout.readline())["endpoint"]
+        keys = (LOCAL_KEYS["AWS_ACCESS_KEY_ID"], LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
+        processes = (psutil.Process(), psutil.Process(proxy.pid), endpoint)
+        cpu_before = [_cpu(p) for p in processes]
         began = time.perf_counter()
-        ds = open_dataset(uri, opts)
-        walls.append(time.perf_counter() - began)
-        requests.append(proxy.counts.requests - before)
-        cpu.append(_cpu(endpoint) - cpu_before)
-    shards = sum(len(s) for s in ds.manifest.splits.values())
-    return {"open_s": round(sorted(walls)[len(walls) // 2], 3),
-            "open_s_passes": [round(w, 3) for w in walls],
-            "requests": max(requests), "requests_per_shard": round(max(requests) / shards, 3),
-            "endpoint_cpu_s": round(sorted(cpu)[len(cpu) // 2], 3)}
+        ds = open_dataset(uri, StorageOptions(address, REGION, *keys))
+        wall = time.perf_counter() - began
+        cpu = [_cpu(p) - b for p, b in zip(processes, cpu_before, strict=True)]
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        _, errors = proxy.communicate(timeout=30)
+    return {"open_s": round(wall, 3),
+            "requests": json.loads(errors.splitlines()[-1])["counts"]["requests"],
+            "shards": sum(len(s) for s in ds.manifest.splits.values()),
+            "cpu_s": {role: round(c, 2)
+                      for role, c in zip(("driver", "proxy", "endpoint"), cpu, strict=True)}}
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -105,7 +128,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, nargs="+", default=[16, 1000, 4000],
                         help="shard counts (about: each split's last shard may be smaller)")
     parser.add_argument("--latency-ms", type=float, default=30.0)
-    parser.add_argument("--readers", type=int, nargs="*", default=[16, 32, 128],
+    parser.add_argument("--readers", type=int, nargs="*", default=[16, 128],
                         help="other footer reader counts to try at the largest shard count")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-before", action="store_true", help="leave out the old way")
@@ -115,44 +138,38 @@ def main() -> None:
         port = free_ports(1)[0]
         upstream = f"http://127.0.0.1:{port}"
         server = start_s3(port, Path(tmp))
-        proxy = None
         try:
             wait_ready({"s3": (server, lambda: answers(upstream))}, Path(tmp), timeout_s=60)
             create_bucket(upstream)
-            keys = (LOCAL_KEYS["AWS_ACCESS_KEY_ID"], LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
-            proxy = s3_proxy.S3Proxy(upstream, s3_proxy.Weather(args.latency_ms / 1000))
-            result = run(args, StorageOptions(upstream, REGION, *keys),
-                         StorageOptions(proxy.start(), REGION, *keys), proxy,
-                         psutil.Process(server.pid))
+            result = run(args, upstream, psutil.Process(server.pid))
         finally:
-            if proxy is not None:
-                proxy.stop()
             terminate({server})
     print(json.dumps(result, indent=1))
 
 
-def run(args, direct: StorageOptions, proxied: StorageOptions, proxy, endpoint) -> dict:
+def run(args, upstream: str, endpoint: psutil.Process) -> dict:
     default_readers = tile_dataset.FOOTER_READERS
     result = {"machine": machine(), "measures": "TileDataset.open with every split's footers "
               "read and checked; not the time to a run's first step",
               "tiles": args.tiles, "tile_size": args.size, "latency_ms": args.latency_ms,
               "repeats": args.repeats, "footer_readers": default_readers, "by_shards": {}}
+    keys = (LOCAL_KEYS["AWS_ACCESS_KEY_ID"], LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
     for count in args.shards:
         uri = f"s3://{BUCKET}/world-{count}"
         began = time.perf_counter()
         manifest = synthesize(uri, tiles=args.tiles, size=args.size, seed=0,
                               downstream_tiles=0, tiles_per_shard=max(1, args.tiles // count),
-                              storage=direct, progress=lambda _: None)
+                              storage=StorageOptions(upstream, REGION, *keys),
+                              progress=lambda _: None)
         arms = {"shards": sum(len(s) for s in manifest.splits.values()),
-                "write_s": round(time.perf_counter() - began, 1),
-                "now": measure(open_now(default_readers), uri, proxied, proxy, endpoint,
-                               args.repeats)}
+                "write_s": round(time.perf_counter() - began, 1)}
+        ways = {"now": open_now(default_readers)}
         if not args.no_before:
-            arms["before"] = measure(open_before, uri, proxied, proxy, endpoint, args.repeats)
+            ways["before"] = open_before
         if count == max(args.shards):
-            for readers in args.readers:
-                arms[f"now_{readers}_readers"] = measure(open_now(readers), uri, proxied,
-                                                         proxy, endpoint, args.repeats)
+            ways.update({f"now_{n}_readers": open_now(n) for n in args.readers})
+        for name, way in ways.items():
+            arms[name] = measure(way, uri, upstream, args.latency_ms, endpoint, args.repeats)
         tile_dataset.FOOTER_READERS = default_readers
         result["by_shards"][str(count)] = arms
         print(f"{count} shards: {json.dumps(arms)}", file=sys.stderr, flush=True)

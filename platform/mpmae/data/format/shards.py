@@ -98,11 +98,32 @@ def open_shard(root: Location, name: str,
         ) from None
 
 
-def footer_problems(info: ShardInfo, footer: pq.FileMetaData, expected: pa.Schema,
-                    size: int | None = None) -> list[str]:
+class SchemaCheck:
+    """:func:`~mpmae.data.format.schema.schema_problems` of footers against ``expected``,
+    each distinct footer schema converted and compared once: converting one costs ~2 ms of
+    CPU under the GIL, the most of start-up's CPU at thousands of shards, and shards
+    written alike share one schema."""
+
+    def __init__(self, expected: pa.Schema) -> None:
+        self.expected = expected
+        self._problems: dict[tuple, list[str]] = {}
+
+    def __call__(self, footer: pq.FileMetaData) -> list[str]:
+        # A footer's Arrow schema follows from its Parquet schema and the Arrow schema
+        # stored beside it; two threads may both convert a new one, with one answer.
+        key = ((footer.metadata or {}).get(b"ARROW:schema"), str(footer.schema))
+        if key not in self._problems:
+            self._problems[key] = schema_problems(footer.schema.to_arrow_schema(),
+                                                  self.expected)
+        return list(self._problems[key])
+
+
+def footer_problems(info: ShardInfo, footer: pq.FileMetaData,
+                    expected: pa.Schema | SchemaCheck, size: int | None = None) -> list[str]:
     """How a shard's footer (and, if given, its ``size`` in bytes) differs from its
     manifest entry: schema, tile count, size."""
-    problems = schema_problems(footer.schema.to_arrow_schema(), expected)
+    check = expected if isinstance(expected, SchemaCheck) else SchemaCheck(expected)
+    problems = check(footer)
     if footer.num_rows != info.tiles:
         problems.append(f"{footer.num_rows} tiles, dataset.json says {info.tiles}")
     if size is not None and info.bytes and size != info.bytes:
@@ -111,7 +132,7 @@ def footer_problems(info: ShardInfo, footer: pq.FileMetaData, expected: pa.Schem
 
 
 def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
-                expected: pa.Schema, size: int | None = None) -> None:
+                expected: pa.Schema | SchemaCheck, size: int | None = None) -> None:
     """Footer-level check (``footer`` as :func:`open_shard` read it): expected schema,
     tile count (and ``size``, if given) as in the manifest."""
     problems = footer_problems(info, footer, expected, size)
@@ -123,7 +144,8 @@ def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
         )
 
 
-def read_footer(root: Location, info: ShardInfo, expected: pa.Schema) -> pq.FileMetaData:
+def read_footer(root: Location, info: ShardInfo,
+                expected: pa.Schema | SchemaCheck) -> pq.FileMetaData:
     """A shard's footer, checked against its manifest entry (:func:`check_shard`).
 
     One request where the manifest records the shard's size: opening a file by its path

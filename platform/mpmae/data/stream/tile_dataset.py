@@ -23,7 +23,7 @@ from ray.data.collate_fn import NumpyBatchCollateFn
 from ray.exceptions import RayTaskError
 
 from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
-from mpmae.data.format.shards import read_footer
+from mpmae.data.format.shards import SchemaCheck, read_footer
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
 from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
 from mpmae.data.stream.stage_clock import StageClock
@@ -86,7 +86,7 @@ class TileDataset:
         request each (:func:`~mpmae.data.format.shards.read_footer`)."""
         todo = [s for s in dict.fromkeys(splits) if s not in self._footers]
         shards = [(split, info) for split in todo for info in self.manifest.shards(split)]
-        schema = self.manifest.schema()
+        schema = SchemaCheck(self.manifest.schema())
         footers = in_parallel(lambda shard: read_footer(self.root, shard[1], schema), shards)
         for split in todo:
             self._footers[split] = {}
