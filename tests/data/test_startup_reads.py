@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from mpmae.data.format.manifest import DatasetError, write_manifest
@@ -145,3 +146,14 @@ def test_parallel_reads_keep_order_and_raise_an_error():
 
     with pytest.raises(DatasetError, match="shard 150 is bad"):
         in_parallel(read, list(range(200)))
+
+
+def test_a_shard_of_another_schema_among_alike_ones_is_named(world):
+    """Footer schemas are compared once per distinct schema: one unlike the others is still
+    checked, and named."""
+    doc = json.loads((world / "dataset.json").read_text())
+    shard = world / doc["splits"]["train"][1]["path"]
+    pq.write_table(pq.read_table(shard).drop_columns(["aster"]), shard)
+    with pytest.raises(DatasetError, match=rf"{shard.name} does not match dataset\.json: "
+                       r".*missing column 'aster'"):
+        TileDataset.open(str(world))
