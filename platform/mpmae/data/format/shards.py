@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 import pyarrow as pa
+import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
 from mpmae.data.format.manifest import DatasetError, ShardInfo
@@ -98,25 +99,88 @@ def open_shard(root: Location, name: str,
         ) from None
 
 
-def footer_problems(info: ShardInfo, footer: pq.FileMetaData, expected: pa.Schema) -> list[str]:
-    """How a shard's footer differs from its manifest entry: schema and tile count."""
-    problems = schema_problems(footer.schema.to_arrow_schema(), expected)
+class SchemaCheck:
+    """:func:`~mpmae.data.format.schema.schema_problems` of footers against ``expected``,
+    each distinct footer schema converted and compared once: converting one costs ~2 ms of
+    CPU under the GIL, the most of start-up's CPU at thousands of shards, and shards
+    written alike share one schema."""
+
+    def __init__(self, expected: pa.Schema) -> None:
+        self.expected = expected
+        self._problems: dict[tuple, list[str]] = {}
+
+    def __call__(self, footer: pq.FileMetaData) -> list[str]:
+        # A footer's Arrow schema follows from its Parquet schema and the Arrow schema
+        # stored beside it; two threads may both convert a new one, with one answer.
+        key = ((footer.metadata or {}).get(b"ARROW:schema"), str(footer.schema))
+        if key not in self._problems:
+            self._problems[key] = schema_problems(footer.schema.to_arrow_schema(),
+                                                  self.expected)
+        return list(self._problems[key])
+
+
+def footer_problems(info: ShardInfo, footer: pq.FileMetaData,
+                    expected: pa.Schema | SchemaCheck, size: int | None = None) -> list[str]:
+    """How a shard's footer (and, if given, its ``size`` in bytes) differs from its
+    manifest entry: schema, tile count, size."""
+    check = expected if isinstance(expected, SchemaCheck) else SchemaCheck(expected)
+    problems = check(footer)
     if footer.num_rows != info.tiles:
         problems.append(f"{footer.num_rows} tiles, dataset.json says {info.tiles}")
+    if size is not None and info.bytes and size != info.bytes:
+        problems.append(f"{size} bytes, dataset.json says {info.bytes}")
     return problems
 
 
 def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
-                expected: pa.Schema) -> None:
+                expected: pa.Schema | SchemaCheck, size: int | None = None) -> None:
     """Footer-level check (``footer`` as :func:`open_shard` read it): expected schema,
-    tile count as in the manifest."""
-    problems = footer_problems(info, footer, expected)
+    tile count (and ``size``, if given) as in the manifest."""
+    problems = footer_problems(info, footer, expected, size)
     if problems:
         raise DatasetError(
             f"shard {root.join(*info.path.split('/')).uri} does not match dataset.json: "
             + "; ".join(problems)
             + ". Re-create the dataset or fix the shard."
         )
+
+
+def read_footer(root: Location, info: ShardInfo,
+                expected: pa.Schema | SchemaCheck) -> pq.FileMetaData:
+    """A shard's footer, checked against its manifest entry (:func:`check_shard`).
+
+    One request where the manifest records the shard's size: opening a file by its path
+    asks the store for the size first (a HEAD on S3), half of start-up's round trips at
+    thousands of shards. A shard that does not read at that size is opened the usual way,
+    which names it missing, corrupt or of another size than dataset.json says (a local
+    file is read at its real size; ``mpmae data verify`` checks every size and hash).
+    """
+    loc = root.join(*info.path.split("/"))
+    footer = _footer_at_size(loc, info.bytes) if info.bytes else None
+    if footer is not None:
+        check_shard(root, info, footer, expected)
+        return footer
+    footer = open_shard(root, info.path).metadata
+    check_shard(root, info, footer, expected, _size(loc))
+    return footer
+
+
+def _footer_at_size(loc: Location, size: int) -> pq.FileMetaData | None:
+    """The footer of the file at ``loc`` if it reads as a Parquet file of ``size`` bytes."""
+    # pyarrow.fs opens a file by path only; a dataset fragment passes its size on.
+    fragment = pds.ParquetFileFormat().make_fragment(loc.path, loc.fs, file_size=size)
+    try:
+        fragment.ensure_complete_metadata()
+    except (pa.ArrowException, OSError):
+        return None
+    return fragment.metadata
+
+
+def _size(loc: Location) -> int:
+    try:
+        return loc.fs.get_file_info(loc.path).size
+    except OSError as e:
+        raise StorageError(f"cannot read {loc.uri}: {e}") from None
 
 
 def corrupt_data(root: Location, name: str, error: Exception, where: str = "") -> DatasetError:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +23,7 @@ from ray.data.collate_fn import NumpyBatchCollateFn
 from ray.exceptions import RayTaskError
 
 from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
-from mpmae.data.format.shards import check_shard, open_shard
+from mpmae.data.format.shards import SchemaCheck, read_footer
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
 from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
 from mpmae.data.stream.stage_clock import StageClock
@@ -32,6 +32,11 @@ from mpmae.modalities import PretextSet
 from mpmae.ray_fixes.block_size import pass_blocks_as_yielded
 from mpmae.ray_fixes.stream_callbacks import install as install_stream_fixes
 from mpmae.storage import Location, StorageOptions, resolve
+
+# Footers read at once: each read waits a round trip to the store (30 ms on S3), not the
+# CPU, so start-up at thousands of shards is bound by how many are in flight
+# (benchmarks/bench_startup.py).
+FOOTER_READERS = 64
 
 
 @dataclass
@@ -46,8 +51,8 @@ class TileDataset:
     def open(cls, where: Location | str, storage: StorageOptions | None = None,
              check: bool = True) -> TileDataset:
         """Read ``dataset.json`` at ``where``, a location the caller resolved (a run's
-        driver does, once) or a URI resolved here with ``storage``; with ``check``, verify
-        every shard footer against it."""
+        driver does, once) or a URI resolved here with ``storage``; with ``check``, read
+        every shard footer now and check it against the manifest (else on first use)."""
         root = where if isinstance(where, Location) else resolve(where, storage)
         ds = cls(root, read_manifest(root))
         if check:
@@ -55,11 +60,9 @@ class TileDataset:
         return ds
 
     def check(self, splits: Iterable[str] | None = None) -> None:
-        schema = self.manifest.schema()
-        for split in splits or self.manifest.splits:
-            footers = self.footers(split)  # kept: read tasks get them too
-            for info in self.manifest.shards(split):
-                check_shard(self.root, info, footers[info.path], schema)
+        """Read the footers of ``splits`` (all by default), checked against the manifest: a
+        missing, corrupt or mismatched shard is named before any read task starts."""
+        self._read_footers(splits or self.manifest.splits)
 
     def shard_paths(self, split: str) -> list[str]:
         return [self.root.join(*s.path.split("/")).path for s in self.manifest.shards(split)]
@@ -74,13 +77,21 @@ class TileDataset:
 
     def footers(self, split: str) -> dict[str, pq.FileMetaData]:
         """The Parquet footer of each of ``split``'s shards, by manifest path: read once,
-        in parallel (on object storage each is a round trip), and handed to read tasks."""
-        if split not in self._footers:
-            shards = [s.path for s in self.manifest.shards(split)]
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                metas = pool.map(lambda path: open_shard(self.root, path).metadata, shards)
-                self._footers[split] = dict(zip(shards, metas, strict=True))
+        checked against the manifest, and handed to read tasks."""
+        self._read_footers([split])
         return self._footers[split]
+
+    def _read_footers(self, splits: Iterable[str]) -> None:
+        """Read the footers of those of ``splits`` not read yet, all in one pool: one
+        request each (:func:`~mpmae.data.format.shards.read_footer`)."""
+        todo = [s for s in dict.fromkeys(splits) if s not in self._footers]
+        shards = [(split, info) for split in todo for info in self.manifest.shards(split)]
+        schema = SchemaCheck(self.manifest.schema())
+        footers = in_parallel(lambda shard: read_footer(self.root, shard[1], schema), shards)
+        for split in todo:
+            self._footers[split] = {}
+        for (split, info), footer in zip(shards, footers, strict=True):
+            self._footers[split][info.path] = footer
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
@@ -113,6 +124,20 @@ class TileDataset:
                                         override_num_blocks=source.num_tasks)
         pass_blocks_as_yielded(data.context, source.target_max_block_size)  # this dataset's
         return data
+
+
+def in_parallel(read: Callable, items: list) -> list:
+    """``read`` of each item, :data:`FOOTER_READERS` at a time, in order; an error cancels
+    the reads not started and is raised."""
+    with ThreadPoolExecutor(max_workers=max(1, min(FOOTER_READERS, len(items)))) as pool:
+        futures = [pool.submit(read, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        failed = [f.exception() for f in futures if f in done and f.exception() is not None]
+        if failed:
+            raise failed[0]
+        return [future.result() for future in futures]
 
 
 # Batches are views of Arrow's read-only buffers, and torch warns once per process that
