@@ -157,3 +157,13 @@ def test_a_newer_format_version_is_refused_naming_what_this_mpmae_reads(v2_world
     with pytest.raises(DatasetError, match=r"format version 3; this mpmae reads versions 1, 2: "
                                            r"upgrade mpmae"):
         TileDataset.open(str(tmp_path / "w"))
+
+
+def test_footers_of_one_type_share_one_deserialized_type():
+    # Start-up reads thousands of footers: their tile types are rebuilt once, not each time.
+    a, b = TileType((2, 4, 4), "<u2"), TileType((4, 2, 4), "<u2")
+    first = TileType.__arrow_ext_deserialize__(a.storage_type, a.__arrow_ext_serialize__())
+    again = TileType.__arrow_ext_deserialize__(a.storage_type, a.__arrow_ext_serialize__())
+    other = TileType.__arrow_ext_deserialize__(b.storage_type, b.__arrow_ext_serialize__())
+    assert first is again and first == a
+    assert other == b and other != first

@@ -15,6 +15,7 @@ type ``fixed_size_binary``, can reshape the bytes with numpy alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 
@@ -23,6 +24,15 @@ import pyarrow as pa
 
 EXTENSION_NAME = "mpmae.tile"
 SHAPE_KEY, DTYPE_KEY, BANDS_KEY = "mpmae.shape", "mpmae.dtype", "mpmae.bands"
+
+
+@functools.lru_cache(maxsize=1024)
+def _deserialized(serialized: bytes) -> TileType:
+    # pyarrow rebuilds the type of every tile column of every footer it reads: at start-up
+    # that is thousands of footers of a few distinct types, and each rebuild runs Python
+    # (JSON, numpy dtype, the type's init). A type is immutable, so one instance serves.
+    meta = json.loads(serialized)
+    return TileType(tuple(meta["shape"]), meta["dtype"])
 
 
 class TileType(pa.ExtensionType):
@@ -40,8 +50,7 @@ class TileType(pa.ExtensionType):
 
     @classmethod
     def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> TileType:
-        meta = json.loads(serialized)
-        return cls(tuple(meta["shape"]), meta["dtype"])
+        return _deserialized(serialized)
 
     def __arrow_ext_class__(self) -> type[pa.ExtensionArray]:
         return TileArray
