@@ -42,6 +42,7 @@ class Weather:
     slowdown: float = 0.0  # share of requests answered 503 SlowDown (not forwarded)
     reset: float = 0.0  # share of requests whose connection is reset (TCP RST)
     down: bool = False  # an outage: every connection is reset
+    calm: int = 0  # requests forwarded untouched once this weather is set, before it strikes
 
 
 @dataclass
@@ -129,8 +130,8 @@ class S3Proxy:
                  port: int = 0, seed: int = 0) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.weather = weather
         self.counts = Counts()
+        self.weather = weather
         self._bind = (host, port)
         self._random = random.Random(seed)
         self._loop = asyncio.new_event_loop()
@@ -161,8 +162,18 @@ class S3Proxy:
         await asyncio.gather(*self._connections, return_exceptions=True)
         await self._server.wait_closed()
 
+    @property
+    def weather(self) -> Weather:
+        return self._weather
+
+    @weather.setter
+    def weather(self, weather: Weather) -> None:
+        self._weather, self._set_at = weather, self.counts.requests
+
     def _draw(self) -> str:
         weather = self.weather
+        if self.counts.requests - self._set_at <= weather.calm:
+            return "forward"
         if weather.down:
             return "reset"
         roll = self._random.random()

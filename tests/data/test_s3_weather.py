@@ -15,6 +15,8 @@ import pytest
 
 from mpmae.cli import main
 from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.row_group_source import RowGroup, read_row_groups
+from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.data.verify import verify_dataset
 from mpmae.storage import StorageError, resolve, retry_counts
 
@@ -139,3 +141,15 @@ def test_verify_counts_the_operations_it_tried_again(proxied, world):
     assert summary.startswith(f"verified {world}: 6 shards")
     assert "operation(s) tried again after S3 throttling" in summary
     assert proxy.counts.slowdowns > 0
+
+
+def test_a_throttled_row_group_is_not_skipped_as_damaged(proxied, world):
+    # data.on_bad_shard=skip leaves damaged row groups out; a throttle is not damage.
+    proxy, opts = proxied(s3_proxy.Weather(latency_s=0), retries=2)
+    dataset = TileDataset.open(world, opts)
+    footers = dataset.footers("train")
+    shard = sorted(footers)[0]
+    group = RowGroup(shard, 0, footers[shard].row_group(0).num_rows)
+    proxy.weather = s3_proxy.Weather(latency_s=0, slowdown=1.0, calm=1)  # opens, then reads
+    with pytest.raises(StorageError, match="throttled"):
+        read_row_groups(dataset.root, footers, [group], ["sentinel2"], skip_bad=True)

@@ -94,6 +94,19 @@ def test_a_slowdown_answers_head_without_a_body(proxied):
     assert proxy.counts.slowdowns == 2
 
 
+def test_calm_weather_lets_requests_through_before_it_strikes(proxied):
+    proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0))
+    proxy.weather = s3_proxy.Weather(latency_s=0.0, slowdown=1.0, calm=2)
+    connection = http.client.HTTPConnection(endpoint.removeprefix("http://"), timeout=10)
+    statuses = []
+    for _ in range(4):
+        connection.request("GET", "/")
+        answer = connection.getresponse()
+        answer.read()
+        statuses.append(answer.status)
+    assert statuses[2:] == [503, 503] and 503 not in statuses[:2]
+
+
 def test_a_reset_drops_the_connection(proxied):
     proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0, reset=1.0))
     connection = http.client.HTTPConnection(endpoint.removeprefix("http://"), timeout=10)

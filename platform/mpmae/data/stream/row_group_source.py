@@ -50,7 +50,7 @@ from mpmae.data.format.shards import corrupt_data, open_shard
 from mpmae.data.format.tile_array import TileType
 from mpmae.data.stream.stage_clock import StageClock
 from mpmae.data.stream.tile_crop import Windows, checked_crop, is_pixel_column
-from mpmae.storage import Location
+from mpmae.storage import Location, retrying
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
 OnBadShard = Literal["stop", "skip"]
@@ -210,8 +210,11 @@ def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],
 
 
 def _read(root: Location, shard: pq.ParquetFile, g: RowGroup, columns: list[str]) -> pa.Table:
+    # A throttle or an outage is retried, then raised as a StorageError: never taken for a
+    # damaged row group (which data.on_bad_shard=skip would leave out).
     try:
-        return shard.read_row_group(g.index, columns=columns)
+        return retrying(root.join(g.shard), lambda: shard.read_row_group(g.index,
+                                                                         columns=columns))
     except (pa.ArrowException, OSError) as e:
         raise corrupt_data(root, g.shard, e, where=f" in row group {g.index}") from None
 
