@@ -85,6 +85,20 @@ def test_a_signal_writes_the_run_folder_notice_that_rank_0_polls(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_outside_the_main_thread_signals_are_left_alone(tmp_path):
+    # A library caller may run pretrain on a thread of its own: no handler can be set there.
+    seen = []
+
+    def run() -> None:
+        with notice_on_signals(resolve(tmp_path)) as notice:
+            seen.append(notice.given)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert seen == [False]
+
+
 def test_a_notice_source_is_a_path_or_an_http_url():
     with pytest.raises(ConfigError, match=r"train\.preemption_notice"):
         load_config(PretrainConfig, None, ["train.preemption_notice=s3://bucket/notice"])

@@ -134,6 +134,9 @@ def notice_on_signals(*run_dirs: Location) -> Iterator[Notice]:
                 notice.write_bytes_atomic(signal.Signals(signum).name.encode())
         received.signals.append(signum)
 
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread gets signals (a caller's own thread: none)
+        return
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield received
