@@ -161,7 +161,7 @@ def read_footer(root: Location, info: ShardInfo,
         check_shard(root, info, footer, expected)
         return footer
     footer = open_shard(root, info.path).metadata
-    check_shard(root, info, footer, expected, _size(loc))
+    check_shard(root, info, footer, expected, loc.size())
     return footer
 
 
@@ -174,13 +174,6 @@ def _footer_at_size(loc: Location, size: int) -> pq.FileMetaData | None:
     except (pa.ArrowException, OSError):
         return None
     return fragment.metadata
-
-
-def _size(loc: Location) -> int:
-    try:
-        return loc.fs.get_file_info(loc.path).size
-    except OSError as e:
-        raise StorageError(f"cannot read {loc.uri}: {e}") from None
 
 
 def corrupt_data(root: Location, name: str, error: Exception, where: str = "") -> DatasetError:
