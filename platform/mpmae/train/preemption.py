@@ -74,9 +74,11 @@ class NoticeWatcher:
         self._stop.set()
 
     def _poll(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while True:  # looked for at once: a notice there from the start stops the first step
             if any(check(source) for check, source in self._checks):
                 self._noticed.set()
+                return
+            if self._stop.wait(POLL_S):
                 return
 
 

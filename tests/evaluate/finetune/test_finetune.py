@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from geobench_layout import (
     SEGMENTATION_LABEL,
     class_map,
@@ -158,3 +159,66 @@ def test_a_bad_recipe_is_one_line_naming_the_key(setting, expected, ray_local, t
                  "--set", setting]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mpmae: error:") and expected in err and "\n" not in err
+
+
+def test_a_preempted_fine_tune_checkpoints_its_step_and_resumes_there(ray_local, tmp_path,
+                                                                      tracking):
+    folder = segmentation_like(tmp_path / "bench")  # 10 train samples: 3 steps an epoch
+    work = tmp_path / "cells"
+    epochs = 30
+    args = ["evaluate", "random:atto", str(folder), *quick(work, epochs)]
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,
+           "PYTHONPATH": str(PLATFORM)}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from mpmae.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(work.rglob("epoch-0001.json")):
+            assert driver.poll() is None, "the fine-tune ended before its notice"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        driver.send_signal(signal.SIGTERM)  # to the command alone, as a scheduler sends it
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert driver.returncode == 75, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("mpmae: m-cashew-plant: fine-tune preempted, 1 cell(s) "
+                           "checkpointed at their current step"), last
+    assert last.endswith("run the same command to resume")
+    assert not list(work.rglob("result.json"))
+    newest = max(work.rglob("epoch-*.pt"))
+    state = torch.load(newest, weights_only=True)
+    assert 1 <= state["batch"] <= 3 and len(state["losses"]) == state["batch"]
+    stopped_in = state["epoch"]
+
+    assert main(args) == 0  # the same command resumes inside the epoch it stopped in
+    result = json.loads(next(work.rglob("result.json")).read_text())
+    assert result["resumed_from_epoch"] == stopped_in
+    history = result["history"]
+    assert [h["epoch"] for h in history] == list(range(epochs))
+    assert {h["session_start"] for h in history[stopped_in:]} == {stopped_in}
+    assert not list(work.rglob("preemption-notice"))  # a resume clears the old notice
+
+
+def test_a_preempted_fine_tune_runs_in_mlflow_end_killed(ray_local, tmp_path, tracking):
+    folder = eurosat_like(tmp_path / "bench")
+    notice = tmp_path / "spot-notice"
+    notice.write_text("terminate")  # the node's notice is there from the start
+    args = ["evaluate", "random:atto", str(folder), *quick(tmp_path / "cells", 3),
+            "--set", f"finetune.preemption_notice={notice}"]
+    assert main(args) == 75
+    client = mlflow.MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("mpmae-evaluate").experiment_id
+    [run] = client.search_runs([experiment])
+    assert run.info.status == "KILLED"
+    [state_file] = (tmp_path / "cells").rglob("epoch-*.pt")  # its first steps, kept
+    state = torch.load(state_file, weights_only=True)
+    assert state["epoch"] == 0 and 1 <= state["batch"] <= 3
+    notice.unlink()
+    assert main(args) == 0

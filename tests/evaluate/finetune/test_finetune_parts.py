@@ -118,3 +118,16 @@ def test_a_non_finite_fine_tuning_step_is_skipped_and_too_many_stop_the_cell():
     with pytest.raises(NonFiniteError, match=r"2 fine-tuning steps had a non-finite .*"
                                              r"finetune\.max_nonfinite_steps=1"):
         _count_skipped(1, spec, epoch=3)
+
+
+def test_a_resumed_epoch_skips_the_samples_its_preempted_session_trained_on():
+    from mpmae.evaluate.finetune.samples import ResumableSampler
+
+    sampler = ResumableSampler(range(10), num_replicas=2, rank=1, shuffle=True, seed=3)
+    sampler.set_epoch(4)
+    whole = list(sampler)
+    sampler.skip = 2
+    assert list(sampler) == whole[2:] and len(sampler) == len(whole) - 2
+    sampler.set_epoch(5)
+    sampler.skip = 0
+    assert list(sampler) != whole  # each epoch its own order

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mpmae.config import doc, require
+from mpmae.train.preemption import notice_source_problem
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,14 @@ class FinetuneConfig:
     work_dir: str = field(default="", metadata=doc(
         "Folder or s3:// URI for the cells' checkpoints and results; empty: "
         "<storage.root>/evaluate"))
+    preemption_notice: str = field(default="", metadata=doc(
+        "Besides SIGTERM/SIGINT to the command: a file path whose appearance, or an "
+        "http(s) URL whose 200 answer (e.g. a spot instance's metadata), each cell's node "
+        "polls as the notice to checkpoint at the current step and stop (exit 75)"))
 
     def validate(self) -> None:
+        problem = notice_source_problem(self.preemption_notice)
+        require(problem is None, "preemption_notice", problem or "")
         for key in ("batch_size", "micro_batch", "epochs", "workers", "keep_checkpoints"):
             require(getattr(self, key) >= 1, key, "must be 1 or more")
         require(self.blr > 0, "blr", "must be positive")

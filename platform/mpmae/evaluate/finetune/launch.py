@@ -1,7 +1,9 @@
 """The driver's side of ``protocol: finetune``: one cell per (partition, seed), each a Ray
 task (one worker) or a Ray Train run (``finetune.workers`` > 1, DDP), its checkpoints and
 result in its own folder. A finished cell is read back, not retrained; an interrupted one
-resumes from its newest checkpoint when the same command runs again."""
+resumes from its newest checkpoint when the same command runs again. SIGTERM or a first
+Ctrl-C (or ``finetune.preemption_notice``) stops every running cell at its current step
+with a checkpoint there, and the command exits 75."""
 
 from __future__ import annotations
 
@@ -13,19 +15,22 @@ from mpmae.cluster.task_result import our_error, task_result
 from mpmae.config import runs_dir
 from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.task_specs import LabelKind
+from mpmae.errors import Preempted
 from mpmae.evaluate.command.encoders import Encoder
 from mpmae.evaluate.command.plan import DatasetPlan
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.finetune.cell import CellSpec
 from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, RESULT_FILE, CellStore, cell_key
 from mpmae.evaluate.protocols.ray_tasks import UNGROUPED
+from mpmae.ray_fixes.train_sigint import keep_our_sigint
 from mpmae.storage import Location, resolve
 from mpmae.train.engine.checkpoint_store import CheckpointError
+from mpmae.train.preemption import notice_on_signals
 
 WORK_DIR = "evaluate"
 # Keys that decide where and how fast a cell trains, not what it learns: left out of its hash.
 NOT_HASHED = ("workers", "use_gpu", "loader_workers", "keep_checkpoints", "work_dir",
-              "figure_samples")
+              "figure_samples", "preemption_notice")
 
 
 def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan,
@@ -41,13 +46,19 @@ def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan
     pending = [key for key, store in stores.items() if store.result() is None]
     progress(f"{dataset.name}: fine-tuning {len(pending)} of {len(specs)} cell(s) "
              f"({plan.size_note}); the others are finished in {root.uri}")
-    if cfg.finetune.workers == 1:
-        refs = [_task(cfg).remote(specs[key]) for key in pending]
-        for ref in refs:
-            task_result(ref)
-    else:
-        for key in pending:  # each run takes the whole worker group
-            _fit(specs[key], cfg)
+    with notice_on_signals(*[stores[key].folder for key in pending]):
+        if cfg.finetune.workers == 1:
+            refs = [_task(cfg).remote(specs[key]) for key in pending]
+            for ref in refs:
+                task_result(ref)
+        else:
+            for key in pending:  # each run takes the whole worker group
+                _fit(specs[key], cfg)
+    if stopped := [key for key in pending if stores[key].result() is None]:
+        # A cell returns without a result only when a notice stopped it at a checkpoint.
+        raise Preempted(f"{dataset.name}: fine-tune preempted, {len(stopped)} cell(s) "
+                        f"checkpointed at their current step in {root.uri}; run the same "
+                        "command to resume")
     return {key: _fields(store) for key, store in stores.items()}
 
 
@@ -120,6 +131,7 @@ def _fit(spec: CellSpec, cfg: EvaluateConfig) -> None:
         scaling_config=ScalingConfig(num_workers=cfg.finetune.workers, use_gpu=_use_gpu(cfg)),
         run_config=RunConfig(name="ray-train", storage_path=folder.path,
                              storage_filesystem=folder.fs if folder.is_s3 else None))
+    keep_our_sigint(trainer)  # Ctrl-C checkpoints the current step, as SIGTERM does
     try:
         trainer.fit()
     except TrainingFailedError as e:

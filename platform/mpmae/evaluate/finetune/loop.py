@@ -4,7 +4,9 @@ there are several workers, a checkpoint at each epoch's end (rank 0) and, after 
 epoch, its scores.
 
 The data order and the drop-path draws are seeded by (seed, epoch, rank), so an epoch
-replayed after a resume sees what it would have seen.
+replayed after a resume sees what it would have seen. A preemption notice checkpoints the
+step under way (its epoch and the steps of it done); the resumed epoch skips those steps'
+samples unread and draws its drop-path afresh from where it re-enters.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,13 +37,15 @@ from mpmae.storage import resolve
 from mpmae.train.engine.finite_step import NonFiniteError, finite_step
 from mpmae.train.engine.precision import autocast, resolve_precision
 from mpmae.train.engine.schedule import WarmupCosine
+from mpmae.train.preemption import NoticeWatcher, agreed
 
 EVAL_BATCH = 64
 
 
 def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
     """Train the cell from its newest checkpoint (or afresh) and, on rank 0, write its
-    result. Every worker of the cell calls this."""
+    result; a preemption notice instead checkpoints the current step and returns without
+    one. Every worker of the cell calls this."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
         else torch.device("cpu")
@@ -51,53 +56,109 @@ def train_cell(spec: CellSpec, warn: Callable[[str], None] = print) -> None:
     depths = ENCODER_SIZES[spec.encoder.config.size].depths
     groups = param_groups(model, depths, recipe.weight_decay, recipe.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=_base_lr(recipe))
-    state = store.load_latest(warn)
-    start, history, skipped = 0, [], 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history = int(state["epoch"]) + 1, list(state["history"])
-        skipped = int(state.get("nonfinite", 0))
-        if rank == 0:
-            warn(f"{spec.cell}: resuming after epoch {start - 1}")
+    at = _resume(store.load_latest(warn), model, optimizer)
+    if rank == 0 and at.session_start + at.batch > 0:
+        warn(f"{spec.cell}: resuming at epoch {at.epoch + 1}, step {at.batch + 1}")
     patch = spec.encoder.patch_size
     train = SampleSet(spec.folder, spec.train, spec.match, spec.stats, patch)
     batch = max(1, min(recipe.batch_size, len(train)) // world)
     loader = train_loader(train, batch, spec.seed, rank, world, spec.shared.loader_workers)
-    schedule = WarmupCosine(_base_lr(recipe), recipe.min_lr, 0, recipe.epochs * len(loader))
+    steps = len(loader)  # per epoch, before a resumed epoch skips what it trained
+    schedule = WarmupCosine(_base_lr(recipe), recipe.min_lr, 0, recipe.epochs * steps)
     loss_fn = _loss(spec)
+    watcher = NoticeWatcher(spec.shared.preemption_notice, store.folder if rank == 0 else None)
     wrapped, frozen = None, None
-    for epoch in range(start, recipe.epochs):
-        if _frozen(spec, epoch) != frozen or wrapped is None:  # DDP sees the trainable set
-            frozen = _frozen(spec, epoch)
-            model.encoder.requires_grad_(not frozen)
-            wrapped = _wrap(model, device, world)
-        torch.manual_seed(spec.seed * 1_000_003 + epoch * 1009 + rank)
-        loader.sampler.set_epoch(epoch)
-        wrapped.train()
-        losses = []
-        for i, (x, y) in enumerate(loader):
-            schedule.apply(optimizer, epoch * len(loader) + i)
-            loss = _step(wrapped, optimizer, x.to(device), y.to(device), loss_fn,
-                         recipe.micro_batch, device)
-            if loss is None:
-                skipped = _count_skipped(skipped, spec, epoch)
-            else:
-                losses.append(loss)
-        if rank == 0:
-            history.append({"epoch": epoch, "train_loss": _mean(losses),
-                            "valid": _validate(model, spec, device), "encoder_frozen": frozen,
-                            "session_start": start})
-            store.save(epoch, {"model": model.state_dict(), "epoch": epoch,
-                               "optimizer": optimizer.state_dict(), "history": history,
-                               "nonfinite": skipped})
-            warn(_progress_line(spec, history[-1], recipe.epochs))
-        if world > 1:
-            dist.barrier()
+    try:
+        for epoch in range(at.epoch, recipe.epochs):
+            if _frozen(spec, epoch) != frozen or wrapped is None:  # DDP sees the trainable set
+                frozen = _frozen(spec, epoch)
+                model.encoder.requires_grad_(not frozen)
+                wrapped = _wrap(model, device, world)
+            first = at.batch if epoch == at.epoch else 0
+            # Drop-path draws seeded by where the session enters the epoch.
+            torch.manual_seed(spec.seed * 1_000_003 + epoch * 1009 + rank + first * 7919)
+            loader.sampler.set_epoch(epoch)
+            loader.sampler.skip = first * batch
+            losses = at.losses if epoch == at.epoch else []
+            wrapped.train()
+            for i, (x, y) in enumerate(loader, start=first):
+                schedule.apply(optimizer, epoch * steps + i)
+                loss = _step(wrapped, optimizer, x.to(device), y.to(device), loss_fn,
+                             recipe.micro_batch, device)
+                if loss is None:
+                    at.skipped = _count_skipped(at.skipped, spec, epoch)
+                else:
+                    losses.append(loss)
+                if agreed(watcher.noticed):
+                    _stop_preempted(spec, store, model, optimizer, at, epoch, i + 1, losses,
+                                    rank, warn)
+                    return
+            if rank == 0:
+                at.history.append({"epoch": epoch, "train_loss": _mean(losses),
+                                   "valid": _validate(model, spec, device),
+                                   "encoder_frozen": frozen,
+                                   "session_start": at.session_start})
+                store.save(epoch, _state(model, optimizer, at, epoch))
+                warn(_progress_line(spec, at.history[-1], recipe.epochs))
+            if world > 1:
+                dist.barrier()
+    finally:
+        watcher.close()
     if rank == 0:
-        store.write_result({**_result(model, spec, store, history, start, device),
-                            "workers": world})
+        store.write_result({**_result(model, spec, store, at.history, at.session_start,
+                                      device), "workers": world})
     if world > 1:
+        dist.barrier()
+
+
+@dataclass
+class _Position:
+    """Where a cell's training stands: the epoch under way and the batches of it already
+    trained (non-zero after a preemption), the losses and history recorded so far, the
+    non-finite steps skipped, and the epoch this session started in."""
+
+    epoch: int = 0
+    batch: int = 0
+    losses: list[float] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    session_start: int = 0
+
+
+def _resume(state: dict[str, Any] | None, model: nn.Module,
+            optimizer: torch.optim.Optimizer) -> _Position:
+    """The position a checkpoint's ``state`` holds (loaded into the model and optimizer);
+    the start when there is none. An epoch's end checkpoint resumes at the next epoch, a
+    preemption's (``batch``: the steps of the epoch it trained) inside its epoch."""
+    if state is None:
+        return _Position()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    batch = int(state.get("batch", 0))
+    epoch = int(state["epoch"]) + (0 if batch else 1)
+    return _Position(epoch, batch, list(state.get("losses", [])), list(state["history"]),
+                     int(state.get("nonfinite", 0)), epoch)
+
+
+def _state(model: nn.Module, optimizer: torch.optim.Optimizer, at: _Position, epoch: int,
+           batch: int = 0, losses: list[float] | None = None) -> dict[str, Any]:
+    """A checkpoint's state: at ``epoch``'s end, or after its first ``batch`` steps."""
+    state = {"model": model.state_dict(), "epoch": epoch, "optimizer": optimizer.state_dict(),
+             "history": at.history, "nonfinite": at.skipped}
+    if batch:
+        state.update(batch=batch, losses=losses or [])
+    return state
+
+
+def _stop_preempted(spec: CellSpec, store: CellStore, model: nn.Module,
+                    optimizer: torch.optim.Optimizer, at: _Position, epoch: int, batch: int,
+                    losses: list[float], rank: int, warn: Callable[[str], None]) -> None:
+    """Checkpoint the step every rank has just finished (rank 0), so that the same command
+    resumes there."""
+    if rank == 0:
+        store.save(epoch, _state(model, optimizer, at, epoch, batch, losses))
+        warn(f"{spec.cell}: preempted at epoch {epoch + 1}, step {batch}; checkpointed")
+    if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 
 

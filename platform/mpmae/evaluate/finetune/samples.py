@@ -4,6 +4,9 @@ normalisation and padding as the frozen protocols
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -35,12 +38,26 @@ class SampleSet(Dataset):
         return inputs.x[0], inputs.y[0]
 
 
+class ResumableSampler(DistributedSampler):
+    """A worker's share of the epoch's order, less its first ``skip`` samples: those that a
+    preempted session trained on, left unread when the epoch resumes."""
+
+    skip = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, super().__len__() - self.skip)
+
+
 def train_loader(samples: SampleSet, batch: int, seed: int, rank: int, world: int,
                  workers: int) -> DataLoader:
     """Shuffled by (seed, epoch) — call ``loader.sampler.set_epoch`` — and split over the
-    ``world`` workers, so a resumed epoch sees the order it would have seen."""
-    sampler = DistributedSampler(samples, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=seed)
+    ``world`` workers, so a resumed epoch sees the order it would have seen; set
+    ``loader.sampler.skip`` to leave out the samples a preempted epoch already trained on."""
+    sampler = ResumableSampler(samples, num_replicas=world, rank=rank, shuffle=True,
+                               seed=seed)
     return DataLoader(samples, batch_size=batch, sampler=sampler, num_workers=workers,
                       persistent_workers=workers > 0)
 

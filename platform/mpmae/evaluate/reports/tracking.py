@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mpmae.config import flatten, run_stamp
+from mpmae.errors import Preempted
 from mpmae.evaluate.command.encoders import Encoder
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.label_efficiency import curves, curves_figure
@@ -58,12 +59,13 @@ def evaluation_experiment(cfg: EvaluateConfig) -> str:
 
 @contextmanager
 def ending_active_run() -> Iterator[None]:
-    """Ends the active run with the block: FINISHED, FAILED, or KILLED by Ctrl-C."""
+    """Ends the active run with the block: FINISHED, FAILED, or KILLED by Ctrl-C or a
+    preemption."""
     import mlflow
 
     try:
         yield
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Preempted):
         mlflow.end_run("KILLED")
         raise
     except BaseException:
