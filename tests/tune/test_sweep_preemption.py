@@ -48,11 +48,15 @@ def test_a_preempted_sweep_resumes_its_trial_at_the_step(sweep_args, sweep_runs,
     assert re.fullmatch(r"mpmae: sweep preempted: [12] trial\(s\) checkpointed at their current "
                         r"step; run the same command to resume", errors.strip().splitlines()[-1])
     assert not list((sweep_dir / "trials").glob("*/trial.json"))  # nothing recorded as done
+    _, parents, started = sweep_runs(cfg)
+    assert [r.info.status for r in parents] == ["KILLED"]
+    assert started and {r.info.status for r in started} == {"KILLED"}  # resumable, not done
 
     second = subprocess.run(_command(items), capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     client, _, trials = sweep_runs(cfg)
     assert len(trials) == 2
+    assert {r.info.status for r in trials} == {"FINISHED"}  # re-attached, then finished
     for run in trials:  # each step trained (and logged) once: none lost, none repeated
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
         assert steps == list(range(1, STEPS + 1)), (run.info.run_name, steps)

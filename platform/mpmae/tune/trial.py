@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mpmae.config import from_dict
+from mpmae.errors import Preempted
 from mpmae.train.config import PretrainConfig
 
 SWEEP_TAG = "mpmae.sweep"
@@ -39,14 +40,17 @@ def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name
     where = RunLocations.of(cfg)  # the trial's own process: once, here
     dataset = open_dataset(cfg, where.data, progress=_quiet)
     tags = {PARENT_TAG: parent_run_id, SWEEP_TAG: sweep_name, TRIAL_TAG: trial_id}
-    with tracked_run(where.runs.join(trial_id), cfg.mlflow, experiment=cfg.experiment,
-                     name=trial_id, config=cfg, model=cfg.model, tags=tags) as run:
-        trainer, _ = build_trainer(cfg, dataset, where.runs, run, [TuneReportCallback()],
+    try:
+        with tracked_run(where.runs.join(trial_id), cfg.mlflow, experiment=cfg.experiment,
+                         name=trial_id, config=cfg, model=cfg.model, tags=tags) as run:
+            trainer, _ = build_trainer(cfg, dataset, where.runs, run, [TuneReportCallback()],
                                        _quiet)
-        # Returns only once the loop reached its last step: a trial ASHA stops, or one
-        # that fails, raises out of here. (Its metrics may lag the last report.)
-        result = trainer.fit()
-    if (result.metrics or {}).get("preempted"):
+            # Returns only once the loop reached its last step: a trial ASHA stops, or one
+            # that fails, raises out of here. (Its metrics may lag the last report.)
+            result = trainer.fit()
+            if (result.metrics or {}).get("preempted"):  # its MLflow run ends KILLED
+                raise Preempted(f"trial {trial_id} preempted")
+    except Preempted:
         return  # checkpointed at its step: no record, no score; the sweep's resume runs on
     goal = from_dict(ObjectiveConfig, objective)
     # After the trial's run has ended, as `mpmae pretrain` evaluates its final encoder.
