@@ -1,9 +1,14 @@
 """S3 weather on loopback: a proxy in front of an S3 endpoint (moto) that delays every request,
 answers a share of them ``503 SlowDown`` and resets a share of connections — what a real S3
-does at its request-rate limits, and what a laptop's moto never does.
+does at its request-rate limits, and what a laptop's moto never does. It can also fail
+writes only (PUT and POST: objects, multipart parts and their completion) with a 500, a 507
+or a reset, for a number of them or until the weather changes, e.g. only under one prefix:
+a store that serves reads while writes break, as a full or failing one does.
 
     python infra/local/s3_proxy.py --upstream http://127.0.0.1:9000 --port 9100 \\
         --latency-ms 30 --slowdown 0.15 --reset 0.05
+    python infra/local/s3_proxy.py --upstream … --fail-writes -1 --write-fault 507 \\
+        --write-paths '/runs/.*/checkpoint_'
 
 Clients then use ``http://127.0.0.1:9100`` as their endpoint. Faults are drawn from a seeded
 generator, so a run is repeatable; each request is counted by what happened to it. In a test
@@ -17,6 +22,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import signal
 import socket
 import struct
@@ -27,11 +33,25 @@ from urllib.parse import urlsplit
 
 COPY_CHUNK = 1 << 16
 NO_BODY_STATUS = {204, 304}
-SLOWDOWN_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-                 b"<Message>Please reduce your request rate.</Message>"
-                 b"<RequestId>s3-proxy</RequestId></Error>")
-SLOWDOWN = (b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-            b"Content-Length: " + str(len(SLOWDOWN_BODY)).encode() + b"\r\n\r\n" + SLOWDOWN_BODY)
+WRITE_METHODS = (b"PUT", b"POST")
+WRITE_FAULTS = ("500", "507", "reset")
+
+
+def error_answer(status: str, code: str, message: str) -> bytes:
+    """An S3 error answer: the status line, and the XML body S3 clients parse."""
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>s3-proxy</RequestId></Error>").encode()
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/xml\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+SLOWDOWN = error_answer("503 Slow Down", "SlowDown", "Please reduce your request rate.")
+WRITE_ERRORS = {
+    "500": error_answer("500 Internal Server Error", "InternalError",
+                        "We encountered an internal error. Please try again."),
+    "507": error_answer("507 Insufficient Storage", "InsufficientStorage",
+                        "The store has no space left for this object."),
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,18 @@ class Weather:
     reset: float = 0.0  # share of requests whose connection is reset (TCP RST)
     down: bool = False  # an outage: every connection is reset
     calm: int = 0  # requests forwarded untouched once this weather is set, before it strikes
+    fail_writes: int = 0  # writes (PUT, POST) that fail once it strikes; -1: every one
+    write_fault: str = "500"  # how they fail: "500" InternalError, "507", "reset"
+    write_paths: str = ""  # a regex a write's path must match to fail ("": any path)
+
+    def __post_init__(self) -> None:
+        if self.write_fault not in WRITE_FAULTS:
+            raise ValueError(f"write_fault must be one of {', '.join(WRITE_FAULTS)}, "
+                             f"got {self.write_fault!r}")
+        if self.fail_writes < -1:
+            raise ValueError(f"fail_writes must be -1 (every write) or more, got "
+                             f"{self.fail_writes}")
+        re.compile(self.write_paths)  # a bad pattern fails here, not at the first write
 
 
 @dataclass
@@ -51,6 +83,7 @@ class Counts:
     forwarded: int = 0
     slowdowns: int = 0
     resets: int = 0
+    failed_writes: int = 0  # writes answered with the weather's write fault
 
 
 class Headers(dict):
@@ -169,17 +202,30 @@ class S3Proxy:
     @weather.setter
     def weather(self, weather: Weather) -> None:
         self._weather, self._set_at = weather, self.counts.requests
+        self._writes_failed = 0
 
-    def _draw(self) -> str:
+    def _draw(self, head: bytes) -> str:
         weather = self.weather
         if self.counts.requests - self._set_at <= weather.calm:
             return "forward"
         if weather.down:
             return "reset"
+        if self._fails_write(weather, head):
+            self._writes_failed += 1
+            return "write"
         roll = self._random.random()
         if roll < weather.reset:
             return "reset"
         return "slowdown" if roll < weather.reset + weather.slowdown else "forward"
+
+    def _fails_write(self, weather: Weather, head: bytes) -> bool:
+        """Whether this request is a write the weather fails (its budget not spent)."""
+        if not weather.fail_writes or (weather.fail_writes != -1
+                                       and self._writes_failed >= weather.fail_writes):
+            return False
+        method, _, rest = head.partition(b" ")
+        path = rest.split(b" ", 1)[0].decode("latin-1")
+        return method in WRITE_METHODS and re.search(weather.write_paths, path) is not None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: list = []  # one connection to the endpoint, opened on the first forward
@@ -208,8 +254,17 @@ class S3Proxy:
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             head = b"".join(line for line in head.splitlines(keepends=True)
                             if not line.lower().startswith(b"expect:"))
-        fault = self._draw()
+        fault = self._draw(head)
         await asyncio.sleep(self.weather.latency_s)
+        if fault == "write":
+            self.counts.failed_writes += 1
+            if self.weather.write_fault == "reset":
+                reset(writer)
+                return False
+            await copy_body(reader, None, headers, until_eof=False)
+            writer.write(WRITE_ERRORS[self.weather.write_fault])
+            await writer.drain()
+            return not headers.closes()
         if fault == "reset":
             self.counts.resets += 1
             reset(writer)
@@ -254,9 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--slowdown", type=float, default=0.0, help="share answered 503")
     parser.add_argument("--reset", type=float, default=0.0, help="share of connections reset")
+    parser.add_argument("--fail-writes", type=int, default=0,
+                        help="writes (PUT, POST) that fail; -1: every one")
+    parser.add_argument("--write-fault", choices=WRITE_FAULTS, default="500")
+    parser.add_argument("--write-paths", default="", help="regex a failing write's path matches")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    weather = Weather(args.latency_ms / 1000, args.slowdown, args.reset)
+    weather = Weather(args.latency_ms / 1000, args.slowdown, args.reset,
+                      fail_writes=args.fail_writes, write_fault=args.write_fault,
+                      write_paths=args.write_paths)
     proxy = S3Proxy(args.upstream, weather, args.host, args.port, args.seed)
     print(json.dumps({"endpoint": proxy.start(), "weather": asdict(weather)}), flush=True)
     stopped = threading.Event()

@@ -20,6 +20,7 @@ an unreachable store and a transient error never as a damaged file.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import posixpath
@@ -205,15 +206,18 @@ class Location:
         if self.is_s3:
             self._checked(lambda: self._put(data))
             return
+        tmp = f"{self.path}.tmp-{uuid.uuid4().hex}"
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = f"{self.path}.tmp-{uuid.uuid4().hex}"
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except OSError as e:
+            # A full disk leaves a partial temp file: give its space back.
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
             raise storage_error(self, e) from None
 
     def _put(self, data: bytes) -> None:

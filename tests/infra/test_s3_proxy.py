@@ -147,3 +147,57 @@ def test_the_script_prints_its_endpoint_and_its_counts(s3_endpoint, s3_bucket):
         _, errors = process.communicate(timeout=30)
     assert process.returncode == 0
     assert json.loads(errors.splitlines()[-1])["counts"]["forwarded"] == 1
+
+
+@pytest.mark.parametrize(("fault", "status", "code"), [("500", 500, "InternalError"),
+                                                        ("507", 507, "InsufficientStorage")])
+def test_failing_writes_break_puts_under_a_prefix_while_reads_go_through(
+        proxied, s3_endpoint, s3_bucket, fault, status, code):
+    proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0))
+    s3 = client(endpoint, s3_endpoint)
+    bucket = s3_bucket.removeprefix("s3://")
+    s3.put_object(Bucket=bucket, Key="ckpt/old", Body=b"old")
+    proxy.weather = s3_proxy.Weather(latency_s=0.0, fail_writes=-1, write_fault=fault,
+                                     write_paths="/ckpt/")
+    with pytest.raises(ClientError) as raised:
+        s3.put_object(Bucket=bucket, Key="ckpt/new", Body=b"new" * 1000)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert raised.value.response["Error"]["Code"] == code
+    s3.put_object(Bucket=bucket, Key="elsewhere/x", Body=b"x")  # another prefix: written
+    assert s3.get_object(Bucket=bucket, Key="ckpt/old")["Body"].read() == b"old"
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(listed) == ["ckpt/old", "elsewhere/x"]  # the failed PUT never landed
+    assert proxy.counts.failed_writes == 1
+
+
+def test_failing_writes_break_multipart_parts_for_a_number_of_writes(proxied, s3_endpoint,
+                                                                    s3_bucket):
+    proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0))
+    s3 = client(endpoint, s3_endpoint)
+    bucket = s3_bucket.removeprefix("s3://")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    proxy.weather = s3_proxy.Weather(latency_s=0.0, fail_writes=2)
+    part = {"Bucket": bucket, "Key": "big", "UploadId": upload, "PartNumber": 1,
+            "Body": b"p" * 1000}
+    for _ in range(2):  # two writes fail, then the budget is spent
+        with pytest.raises(ClientError, match="InternalError"):
+            s3.upload_part(**part)
+    etag = s3.upload_part(**part)["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="big", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]})
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"p" * 1000
+    assert proxy.counts.failed_writes == 2
+
+
+def test_failing_writes_by_reset_drop_the_connection(proxied, s3_endpoint, s3_bucket):
+    proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0, fail_writes=1,
+                                               write_fault="reset"))
+    with pytest.raises(Exception, match=r"(?i)connection"):
+        client(endpoint, s3_endpoint).put_object(Bucket=s3_bucket.removeprefix("s3://"),
+                                                 Key="k", Body=b"k")
+    assert proxy.counts.failed_writes == 1
+
+
+def test_a_write_fault_the_proxy_cannot_make_is_refused():
+    with pytest.raises(ValueError, match="write_fault must be one of 500, 507, reset"):
+        s3_proxy.Weather(fail_writes=1, write_fault="404")

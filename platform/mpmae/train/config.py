@@ -81,6 +81,10 @@ class TrainLoopConfig:
     max_nonfinite_steps: int = field(default=20, metadata=doc(
         "Optimizer steps with a non-finite loss or gradient that are skipped (no update) "
         "before the run stops; 0: stop at the first"))
+    max_failed_checkpoints: int = field(default=3, metadata=doc(
+        "Checkpoint writes in a row that may fail (full disk, S3 errors past the retries): "
+        "each is one warning, the previous checkpoint stays the latest and training tries "
+        "again at the next one; one more stops the run. 0: stop at the first"))
     preemption_notice: str = field(default="", metadata=doc(
         "Besides SIGTERM/SIGINT to the command: a file path whose appearance, or an "
         "http(s) URL whose 200 answer (e.g. a spot instance's metadata), each worker's node "
@@ -91,7 +95,8 @@ class TrainLoopConfig:
         return resolve_precision(self.precision, device_type)
 
     def validate(self) -> None:
-        require(self.max_nonfinite_steps >= 0, "max_nonfinite_steps", "must be 0 or more")
+        for key in ("max_nonfinite_steps", "max_failed_checkpoints"):
+            require(getattr(self, key) >= 0, key, "must be 0 or more")
         for key in ("batch_size", "accumulation", "checkpoint_every", "log_every",
                     "keep_checkpoints"):
             require(getattr(self, key) >= 1, key, "must be 1 or more")

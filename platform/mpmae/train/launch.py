@@ -62,11 +62,24 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
         finally:
             if started_ray:
                 ray.shutdown()
-        if (result.metrics or {}).get("preempted"):
-            raise Preempted(f"preempted at step {int(result.metrics['step'])} (checkpoint in "
-                            f"{run.folder.uri}); run the same command to resume")
+        _say_checkpoints(result.metrics, steps, run.folder, progress)
     return RunResult(run.name, run.folder.uri, run.folder.join(RELEASE_DIR).uri,
                      run.mlflow_run_id, tracking_uri(cfg.mlflow), steps, cfg)
+
+
+def _say_checkpoints(metrics: dict | None, steps: int, run_dir: Location, progress) -> None:
+    """From the latest checkpoint's report (Ray Train's result holds no other): a preempted
+    run raises :class:`Preempted`; a run whose last checkpoint could not be written says
+    which one a resume would start from."""
+    metrics = metrics or {}
+    if metrics.get("preempted"):
+        raise Preempted(f"preempted at step {int(metrics['step'])} (checkpoint in "
+                        f"{run_dir.uri}); run the same command to resume")
+    latest = int(metrics.get("step", 0))
+    if latest != steps:
+        since = f"step {latest}" if latest else "none: a resume would start afresh"
+        progress(f"warning: the last checkpoint of this run could not be written (the "
+                 f"warnings above say why); the latest in {run_dir.uri} is {since}")
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,8 @@ def _explained(error: BaseException, cfg: PretrainConfig, run_dir: Location,
     hint = (f"Checkpoints of run {cfg.run_name} stay in {run_dir.uri}; fix the cause and "
             f"resume with: mpmae pretrain --set run_name={cfg.run_name} …")
     ours = our_error(error)
+    if isinstance(ours, Preempted):  # its checkpoint failed: rank 0 says where it resumes
+        return ours
     if ours is not None:
         return RunFailedError(f"training failed: {ours}\n{hint}")
     progress(f"training failed. {hint}")

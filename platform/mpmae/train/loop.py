@@ -11,13 +11,21 @@ data position, so a resumed run continues the interrupted epoch where it was.
 
 A preemption notice (:mod:`mpmae.train.preemption`) ends the run at the step all ranks
 agree on, with a checkpoint there: a resume loses no step.
+
+A checkpoint that cannot be written (:class:`~mpmae.train.checkpoint.RunCheckpoints`) is
+one warning line; training goes on, its report carries no checkpoint, and the previous one
+stays the latest. A preemption's that cannot be written ends the run with
+:class:`~mpmae.errors.Preempted` from rank 0 once it has wound down (Ray Train's result
+only knows reports that carried a checkpoint), naming the step a resume starts from. Every
+report carries ``checkpoint_step`` (the newest written, NaN while none),
+``checkpoint_write_failures`` (this session's, in all) and the storage retries of the
+training workers (``storage_retries/<kind>``, summed over ranks: :func:`storage_retry_metrics`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,7 +39,8 @@ from mpmae.data.stream.tile_dataset import guarded, torch_batches
 from mpmae.model import MPMAE
 from mpmae.model.state_match import load_model_state, load_optimizer_state
 from mpmae.ray_fixes.quiet_workers import quiet_driver
-from mpmae.train.checkpoint import restore_rng, rng_state, save_checkpoint
+from mpmae.storage import retry_counts
+from mpmae.train.checkpoint import RunCheckpoints, restore_rng, rng_state
 from mpmae.train.config import PretrainConfig
 from mpmae.train.engine.finite_step import NonFiniteError, finite_step
 from mpmae.train.engine.precision import autocast
@@ -83,7 +92,8 @@ def train_loop(config: dict) -> None:
     schedule.apply(optimizer, state.step)
     normaliser = Normaliser(spec.stats, raw_model.pretext, crop=cfg.model.img_size)
     normaliser.to(device).train()
-    tracker = _Tracker(spec, raw_model.pretext, rank == 0)
+    tracker = _Tracker(spec, raw_model.pretext, rank == 0,
+                       latest_step=state.step if resumed else None)
     precision = cfg.train.resolved_precision(device.type)
     amp = partial(autocast, device, precision)  # a fresh context for each forward
     watcher = NoticeWatcher(cfg.train.preemption_notice, spec.run_dir if rank == 0 else None)
@@ -247,6 +257,29 @@ def _gathered_rng_states() -> list:
     return states
 
 
+def storage_retry_metrics() -> dict[str, float]:
+    """``storage_retries/<kind>``: the storage operations the training workers tried again
+    (``throttled``, ``server_error``) or gave up on (``failed``) since they started, summed
+    over ranks (one all-reduce; every rank calls it). Counted by :mod:`mpmae.storage` in
+    these processes: checkpoint writes, resume and probe-set reads. Always logged, zeros
+    included, so a dashboard can plot the series from the start."""
+    import torch.distributed as dist
+
+    counts = retry_counts()
+    values = torch.tensor([counts[key] for key in counts], dtype=torch.float64)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        if dist.get_backend() == "nccl":
+            values = values.cuda()
+        dist.all_reduce(values)  # a handful of numbers, at the reporting interval only
+    return {f"storage_retries/{key}": float(v) for key, v in zip(counts, values.tolist(),
+                                                                   strict=True)}
+
+
+def _warn(line: str) -> None:
+    """A warning of rank 0, on the driver's console (Ray forwards workers' output)."""
+    print(f"[mpmae] warning: {line}", flush=True)
+
+
 def _no_sync(model, sync: bool):
     """Skip DDP's gradient all-reduce on micro-batches that don't end an optimizer step."""
     if sync or not hasattr(model, "no_sync"):
@@ -257,10 +290,13 @@ def _no_sync(model, sync: bool):
 class _Tracker:
     """Reports to Ray Train; on rank 0 also logs to MLflow and writes checkpoints."""
 
-    def __init__(self, spec: WorkerSpec, pretext, is_chief: bool) -> None:
+    def __init__(self, spec: WorkerSpec, pretext, is_chief: bool,
+                 latest_step: int | None) -> None:
         from ray import train
 
         self.spec, self.cfg, self.pretext, self.is_chief = spec, spec.cfg, pretext, is_chief
+        self.checkpoints = RunCheckpoints(spec.run_dir, spec.cfg.train.max_failed_checkpoints,
+                                          _warn, latest_step)
         self.world = train.get_context().get_world_size()
         self.total = spec.total_steps
         self.probe_set = None
@@ -306,18 +342,35 @@ class _Tracker:
     def _report(self, state: LoopState, optimizer, model, checkpoint: bool,
                 epoch_done: bool) -> None:
         from ray import train
+        from ray.train import CheckpointUploadMode
 
         metrics = self._metrics(state, optimizer)
         # Every rank takes part: each one's RNG states go into rank 0's checkpoint.
         rngs = _gathered_rng_states() if checkpoint else None
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt = None
-            if checkpoint and self.is_chief:
-                save_checkpoint(tmp, self._state(model, state, optimizer, rngs, epoch_done))
-                ckpt = train.Checkpoint.from_directory(tmp)
-            if self.is_chief:
-                self.sink.log_metrics(metrics, state.step)
-            train.report(metrics, checkpoint=ckpt)
+        ckpt = None
+        if checkpoint and self.is_chief:
+            written = self.checkpoints.write(
+                self._state(model, state, optimizer, rngs, epoch_done),
+                preempted=state.preempted)
+            if written is not None:
+                ckpt = train.Checkpoint(written.path, filesystem=written.fs)
+        metrics.update(self._storage_metrics())
+        if self.is_chief:
+            self.sink.log_metrics(metrics, state.step)
+        # Written already, in the run folder Ray Train manages: it only registers it.
+        train.report(metrics, checkpoint=ckpt,
+                     checkpoint_upload_mode=CheckpointUploadMode.NO_UPLOAD)
+
+    def _storage_metrics(self) -> dict[str, float]:
+        """The checkpoints written and failed (rank 0 knows; other ranks report NaN under
+        the same keys) and the storage retries of every rank (a collective)."""
+        latest, failed = float("nan"), float("nan")
+        if self.is_chief:
+            if self.checkpoints.latest_step is not None:
+                latest = float(self.checkpoints.latest_step)
+            failed = float(self.checkpoints.failures.total)
+        return {"checkpoint_step": latest, "checkpoint_write_failures": failed,
+                **storage_retry_metrics()}
 
     def _metrics(self, state: LoopState, optimizer) -> dict[str, float]:
         from mpmae.track.runs import training_metrics
@@ -366,5 +419,7 @@ class _Tracker:
             from mpmae.train.export import export_encoder
 
             self.sink.close(self.spec.run_dir)  # bounded; what stays unsent goes to the folder
+            if self.checkpoints.unsaved_preemption is not None:
+                raise self.checkpoints.unsaved_preemption
             if export:
                 export_encoder(model.encoder, self.cfg, self.spec.stats, self.spec.run_dir)

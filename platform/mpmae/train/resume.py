@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from mpmae.storage import Location
-from mpmae.train.checkpoint import MANIFEST_FILE, load_checkpoint
+from mpmae.train.checkpoint import FOLDER_PREFIX, MANIFEST_FILE, load_checkpoint
 from mpmae.train.engine.checkpoint_store import newest_intact
-
-CHECKPOINT_PREFIX = "checkpoint_"  # how Ray Train names the folders it persists
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ def stored_checkpoints(run_dir: Location) -> list[StoredCheckpoint]:
     found = []
     for name in run_dir.list_files(suffix=MANIFEST_FILE):
         folder, _, file = name.partition("/")
-        if not folder.startswith(CHECKPOINT_PREFIX) or file != MANIFEST_FILE:
+        if not folder.startswith(FOLDER_PREFIX) or file != MANIFEST_FILE:
             continue
         try:
             manifest = json.loads(run_dir.join(folder, MANIFEST_FILE).read_bytes())

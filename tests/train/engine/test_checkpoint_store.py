@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -50,3 +52,71 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
         store.load_latest(warnings.append)
     assert "holds more than tensors" in warnings[0]
     assert not (tmp_path / "pwned").exists()
+
+
+# A child on a "full disk" (files capped at 64 KiB): epoch 0's small state fits, the later
+# ones (256 KiB) fail midway through their temp file, twice, and the third failure in a row
+# is one more than the store allows.
+FULL_DISK_SAVES = r"""
+import json, sys, torch
+from mpmae.storage import resolve
+from mpmae.train.engine.checkpoint_store import CheckpointStore, CheckpointWriteError
+lines = []
+store = CheckpointStore(resolve(sys.argv[1]), keep=2, max_failed_writes=2, warn=lines.append)
+saved = [store.save(0, {"model": {"w": torch.zeros(3)}, "epoch": 0, "history": []})]
+big = {"model": {"w": torch.zeros(65536)}, "history": []}
+saved += [store.save(epoch, {**big, "epoch": epoch}) for epoch in (1, 2)]
+try:
+    store.save(3, {**big, "epoch": 3})
+    stopped = ""
+except CheckpointWriteError as e:
+    stopped = str(e)
+print(json.dumps({"saved": saved, "lines": lines, "stopped": stopped}))
+"""
+
+
+def test_a_write_that_fails_on_a_full_disk_leaves_the_previous_checkpoint_the_latest(tmp_path):
+    from faults import run_on_a_full_disk
+
+    folder = tmp_path / "cell"
+    done = run_on_a_full_disk(FULL_DISK_SAVES, str(folder), max_file_bytes=64 * 1024)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["saved"] == [True, False, False]
+    first = out["lines"][0]
+    assert first.startswith(f"the checkpoint of epoch 1 could not be written to {folder}: "
+                            f"cannot access {folder}/epoch-0001.pt: [Errno 27] File too large")
+    assert "; the one at epoch 0 remains the latest (training goes on" in first
+    assert "failure 1 in a row of 2 allowed" in first and len(out["lines"]) == 2
+    assert out["stopped"].startswith("the checkpoint of epoch 3 could not be written")
+    assert "3 checkpoint writes failed in a row, more than 2 allowed: stopping" in out["stopped"]
+    assert "resume from epoch 0" in out["stopped"]
+    # Nothing half-written is left to be read back: no temp file, no state without manifest.
+    assert sorted(os.listdir(folder)) == ["epoch-0000.json", "epoch-0000.pt"]
+    store = CheckpointStore(resolve(folder))
+    assert store.load_latest(pytest.fail)["epoch"] == 0
+
+
+@pytest.mark.s3
+def test_a_manifest_the_store_refuses_leaves_no_checkpoint_behind(s3_endpoint, s3_bucket):
+    from faults import s3_proxy
+
+    proxies = s3_proxy()
+    proxy = proxies.S3Proxy(s3_endpoint.endpoint_url, proxies.Weather(latency_s=0))
+    try:
+        opts = replace(s3_endpoint, endpoint_url=proxy.start(), retries=1)
+        store = CheckpointStore(resolve(f"{s3_bucket}/cell", opts), warn=(lines := []).append)
+        assert store.save(0, _state(0))
+        # Every manifest write fails (507): the state goes up, its manifest never does.
+        proxy.weather = proxies.Weather(latency_s=0, fail_writes=-1, write_fault="507",
+                                        write_paths=r"epoch-\d+\.json")
+        assert not store.save(1, _state(1))
+        assert proxy.counts.failed_writes == 3  # our 3 rounds of 1 SDK attempt each
+        assert "the checkpoint of epoch 1 could not be written to" in lines[0]
+        assert "HTTP 507" in lines[0] or "507" in lines[0]
+        assert "the one at epoch 0 remains the latest" in lines[0]
+        proxy.weather = proxies.Weather(latency_s=0)
+        assert store.folder.list_files() == ["epoch-0000.json", "epoch-0000.pt"]
+        assert store.load_latest(pytest.fail)["epoch"] == 0
+    finally:
+        proxy.stop()

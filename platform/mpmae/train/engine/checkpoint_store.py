@@ -8,6 +8,13 @@ counts only once its manifest is there and its hash matches, and it loads with
 ``weights_only=True``, so a tampered file cannot run code. A damaged newest checkpoint
 falls back to the one before.
 
+A write that fails (a full disk, an S3 error that outlasted the retries) leaves the
+checkpoints before it as they were, and the newest of them stays the one a resume uses: the
+failed one has no manifest, so it never counts. Training goes on and tries again at the next
+checkpoint, with one warning line per failure (:class:`FailedWrites`); only a run of
+``limit`` + 1 failures in a row stops it, since a run that can no longer save loses ever
+more work to the next crash.
+
 Pretraining keeps one checkpoint per folder that Ray Train persists and rotates
 (:mod:`mpmae.train.checkpoint`); a fine-tune cell keeps its epochs in a
 :class:`CheckpointStore`:
@@ -18,6 +25,7 @@ Pretraining keeps one checkpoint per folder that Ray Train persists and rotates
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,14 +37,53 @@ from typing import Any, TypeVar
 import torch
 
 from mpmae.errors import MpmaeError
-from mpmae.storage import Location, PathNotFoundError
+from mpmae.storage import Location, PathNotFoundError, StorageError
 
 T = TypeVar("T")
 EPOCH_MANIFEST = re.compile(r"epoch-(\d{4,})\.json")
+DEFAULT_MAX_FAILED_WRITES = 3  # failed checkpoint writes in a row that training survives
 
 
 class CheckpointError(MpmaeError, RuntimeError):
     """A checkpoint is incomplete or damaged."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """Too many checkpoint writes failed in a row: the training stops."""
+
+
+class FailedWrites:
+    """Checkpoint writes that failed, in a row and in all. Each failure is one ``warn`` line
+    naming the checkpoint, where it went, the cause and the checkpoint that remains the
+    latest; past ``limit`` failures in a row it raises :class:`CheckpointWriteError`."""
+
+    def __init__(self, limit: int, warn: Callable[[str], None]) -> None:
+        self.limit, self.warn = limit, warn
+        self.in_a_row = self.total = 0
+
+    def written(self) -> None:
+        self.in_a_row = 0
+
+    def failed(self, what: str, where: str, error: Exception, latest: str | None,
+               stop: bool = True) -> str:
+        """Count one failed write of ``what`` to ``where``; ``latest`` names the checkpoint
+        that remains the newest (None: there is none). With ``stop``, warns, or raises once
+        the failures in a row pass ``limit``; without, only says it: returns the line."""
+        self.in_a_row += 1
+        self.total += 1
+        remains = (f"the one at {latest} remains the latest" if latest
+                   else "no earlier checkpoint exists")
+        line = f"{what} could not be written to {where}: {error}; {remains}"
+        if stop and self.in_a_row > self.limit:
+            raise CheckpointWriteError(
+                f"{line}. {self.in_a_row} checkpoint writes failed in a row, more than "
+                f"{self.limit} allowed: stopping. Fix the storage (free space, permissions, "
+                "the store's health) and run the same command again to resume"
+                + (f" from {latest}" if latest else ""))
+        if stop:
+            self.warn(f"{line} (training goes on and tries again at the next checkpoint; "
+                      f"failure {self.in_a_row} in a row of {self.limit} allowed)")
+        return line
 
 
 def write_checkpoint(state_at: Location, manifest_at: Location, state: dict[str, Any],
@@ -89,18 +136,46 @@ def newest_intact(candidates: Sequence[T], load: Callable[[T], dict[str, Any]],
 
 
 class CheckpointStore:
-    """One training's checkpoints, one per epoch, in ``folder``; the newest ``keep`` stay."""
+    """One training's checkpoints, one per epoch, in ``folder``; the newest ``keep`` stay.
+    A failed write warns through ``warn`` and training goes on, up to ``max_failed_writes``
+    failures in a row (:class:`FailedWrites`)."""
 
-    def __init__(self, folder: Location, keep: int = 2) -> None:
+    def __init__(self, folder: Location, keep: int = 2,
+                 max_failed_writes: int = DEFAULT_MAX_FAILED_WRITES,
+                 warn: Callable[[str], None] = print) -> None:
         self.folder, self.keep = folder, keep
+        self.failures = FailedWrites(max_failed_writes, warn)
 
-    def save(self, epoch: int, state: dict[str, Any]) -> None:
-        """Checkpoint the end of ``epoch``, then drop all but the newest ``keep``."""
-        write_checkpoint(*self._files(epoch), state, {"epoch": epoch})
+    def save(self, epoch: int, state: dict[str, Any]) -> bool:
+        """Checkpoint the end of ``epoch``, then drop all but the newest ``keep``. False when
+        the write failed (the older checkpoints stay as they were, none is dropped)."""
+        try:
+            write_checkpoint(*self._files(epoch), state, {"epoch": epoch})
+        except StorageError as e:
+            self._discard(epoch)
+            self.failures.failed(f"the checkpoint of epoch {epoch}", self.folder.uri, e,
+                                 self._latest_saved())
+            return False
+        self.failures.written()
         for old in self.epochs()[self.keep:]:
             state_at, manifest_at = self._files(old)
             for doomed in (manifest_at, state_at):  # a half-deleted pair never counts
                 self.folder.fs.delete_file(doomed.path)
+        return True
+
+    def _discard(self, epoch: int) -> None:
+        """Remove what a failed write left (a state without its manifest, which never
+        counts), as far as the store lets us: a full disk or a failing store may not."""
+        with contextlib.suppress(OSError):
+            self.folder.fs.delete_file(self._files(epoch)[0].path)
+
+    def _latest_saved(self) -> str | None:
+        """"epoch N" of the newest checkpoint with a manifest, as far as the store says."""
+        try:
+            epochs = self.epochs()
+        except StorageError:
+            return None
+        return f"epoch {epochs[0]}" if epochs else None
 
     def epochs(self) -> list[int]:
         """Epochs with a checkpoint manifest, newest first."""
