@@ -37,6 +37,10 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(ray_local, tiny
     steps = [m.step for m in client.get_metric_history(second.mlflow_run_id, "loss")]
     assert steps == [1, 2, 3, 4, 3, 4, 5, 6]  # steps 3-4 redone from the step-2 checkpoint
     assert load_checkpoint(_by_step(run_dir)[6])["step"] == 6
+    # Ray Train kept the newest train.keep_checkpoints=3 (the damaged step 4, the redone
+    # one in a folder of its own, and step 6) and deleted step 2's folder.
+    manifests = glob.glob(str(run_dir / "checkpoint_*" / "checkpoint.json"))
+    assert sorted(json.loads(Path(p).read_text())["step"] for p in manifests) == [4, 4, 6]
 
 
 def test_a_run_whose_loss_goes_non_finite_stops_and_keeps_finite_checkpoints(
