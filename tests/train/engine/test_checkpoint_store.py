@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 
 import pytest
@@ -54,16 +55,32 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "pwned").exists()
 
 
-# A child on a "full disk" (files capped at 64 KiB): epoch 0's small state fits, the later
-# ones (256 KiB) fail midway through their temp file, twice, and the third failure in a row
-# is one more than the store allows.
+def test_an_epoch_written_again_switches_over_at_its_manifest(tmp_path):
+    # A preempted epoch's checkpoint, then the same epoch finished by the resume.
+    store = CheckpointStore(resolve(tmp_path), keep=2)
+    assert store.save(0, _state(0)) and store.save(1, {**_state(1), "batch": 2})
+    assert store.save(1, _state(1))
+    names = sorted(os.listdir(tmp_path))  # the partial epoch 1's state is gone
+    assert len(names) == 4 and re.fullmatch(r"epoch-0001-[0-9a-f]{8}\.pt", names.pop(2))
+    assert names == ["epoch-0000.json", "epoch-0000.pt", "epoch-0001.json"]
+    assert "batch" not in store.load_latest(pytest.fail)
+    assert store.save(2, _state(2)) and store.save(3, _state(3))  # rotation finds it
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0002.json", "epoch-0002.pt",
+                                            "epoch-0003.json", "epoch-0003.pt"]
+
+
+# A child on a "full disk" (files capped at 64 KiB): the small states fit (epoch 0, and a
+# preempted epoch 1 at its batch 2); the big ones (256 KiB) fail midway through their temp
+# file — epoch 1 finished, then epoch 2 — and the third failure in a row is one more than
+# the store allows.
 FULL_DISK_SAVES = r"""
 import json, sys, torch
 from mpmae.storage import resolve
 from mpmae.train.engine.checkpoint_store import CheckpointStore, CheckpointWriteError
 lines = []
 store = CheckpointStore(resolve(sys.argv[1]), keep=2, max_failed_writes=2, warn=lines.append)
-saved = [store.save(0, {"model": {"w": torch.zeros(3)}, "epoch": 0, "history": []})]
+small = {"model": {"w": torch.zeros(3)}, "history": []}
+saved = [store.save(0, {**small, "epoch": 0}), store.save(1, {**small, "epoch": 1, "batch": 2})]
 big = {"model": {"w": torch.zeros(65536)}, "history": []}
 saved += [store.save(epoch, {**big, "epoch": epoch}) for epoch in (1, 2)]
 try:
@@ -82,19 +99,22 @@ def test_a_write_that_fails_on_a_full_disk_leaves_the_previous_checkpoint_the_la
     done = run_on_a_full_disk(FULL_DISK_SAVES, str(folder), max_file_bytes=64 * 1024)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
-    assert out["saved"] == [True, False, False]
+    assert out["saved"] == [True, True, False, False]
     first = out["lines"][0]
-    assert first.startswith(f"the checkpoint of epoch 1 could not be written to {folder}: "
-                            f"cannot access {folder}/epoch-0001.pt: [Errno 27] File too large")
-    assert "; the one at epoch 0 remains the latest (training goes on" in first
+    assert re.match(rf"the checkpoint of epoch 1 could not be written to {folder}: cannot "
+                    rf"access {folder}/epoch-0001-[0-9a-f]{{8}}\.pt: \[Errno 27\] File too "
+                    r"large", first), first
+    assert "; the one at epoch 1 remains the latest (training goes on" in first
     assert "failure 1 in a row of 2 allowed" in first and len(out["lines"]) == 2
     assert out["stopped"].startswith("the checkpoint of epoch 3 could not be written")
     assert "3 checkpoint writes failed in a row, more than 2 allowed: stopping" in out["stopped"]
-    assert "resume from epoch 0" in out["stopped"]
-    # Nothing half-written is left to be read back: no temp file, no state without manifest.
-    assert sorted(os.listdir(folder)) == ["epoch-0000.json", "epoch-0000.pt"]
-    store = CheckpointStore(resolve(folder))
-    assert store.load_latest(pytest.fail)["epoch"] == 0
+    assert out["stopped"].endswith("resume from epoch 1")
+    # Nothing half-written is left to be read back: no temp file, no state without manifest,
+    # and the preempted epoch 1 is still whole, still the one a resume gets.
+    assert sorted(os.listdir(folder)) == ["epoch-0000.json", "epoch-0000.pt",
+                                          "epoch-0001.json", "epoch-0001.pt"]
+    state = CheckpointStore(resolve(folder)).load_latest(pytest.fail)
+    assert state["epoch"] == 1 and state["batch"] == 2
 
 
 @pytest.mark.s3

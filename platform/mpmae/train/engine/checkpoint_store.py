@@ -20,7 +20,14 @@ Pretraining keeps one checkpoint per folder that Ray Train persists and rotates
 :class:`CheckpointStore`:
 
     epoch-0007.pt      the state
-    epoch-0007.json    written after the .pt: {"epoch": 7, "sha256": ...}
+    epoch-0007.json    written after the .pt: {"epoch": 7, "state": "epoch-0007.pt",
+                       "sha256": ...}
+
+A checkpoint never changes in place: an epoch written again (a preempted one, finished by
+the resume) gets a state file of a new name (``epoch-0007-<random>.pt``), and its manifest,
+written last in one atomic step, switches over to it; the old state goes only then. A write
+that fails midway leaves the epoch's previous checkpoint whole. Manifests without a
+``state`` name ``epoch-NNNN.pt``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import io
 import json
 import pickle
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -41,6 +49,7 @@ from mpmae.storage import Location, PathNotFoundError, StorageError
 
 T = TypeVar("T")
 EPOCH_MANIFEST = re.compile(r"epoch-(\d{4,})\.json")
+STATE_NAME = re.compile(r"epoch-\d{4,}(-[0-9a-f]{8})?\.pt")
 DEFAULT_MAX_FAILED_WRITES = 3  # failed checkpoint writes in a row that training survives
 
 
@@ -147,27 +156,37 @@ class CheckpointStore:
         self.failures = FailedWrites(max_failed_writes, warn)
 
     def save(self, epoch: int, state: dict[str, Any]) -> bool:
-        """Checkpoint the end of ``epoch``, then drop all but the newest ``keep``. False when
-        the write failed (the older checkpoints stay as they were, none is dropped)."""
+        """Checkpoint ``epoch`` (its end, or a preemption's step in it), then drop all but
+        the newest ``keep``. False when the write failed: the checkpoints there stay as they
+        were (this epoch's earlier one too), none is dropped."""
+        manifest_at = self._manifest(epoch)
+        name = None
         try:
-            write_checkpoint(*self._files(epoch), state, {"epoch": epoch})
+            previous = self._state_of(epoch)
+            name = _plain_state(epoch) if previous is None else \
+                f"epoch-{epoch:04d}-{uuid.uuid4().hex[:8]}.pt"
+            write_checkpoint(self.folder.join(name), manifest_at, state,
+                             {"epoch": epoch, "state": name})
         except StorageError as e:
-            self._discard(epoch)
+            if name is not None:
+                self._delete(name)  # what a failed write left: a state no manifest names
             self.failures.failed(f"the checkpoint of epoch {epoch}", self.folder.uri, e,
                                  self._latest_saved())
             return False
         self.failures.written()
+        if previous not in (None, name):
+            self._delete(previous)
         for old in self.epochs()[self.keep:]:
-            state_at, manifest_at = self._files(old)
-            for doomed in (manifest_at, state_at):  # a half-deleted pair never counts
-                self.folder.fs.delete_file(doomed.path)
+            doomed = self._state_of(old) or _plain_state(old)
+            self.folder.fs.delete_file(self._manifest(old).path)  # first: no half pair counts
+            self._delete(doomed)
         return True
 
-    def _discard(self, epoch: int) -> None:
-        """Remove what a failed write left (a state without its manifest, which never
-        counts), as far as the store lets us: a full disk or a failing store may not."""
+    def _delete(self, name: str) -> None:
+        """Delete a state file, as far as the store lets us: a full disk or a failing store
+        may not, and a state no manifest names never counts anyway."""
         with contextlib.suppress(OSError):
-            self.folder.fs.delete_file(self._files(epoch)[0].path)
+            self.folder.fs.delete_file(self.folder.join(name).path)
 
     def _latest_saved(self) -> str | None:
         """"epoch N" of the newest checkpoint with a manifest, as far as the store says."""
@@ -184,9 +203,32 @@ class CheckpointStore:
 
     def load_latest(self, warn: Callable[[str], None]) -> dict[str, Any] | None:
         """The newest intact checkpoint's state; None while there is none."""
-        return newest_intact(self.epochs(), lambda epoch: read_checkpoint(*self._files(epoch)),
-                             warn, self.folder.uri, "delete that folder to train afresh")
+        return newest_intact(self.epochs(), self._load, warn, self.folder.uri,
+                             "delete that folder to train afresh")
 
-    def _files(self, epoch: int) -> tuple[Location, Location]:
-        """(state, manifest) of ``epoch``'s checkpoint."""
-        return tuple(self.folder.join(f"epoch-{epoch:04d}.{suffix}") for suffix in ("pt", "json"))
+    def _load(self, epoch: int) -> dict[str, Any]:
+        state = self._state_of(epoch) or _plain_state(epoch)
+        return read_checkpoint(self.folder.join(state), self._manifest(epoch))
+
+    def _manifest(self, epoch: int) -> Location:
+        return self.folder.join(f"epoch-{epoch:04d}.json")
+
+    def _state_of(self, epoch: int) -> str | None:
+        """The state file ``epoch``'s manifest names (the plain name if it names none or
+        cannot be parsed: the hash check then tells whether that one is it); None when the
+        epoch has no manifest."""
+        try:
+            raw = self._manifest(epoch).read_bytes()
+        except PathNotFoundError:
+            return None
+        try:
+            name = json.loads(raw).get("state")
+        except (ValueError, AttributeError):
+            name = None
+        # A name of ours only: a manifest never points outside its folder.
+        return name if isinstance(name, str) and STATE_NAME.fullmatch(name) else \
+            _plain_state(epoch)
+
+
+def _plain_state(epoch: int) -> str:
+    return f"epoch-{epoch:04d}.pt"
