@@ -138,15 +138,20 @@ def test_the_script_prints_its_endpoint_and_its_counts(s3_endpoint, s3_bucket):
     script = s3_proxy.__file__
     process = subprocess.Popen(
         [sys.executable, script, "--upstream", s3_endpoint.endpoint_url, "--latency-ms", "1",
-         "--slowdown", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--slowdown", "0", "--fail-writes", "1", "--write-fault", "507"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         endpoint = json.loads(process.stdout.readline())["endpoint"]
-        client(endpoint, s3_endpoint).head_bucket(Bucket=s3_bucket.removeprefix("s3://"))
+        s3 = client(endpoint, s3_endpoint)
+        s3.head_bucket(Bucket=s3_bucket.removeprefix("s3://"))
+        with pytest.raises(ClientError, match="InsufficientStorage"):
+            s3.put_object(Bucket=s3_bucket.removeprefix("s3://"), Key="k", Body=b"k")
     finally:
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=30)
     assert process.returncode == 0
-    assert json.loads(errors.splitlines()[-1])["counts"]["forwarded"] == 1
+    counts = json.loads(errors.splitlines()[-1])["counts"]
+    assert counts["forwarded"] == 1 and counts["failed_writes"] == 1
 
 
 @pytest.mark.parametrize(("fault", "status", "code"), [("500", 500, "InternalError"),
