@@ -47,7 +47,7 @@ def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name
                                        _quiet)
             # Returns only once the loop reached its last step: a trial ASHA stops, or one
             # that fails, raises out of here. (Its metrics may lag the last report.)
-            result = trainer.fit()
+            result = _fit(trainer)
             if (result.metrics or {}).get("preempted"):  # its MLflow run ends KILLED
                 raise Preempted(f"trial {trial_id} preempted")
     except Preempted:
@@ -57,6 +57,21 @@ def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name
     if goal.dataset:
         score_trial(goal, cfg, run.folder)
     write_record(run.folder, "completed", result.metrics or {})
+
+
+def _fit(trainer):
+    """``trainer.fit()``; a preemption whose checkpoint could not be written fails the
+    workers with our Preempted (it names the step a resume starts from), raised as such."""
+    from ray.train import TrainingFailedError
+
+    from mpmae.cluster.task_result import our_error
+
+    try:
+        return trainer.fit()
+    except TrainingFailedError as e:
+        if isinstance(ours := our_error(e), Preempted):
+            raise ours from None
+        raise
 
 
 def _quiet(_: str) -> None:

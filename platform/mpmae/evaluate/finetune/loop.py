@@ -156,8 +156,10 @@ def _stop_preempted(spec: CellSpec, store: CellStore, model: nn.Module,
     """Checkpoint the step every rank has just finished (rank 0), so that the same command
     resumes there."""
     if rank == 0:
-        store.save(epoch, _state(model, optimizer, at, epoch, batch, losses))
-        warn(f"{spec.cell}: preempted at epoch {epoch + 1}, step {batch}; checkpointed")
+        saved = store.save(epoch, _state(model, optimizer, at, epoch, batch, losses))
+        warn(f"{spec.cell}: preempted at epoch {epoch + 1}, step {batch}; " + (
+            "checkpointed" if saved else "its checkpoint could not be written (see above): "
+            "a resume starts from the newest one written"))
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 
