@@ -116,9 +116,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "evaluate", usage="mpmae evaluate [options] ENCODER [ENCODER …] DATASET [DATASET …]",
-        help="score encoders on GEO-Bench datasets (kNN, linear probe, fine-tune)",
+        help="score encoders on GEO-Bench datasets (kNN, linear or logistic probe, "
+             "fine-tune)",
         description="Evaluate encoders downstream: GEO-Bench datasets read safely, bands "
-                    "matched by name, kNN or a linear probe on cached embeddings or a full "
+                    "matched by name, kNN, a linear probe (MMEarth's recipe) or a converged "
+                    "logistic probe on cached embeddings, or a full "
                     "fine-tune (U-Net for segmentation), seeds and 95 % intervals, "
                     "label-efficiency partitions; results on the console, in MLflow and "
                     "optionally as JSON. Several encoders are compared in one table (best per "
@@ -129,8 +131,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "(config.json), models:/NAME/VERSION, runs:/ID/encoder, a "
                         "pretraining run name, or random:SIZE. A dataset: a GEO-Bench "
                         "dataset folder (task_specs.pkl), or a benchmark folder of them")
-    p.add_argument("--protocol", choices=["knn", "linear", "finetune"], default=None,
-                   help="shorthand for --set protocol=… (default: linear)")
+    p.add_argument("--protocol", choices=["knn", "linear", "logistic", "finetune"],
+                   default=None, help="shorthand for --set protocol=… (default: linear, "
+                                      "MMEarth's recipe; logistic: a converged probe)")
     p.add_argument("--partition", action="append", default=None, metavar="P",
                    help="partition to train on, repeatable (default: default), e.g. 0.01x_train")
     p.add_argument("--seeds", type=int, default=None, help="shorthand for --set seeds=N")

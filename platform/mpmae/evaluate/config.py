@@ -50,6 +50,31 @@ class LinearConfig:
 
 
 @dataclass(frozen=True)
+class LogisticConfig:
+    """A converged linear probe: multinomial logistic regression (a sigmoid per label for
+    multi-label) on embeddings standardised with the train split's statistics, full-batch
+    L-BFGS with a strong-Wolfe line search, its L2 strength chosen on the valid split from
+    a log-spaced grid; the chosen fit is the one on train (docs/evaluate.md says why)."""
+
+    l2_min: float = field(default=1e-6, metadata=doc(
+        "Weakest L2 strength of the grid (on the mean loss, bias not penalised)"))
+    l2_max: float = field(default=10.0, metadata=doc("Strongest L2 strength of the grid"))
+    l2_steps: int = field(default=15, metadata=doc(
+        "Grid points, log-spaced from l2_max down to l2_min (each fit starts from the last)"))
+    max_iter: int = field(default=500, metadata=doc("L-BFGS iterations per grid point, at most"))
+    tolerance: float = field(default=1e-4, metadata=doc(
+        "Converged when no gradient entry exceeds this (in the whitened coordinates the "
+        "fit runs in)"))
+
+    def validate(self) -> None:
+        require(self.l2_min > 0, "l2_min", "must be positive")
+        require(self.l2_max >= self.l2_min, "l2_max", "must be l2_min or more")
+        require(self.l2_steps >= 1, "l2_steps", "must be 1 or more")
+        require(self.max_iter >= 1, "max_iter", "must be 1 or more")
+        require(self.tolerance > 0, "tolerance", "must be positive")
+
+
+@dataclass(frozen=True)
 class SegmentationConfig:
     """A light head on the frozen encoder's stage-2…4 maps: a 1x1 conv of each to ``width``
     channels, upsampled to stage 2 and summed, GELU, a 1x1 conv to the classes, upsampled
@@ -70,10 +95,13 @@ class SegmentationConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    protocol: Literal["knn", "linear", "finetune"] = field(default="linear", metadata=doc(
-        "knn: cosine kNN on pooled embeddings; linear: a fresh linear head on them (on a "
-        "segmentation dataset: a light head on the frozen stage maps); finetune: every "
-        "layer trained on raw samples (on a segmentation dataset: a U-Net decoder)"))
+    protocol: Literal["knn", "linear", "logistic", "finetune"] = field(
+        default="linear", metadata=doc(
+            "knn: cosine kNN on pooled embeddings; linear: a fresh linear head on them, "
+            "MMEarth's recipe (on a segmentation dataset: a light head on the frozen stage "
+            "maps); logistic: logistic regression on them fitted to convergence, its L2 "
+            "chosen on the valid split (classification only); finetune: every layer trained "
+            "on raw samples (on a segmentation dataset: a U-Net decoder)"))
     partitions: list[str] = field(default_factory=lambda: ["default"], metadata=doc(
         "GEO-Bench partitions to train on (label efficiency: 0.01x_train … 1.00x_train); "
         "every one is scored on the default partition's whole test split"))
@@ -88,6 +116,8 @@ class EvaluateConfig:
     knn: KnnConfig = field(default_factory=KnnConfig, metadata=doc("The kNN protocol"))
     linear: LinearConfig = field(default_factory=LinearConfig, metadata=doc(
         "The linear probe's recipe"))
+    logistic: LogisticConfig = field(default_factory=LogisticConfig, metadata=doc(
+        "The converged logistic probe (protocol logistic)"))
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig, metadata=doc(
         "The frozen-encoder segmentation head (protocol linear on a segmentation dataset)"))
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig, metadata=doc(

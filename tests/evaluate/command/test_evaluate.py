@@ -18,7 +18,10 @@ from geobench_layout import (
 from mpmae.cli import main
 from mpmae.data.geobench.writer import (
     dumps,
+    write_partition,
 )
+from mpmae.evaluate.config import LogisticConfig
+from mpmae.evaluate.protocols.logistic import l2_grid
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import build_encoder, save_encoder
 from mpmae.storage import resolve
@@ -53,6 +56,8 @@ def test_linear_probe_over_a_benchmark_folder(ray_local, tmp_path, tracking, cap
         assert row["bands_filled"] == ({"B1": "B2", "B9": "B8A"}
                                        if row["dataset"] == "m-so2sat" else {})
         assert row["n_train"] == (2 if row["partition"] == "0.20x_train" else 10)
+        # MMEarth's recipe on a split smaller than its batch: one step an epoch
+        assert row["recipe"] == "mmearth-linear" and row["details"]["steps"] == 3
         assert row["normalisation"] == ("dataset band_stats.json x 0.0001"
                                         if row["dataset"] == "m-so2sat"
                                         else "dataset band_stats.json")
@@ -107,14 +112,50 @@ def test_a_hostile_dataset_runs_nothing_and_fails_in_one_line(ray_local, tmp_pat
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("case", ["segmentation", "partition", "encoder", "size"])
+def test_the_logistic_probe_runs_end_to_end_and_its_rows_carry_the_recipe(
+        ray_local, tmp_path, tracking, capsys):
+    bench = tmp_path / "bench"
+    for write in (eurosat_like, bigearthnet_like):
+        write(bench)
+    out = tmp_path / "logistic.json"
+    rc = main(["evaluate", "random:atto", str(bench), "--protocol", "logistic", "--partition",
+               "default", "--partition", "0.20x_train", "--seeds", "3", "--results", str(out),
+               "--set", "logistic.l2_steps=3", *QUICK])
+    assert rc == 0
+    rows = json.loads(out.read_text())["results"]
+    assert len(rows) == 2 * 2  # a row per (dataset, partition): the fit has no seed
+    for row in rows:
+        assert row["protocol"] == "logistic" and 0 <= row["value"] <= 1
+        assert row["recipe"] == {"m-eurosat": "lbfgs-logistic",
+                                 "m-bigearthnet": "lbfgs-logistic-ovr"}[row["dataset"]]
+        details = row["details"]
+        assert details["l2"] in l2_grid(LogisticConfig(l2_steps=3))
+        assert details["iterations"] >= 0 and isinstance(details["converged"], bool)
+        assert details["fit_on"] == "train" and details["n_valid"] == 3
+    assert "recipe logistic: lbfgs-logistic" in capsys.readouterr().out
+    _, runs = _runs(tracking)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2 * 2
+    assert all(c.data.params["recipe"].startswith("lbfgs-logistic")
+               and "recipe.l2" in c.data.params for c in children)
+
+
+@pytest.mark.parametrize("case", ["segmentation", "logistic-segmentation", "no-valid",
+                                  "partition", "encoder", "size"])
 def test_bad_input_is_one_line_naming_what_to_fix(case, ray_local, tmp_path, tracking, capsys):
     folder = eurosat_like(tmp_path)
     args = ["evaluate", "random:atto", str(folder), *QUICK]
-    expected = {"segmentation": "kNN does not score", "partition": "0.05x_train",
-                "encoder": "no-such-run", "size": "random:huge"}[case]
-    if case == "segmentation":
-        args[2:3] = [str(segmentation_like(tmp_path)), "--protocol", "knn"]
+    expected = {"segmentation": "kNN does not score",
+                "logistic-segmentation": "the logistic probe does not score",
+                "no-valid": "partition no-valid has no valid samples",
+                "partition": "0.05x_train", "encoder": "no-such-run",
+                "size": "random:huge"}[case]
+    if case.endswith("segmentation"):
+        protocol = "logistic" if case.startswith("logistic") else "knn"
+        args[2:3] = [str(segmentation_like(tmp_path)), "--protocol", protocol]
+    elif case == "no-valid":
+        write_partition(folder, "no-valid", {"train": ["s0000"], "test": ["s0010"]})
+        args += ["--protocol", "logistic", "--partition", "no-valid"]
     elif case == "partition":
         args += ["--partition", "0.05x_train"]
     elif case == "encoder":

@@ -1,8 +1,11 @@
 import torch
 
-from mpmae.evaluate.config import LinearConfig, SegmentationConfig
+from mpmae.evaluate.config import EvaluateConfig, LinearConfig, SegmentationConfig
+from mpmae.evaluate.protocols.frozen import protocol_score
 from mpmae.evaluate.protocols.knn import knn_logits
 from mpmae.evaluate.protocols.linear_head import train_linear_head
+from mpmae.evaluate.protocols.metrics import accuracy_counts
+from mpmae.evaluate.protocols.recipes import KNN_VOTE
 from mpmae.evaluate.protocols.segmentation_head import train_segmentation_head
 
 
@@ -18,6 +21,27 @@ def test_knn_separates_clusters_and_a_far_point_follows_its_neighbours():
     test_x, test_y = _clusters(30, 3, 8, seed=0)
     logits = knn_logits(x, y, test_x, 3, k=5, temperature=0.07)
     assert (logits.argmax(1) == test_y).float().mean() > 0.9
+
+
+def test_knn_votes_by_summed_similarity_weight_and_a_tie_goes_to_the_lowest_class():
+    """What the rows' ``knn_vote`` says: weights exp(cos / T) summed per class, not a
+    majority; an exact tie goes to the lowest class index."""
+    near, far = [1.0, 0.0], [0.9, (1 - 0.9**2) ** 0.5]  # cosine 1.0 and 0.9 to the query
+    x, query = torch.tensor([near, far, far]), torch.tensor([[1.0, 0.0]])
+    outvoted = knn_logits(x, torch.tensor([0, 1, 1]), query, 2, k=3, temperature=0.07)
+    assert accuracy_counts(outvoted, torch.tensor([0])).item() == 1  # one close beats two
+    tied = knn_logits(torch.tensor([near, near]), torch.tensor([2, 1]), query, 3, k=2,
+                      temperature=0.07)
+    assert tied[0, 1] == tied[0, 2] and accuracy_counts(tied, torch.tensor([1])).item() == 1
+
+
+def test_a_knn_row_says_how_it_voted():
+    x, y = _clusters(12, 3, 4, seed=0)
+    scored = protocol_score(EvaluateConfig(protocol="knn"), "classification", ([x], y),
+                            ([x], y), 3, seed=0, input_size=(8, 8))
+    assert scored.details == {"k": 12, "temperature": 0.07,
+                              "knn_vote": KNN_VOTE["classification"]}
+    assert "tie goes to the lowest class index" in scored.details["knn_vote"]
 
 
 def test_knn_multilabel_scores_labels_by_neighbour_votes():

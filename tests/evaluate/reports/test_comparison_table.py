@@ -23,10 +23,12 @@ from mpmae.evaluate.reports.result_row import ResultRow
 
 
 def _rows(encoder: str, dataset: str, values: list[float], partition: str = "default",
-          metric: str = "accuracy") -> list[ResultRow]:
+          metric: str = "accuracy", protocol: str = "linear",
+          recipe: str = "mmearth-linear") -> list[ResultRow]:
     """One row per seed; each seed's interval is its value ± 0.02."""
-    return [ResultRow(encoder, dataset, "linear", partition, seed, metric, value,
-                      (value - 0.02, value + 0.02), 10, 3, {}, "8x8", "dataset band_stats.json")
+    return [ResultRow(encoder, dataset, protocol, partition, seed, metric, value,
+                      (value - 0.02, value + 0.02), 10, 3, {}, "8x8", "dataset band_stats.json",
+                      recipe=recipe)
             for seed, value in enumerate(values)]
 
 
@@ -91,6 +93,25 @@ def test_one_table_per_partition_and_a_missing_cell_is_a_dash():
     assert "linear / 0.01x_train" in text
     few_labels = text.split("linear / 0.01x_train")[1].splitlines()
     assert few_labels[2].startswith("demo-1") and few_labels[2].split()[-1] == "—"
+
+
+def test_recipes_never_share_a_column_and_each_table_names_its_own():
+    """The same features under MMEarth's recipe and the converged probe: two tables, each
+    averaging only its own recipe's rows."""
+    logistic = _rows("demo-1", "m-eurosat", [0.5], protocol="logistic",
+                     recipe="lbfgs-logistic")
+    linear, converged = comparison(_rows("demo-1", "m-eurosat", [0.3, 0.34]) + logistic, {})
+
+    assert (linear.protocol, linear.recipes) == ("linear", ("mmearth-linear",))
+    assert (converged.protocol, converged.recipes) == ("logistic", ("lbfgs-logistic",))
+    assert linear.entries["demo-1"]["m-eurosat"].mean == pytest.approx(0.32)
+    assert converged.entries["demo-1"]["m-eurosat"].mean == pytest.approx(0.5)
+    text = comparison_text([linear, converged])
+    assert "linear / default (mmearth-linear)" in text
+    assert "logistic / default (lbfgs-logistic)" in text
+    found = list(csv.DictReader(io.StringIO(comparison_csv([linear, converged]))))
+    assert [(r["protocol"], r["recipe"], r["m-eurosat"]) for r in found] == [
+        ("linear", "mmearth-linear", "0.32"), ("logistic", "lbfgs-logistic", "0.5")]
 
 
 def test_the_csv_is_the_table_in_fractions():

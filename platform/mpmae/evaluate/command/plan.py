@@ -5,7 +5,7 @@ input statistics chosen, the samples each partition trains on and the test split
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,9 @@ from mpmae.evaluate.command.inputs import size_note
 from mpmae.evaluate.config import EvaluateConfig
 
 TEST_SPLIT = "test"
+VALID_SPLIT = "valid"
+# The protocols that score pooled embeddings only, as a message names them.
+POOLED_ONLY = {"knn": "kNN", "logistic": "the logistic probe"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class DatasetPlan:
     test: tuple[str, ...]
     size_note: str
     stats_note: str
+    # protocol logistic only: the valid split each partition chooses its L2 on
+    valids: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def open_datasets(paths: list[str]) -> list[tuple[GeoBenchDataset, bool]]:
@@ -89,8 +94,9 @@ def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: Evaluate
           progress: Callable[[str], None]) -> DatasetPlan | None:
     """The checked plan; None for a dataset the protocol cannot score that was found in a
     benchmark folder (named itself, it is an error)."""
-    if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol == "knn":
-        message = f"{dataset.name} is a segmentation dataset, which kNN does not score"
+    if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol in POOLED_ONLY:
+        message = (f"{dataset.name} is a segmentation dataset, which "
+                   f"{POOLED_ONLY[cfg.protocol]} does not score")
         if named:
             raise ConfigError(f"{message}: use --protocol linear (a frozen segmentation "
                               "head)", key="protocol")
@@ -105,7 +111,19 @@ def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: Evaluate
     return DatasetPlan(dataset, match, stats,
                        {p: dataset.samples(p, "train") for p in cfg.partitions},
                        dataset.samples(DEFAULT_PARTITION, TEST_SPLIT),
-                       size_note(dataset, encoder.module.patch_size), stats_note)
+                       size_note(dataset, encoder.module.patch_size), stats_note,
+                       _valids(dataset, cfg) if cfg.protocol == "logistic" else {})
+
+
+def _valids(dataset: GeoBenchDataset, cfg: EvaluateConfig) -> dict[str, tuple[str, ...]]:
+    """Each partition's valid split, which protocol logistic chooses its L2 on."""
+    valids = {p: dataset.samples(p, VALID_SPLIT) for p in cfg.partitions}
+    if empty := [p for p, names in valids.items() if not names]:
+        raise ConfigError(f"{dataset.name}: partition {', '.join(empty)} has no {VALID_SPLIT} "
+                          "samples, on which protocol logistic chooses its L2 strength: use "
+                          "--protocol linear or knn, or a partition with a valid split",
+                          key="protocol")
+    return valids
 
 
 def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,

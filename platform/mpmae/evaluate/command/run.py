@@ -25,6 +25,7 @@ from mpmae.evaluate.protocols.ray_tasks import (
     score_cell,
     scoring_options,
 )
+from mpmae.evaluate.protocols.recipes import recipe_name
 from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import table, to_json
 from mpmae.evaluate.reports.tracking import (
@@ -97,23 +98,25 @@ def _frozen_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
     import ray
 
     dataset, test = plan.dataset, plan.test
-    names = tuple(sorted(set(test).union(*plan.trains.values())))
+    names = tuple(sorted(set(test).union(*plan.trains.values(), *plan.valids.values())))
     progress(f"{dataset.name}: embedding {len(names)} samples ({plan.size_note}) with "
              f"{encoder.name}")
     # The job reopens the folder by its absolute path: on a cluster it must be shared.
     embedded = ray.remote(embed_dataset).options(**remote_options()).remote(
         encoder.module, str(dataset.folder.resolve()), names, plan.match, plan.stats,
         cfg.embed_batch, stages=dataset.label_kind is LabelKind.SEGMENTATION)
-    seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)  # kNN: no training
+    # kNN has no training and the logistic fit no randomness: one seed says it all.
+    seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)
     scorer = ray.remote(score_cell).options(**scoring_options())
     jobs = {(p, s): scorer.remote(embedded, plan.trains[p], test, dataset.label_kind.value,
-                                  dataset.n_classes, s, cfg)
+                                  dataset.n_classes, s, cfg, plan.valids.get(p, ()))
             for p in cfg.partitions for s in seeds}
     rows = []
     for (partition, seed), ref in jobs.items():
         result = task_result(ref)
         rows.append(result_row(encoder, plan, cfg, partition, seed, {
-            "metric": result.metric, "value": result.value, "ci95": tuple(result.ci95)}))
+            "metric": result.score.metric, "value": result.score.value,
+            "ci95": tuple(result.score.ci95), "details": result.details}))
     return rows
 
 
@@ -130,10 +133,12 @@ def _finetuned_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
 
 def result_row(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, partition: str,
                seed: int, scores: dict[str, Any]) -> ResultRow:
-    """One result row: what was scored, how, and ``scores`` (metric, value, ci95, …)."""
+    """One result row: what was scored, how (the recipe), and ``scores`` (metric, value,
+    ci95, …)."""
     return ResultRow(encoder=encoder.name, dataset=plan.dataset.name, protocol=cfg.protocol,
                      partition=partition, seed=seed, n_train=len(plan.trains[partition]),
                      n_test=len(plan.test), bands_filled=dict(plan.match.filled),
-                     input_size=plan.size_note, normalisation=plan.stats_note, **scores)
+                     input_size=plan.size_note, normalisation=plan.stats_note,
+                     recipe=recipe_name(cfg.protocol, plan.dataset.label_kind.value), **scores)
 
 

@@ -1,8 +1,14 @@
-"""The frozen-encoder protocols on cached features: kNN (no training) and the linear probe
-(a fresh head per seed) on pooled embeddings, and a light segmentation head on stage maps;
-each scored on the whole test split with a 95 % interval."""
+"""The frozen-encoder protocols on cached features: kNN (no training), MMEarth's linear
+probe (a fresh head per seed) and the converged logistic probe on pooled embeddings, and a
+light segmentation head on stage maps; each scored on the whole test split with a 95 %
+interval, with what its recipe settled on (``details``)."""
 
 from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -10,6 +16,7 @@ from torch import Tensor
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.knn import knn_logits
 from mpmae.evaluate.protocols.linear_head import train_linear_head
+from mpmae.evaluate.protocols.logistic import fit_logistic
 from mpmae.evaluate.protocols.metrics import (
     Score,
     accuracy_counts,
@@ -17,6 +24,7 @@ from mpmae.evaluate.protocols.metrics import (
     iou_counts,
     score,
 )
+from mpmae.evaluate.protocols.recipes import KNN_VOTE
 from mpmae.evaluate.protocols.segmentation_head import train_segmentation_head
 
 Features = tuple[list[Tensor], Tensor]  # (features, labels) of one split
@@ -25,27 +33,74 @@ SEGMENTATION_CHUNK = 64  # test samples per forward of the segmentation head
 METRICS = {"classification": "accuracy", "multi_label": "f1_micro", "segmentation": "miou"}
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A protocol's test score and what its recipe settled on or decided by (the steps
+    it took, the L2 it chose, how kNN votes), for the result row."""
+
+    score: Score
+    details: dict[str, Any]
+
+
 def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Features,
-                   n_classes: int, seed: int, input_size: tuple[int, int]) -> Score:
+                   n_classes: int, seed: int, input_size: tuple[int, int],
+                   valid: Features | None = None) -> Scored:
     """``kind``: classification, multi_label or segmentation (GEO-Bench's label kinds);
     ``input_size``: what the encoder saw (padded), which segmentation logits are cropped
-    from back to the labels' size."""
+    from back to the labels' size; ``valid``: the split protocol logistic chooses its L2
+    on (the others do not read it)."""
     if kind == "segmentation":
         return _segmentation(cfg, train, test, n_classes, seed, input_size)
-    multilabel = kind == "multi_label"
     ([train_x], train_y), ([test_x], test_y) = train, test
     if cfg.protocol == "knn":
-        logits = knn_logits(train_x, train_y, test_x, n_classes, cfg.knn.k,
-                            cfg.knn.temperature, multilabel=multilabel)
+        logits, details = _knn(cfg, kind, train_x, train_y, test_x, n_classes)
+    elif cfg.protocol == "logistic":
+        if valid is None:
+            raise ValueError("protocol logistic needs the valid split's features")
+        logits, details = _logistic(cfg, kind, (train_x, train_y), valid, test_x, n_classes)
     else:
-        head = train_linear_head(train_x, train_y, n_classes, cfg.linear, seed, multilabel)
-        logits = head(test_x).detach()
-    counts = f1_micro_counts if multilabel else accuracy_counts
-    return score(METRICS[kind], counts(logits, test_y), seed=seed)
+        logits, details = _linear(cfg, kind, train_x, train_y, test_x, n_classes, seed)
+    counts = f1_micro_counts if kind == "multi_label" else accuracy_counts
+    return Scored(score(METRICS[kind], counts(logits, test_y), seed=seed), details)
+
+
+def _knn(cfg: EvaluateConfig, kind: str, train_x: Tensor, train_y: Tensor, test_x: Tensor,
+         n_classes: int) -> tuple[Tensor, dict[str, Any]]:
+    logits = knn_logits(train_x, train_y, test_x, n_classes, cfg.knn.k, cfg.knn.temperature,
+                        multilabel=kind == "multi_label")
+    return logits, {"k": min(cfg.knn.k, len(train_x)), "temperature": cfg.knn.temperature,
+                    "knn_vote": KNN_VOTE[kind]}
+
+
+def _logistic(cfg: EvaluateConfig, kind: str, train: tuple[Tensor, Tensor], valid: Features,
+              test_x: Tensor, n_classes: int) -> tuple[Tensor, dict[str, Any]]:
+    ([valid_x], valid_y) = valid
+    start = time.perf_counter()
+    fit = fit_logistic(*train, valid_x, valid_y, n_classes, cfg.logistic,
+                       multilabel=kind == "multi_label")
+    return fit.logits(test_x), {
+        "l2": fit.l2, "iterations": fit.iterations, "converged": fit.converged,
+        f"valid_{METRICS[kind]}": fit.valid_score, "n_valid": len(valid_y), "fit_on": "train",
+        "features": "standardised with the train split's mean and std",
+        "fit_s": round(time.perf_counter() - start, 3)}  # the whole grid, on one thread
+
+
+def _linear(cfg: EvaluateConfig, kind: str, train_x: Tensor, train_y: Tensor, test_x: Tensor,
+            n_classes: int, seed: int) -> tuple[Tensor, dict[str, Any]]:
+    head = train_linear_head(train_x, train_y, n_classes, cfg.linear, seed,
+                             multilabel=kind == "multi_label")
+    return head(test_x).detach(), _steps(cfg.linear.epochs, cfg.linear.batch_size, len(train_x))
+
+
+def _steps(epochs: int, batch_size: int, n: int) -> dict[str, int]:
+    """The optimizer steps a recipe of ``epochs`` at ``batch_size`` takes on ``n`` samples:
+    one an epoch when the split is smaller than a batch."""
+    batch = min(batch_size, n)
+    return {"epochs": epochs, "batch": batch, "steps": epochs * math.ceil(n / batch)}
 
 
 def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classes: int,
-                  seed: int, input_size: tuple[int, int]) -> Score:
+                  seed: int, input_size: tuple[int, int]) -> Scored:
     (train_maps, train_y), (test_maps, test_y) = train, test
     head = train_segmentation_head(train_maps, train_y, n_classes, cfg.segmentation, seed,
                                    input_size)
@@ -55,4 +110,5 @@ def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classe
         rows = slice(start, start + SEGMENTATION_CHUNK)
         logits = head([m[rows].float() for m in test_maps], input_size)[..., :h, :w]
         counts.append(iou_counts(logits.detach(), test_y[rows], n_classes))
-    return score(METRICS["segmentation"], torch.cat(counts), seed=seed)
+    return Scored(score(METRICS["segmentation"], torch.cat(counts), seed=seed),
+                  _steps(cfg.segmentation.epochs, cfg.segmentation.batch_size, len(train_y)))

@@ -1,7 +1,7 @@
 """The Ray work of an evaluation: one embedding job per (encoder, dataset), then one
 scoring job per (partition, seed) on those embeddings (the encoder is frozen, so they are
 computed once). The embedding job asks for a GPU when the cluster has one; the scoring
-jobs train small heads on a CPU each."""
+jobs train small heads (or fit the logistic probe) on a CPU each."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.normalise import InputStats
 from mpmae.evaluate.command.inputs import load_split
 from mpmae.evaluate.config import EvaluateConfig
-from mpmae.evaluate.protocols.frozen import protocol_score
-from mpmae.evaluate.protocols.metrics import Score
+from mpmae.evaluate.protocols.frozen import Scored, protocol_score
 from mpmae.evaluate.protocols.segmentation_head import stage_maps
 from mpmae.model import ConvNeXtV2Encoder
 
@@ -59,11 +58,14 @@ def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...
 
 
 def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...], kind: str,
-               n_classes: int, seed: int, cfg: EvaluateConfig) -> Score:
-    """One (partition, seed) of one protocol."""
+               n_classes: int, seed: int, cfg: EvaluateConfig,
+               valid: tuple[str, ...] = ()) -> Scored:
+    """One (partition, seed) of one protocol (``valid``: the samples protocol logistic
+    chooses its L2 on)."""
     torch.set_num_threads(1)  # many cells share a node's cores
     return protocol_score(cfg, kind, embedded.rows(train), embedded.rows(test), n_classes,
-                          seed, embedded.input_size)
+                          seed, embedded.input_size,
+                          embedded.rows(valid) if valid else None)
 
 
 # Outside any placement group of the caller: in a Tune trial (a sweep's objective) that

@@ -2,7 +2,9 @@
 rows and the datasets as columns, each cell the mean over seeds ± the seeds' std and the
 mean 95 % interval, the best encoder of each column marked, and GEO-Bench's normalised
 score (mean over the datasets its ``normalizer.json`` names) as an extra column. As text
-for the console, CSV, and a bar figure with the intervals."""
+for the console, CSV, and a bar figure with the intervals. A section is one protocol, so
+recipes never share a column (``linear``, MMEarth's, and ``logistic``, a converged fit, score
+the same features differently); its title names the recipes its rows carry."""
 
 from __future__ import annotations
 
@@ -32,10 +34,12 @@ class Entry:
 @dataclass(frozen=True)
 class Section:
     """One (protocol, partition): ``entries[encoder][column]``; columns are the datasets,
-    then NORMALISED when a dataset has bounds."""
+    then NORMALISED when a dataset has bounds; ``recipes``: those its rows carry (one per
+    label kind: a segmentation set's ``linear`` is a frozen head)."""
 
     protocol: str
     partition: str
+    recipes: tuple[str, ...]
     columns: list[str]
     metrics: dict[str, str]  # dataset → its metric
     entries: dict[str, dict[str, Entry]]
@@ -68,7 +72,9 @@ def _section(protocol: str, partition: str, encoders: list[str],
                 [r for r in rows if r.encoder == encoder], found, over, bounds)
     columns = datasets + ([NORMALISED] if over else [])
     metrics = {r.dataset: r.metric for r in rows}
-    return Section(protocol, partition, columns, metrics, _mark_best(entries, columns), over)
+    recipes = tuple(dict.fromkeys(r.recipe for r in rows if r.recipe))
+    return Section(protocol, partition, recipes, columns, metrics, _mark_best(entries, columns),
+                   over)
 
 
 def _normalised(rows: list[ResultRow], found: dict[str, Cell], over: tuple[str, ...],
@@ -106,13 +112,18 @@ def comparison_text(sections: list[Section]) -> str:
 
 
 def _block(section: Section) -> str:
-    grid = [[f"{section.protocol} / {section.partition}"] + [f"{c} " for c in section.columns]]
+    grid = [[_title(section)] + [f"{c} " for c in section.columns]]
     grid += [[encoder] + [_cell(row[c]) if c in row else "— " for c in section.columns]
              for encoder, row in section.entries.items()]
     widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
     return "\n".join(line[0].ljust(widths[0]) + "".join(
         f"  {text:>{width}}" for text, width in zip(line[1:], widths[1:], strict=True))
         for line in grid)
+
+
+def _title(section: Section) -> str:
+    recipes = f" ({', '.join(section.recipes)})" if section.recipes else ""
+    return f"{section.protocol} / {section.partition}{recipes}"
 
 
 def _cell(entry: Entry) -> str:
@@ -136,7 +147,7 @@ def comparison_csv(sections: list[Section]) -> str:
     """One line per (protocol, partition, encoder); per column its mean, seed std, interval
     and whether it is the best (fractions, not %)."""
     columns = list(dict.fromkeys(c for s in sections for c in s.columns))
-    fields = ["protocol", "partition", "encoder"] + [
+    fields = ["protocol", "partition", "recipe", "encoder"] + [
         f"{c} {part}" if part else c for c in columns
         for part in ("", "seed_std", "ci95_low", "ci95_high", "best")]
     out = io.StringIO()
@@ -145,7 +156,8 @@ def comparison_csv(sections: list[Section]) -> str:
     for section in sections:
         for encoder, row in section.entries.items():
             line: dict[str, Any] = {"protocol": section.protocol,
-                                    "partition": section.partition, "encoder": encoder}
+                                    "partition": section.partition,
+                                    "recipe": " ".join(section.recipes), "encoder": encoder}
             for column, entry in row.items():
                 line |= {column: entry.mean, f"{column} seed_std": entry.seed_std,
                          f"{column} ci95_low": entry.ci95[0],
@@ -178,8 +190,8 @@ def comparison_figure(sections: list[Section]) -> bytes:
         ax.set_xticks(range(len(datasets)),
                       [f"{d}\n{section.metrics[d]}" for d in datasets], fontsize=8)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{section.protocol} / {section.partition}: mean over seeds, "
-                     "95 % interval", fontsize="medium")
+        ax.set_title(f"{_title(section)}: mean over seeds, 95 % interval",
+                     fontsize="medium")
         ax.legend(fontsize="small")
         ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()

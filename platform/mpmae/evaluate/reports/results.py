@@ -78,7 +78,9 @@ def table(rows: list[ResultRow]) -> str:
             line += f"{_cell(cell):>26}" if cell else f"{'—':>26}"
         lines.append(line)
     metrics = sorted({c.metric for c in summary.values()})
-    lines.append(f"(metric: {', '.join(metrics)}; % mean over seeds ± seed std [95 % CI])")
+    recipes = sorted({f"{r.protocol}: {r.recipe}" for r in rows if r.recipe})
+    lines.append(f"(metric: {', '.join(metrics)}; % mean over seeds ± seed std [95 % CI]"
+                 + (f"; recipe {', '.join(recipes)}" if recipes else "") + ")")
     return "\n".join(lines)
 
 

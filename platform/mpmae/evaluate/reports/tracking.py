@@ -76,7 +76,7 @@ def ending_active_run() -> Iterator[None]:
 
 def log_cell(parent_id: str, rows: list[ResultRow]) -> None:
     """A nested run for one (dataset, protocol, partition): every seed's score as a step,
-    the mean over seeds and the mean interval as metrics."""
+    the mean over seeds and the mean interval as metrics, the recipe as parameters."""
     import mlflow
     from mlflow.entities import Metric, Param
 
@@ -93,7 +93,10 @@ def log_cell(parent_id: str, rows: list[ResultRow]) -> None:
                 Metric(f"{metric}_ci95_high", cell.ci95[1], now, 0)]
     params = [Param(k, str(getattr(first, k)))
               for k in ("dataset", "protocol", "partition", "n_train", "n_test", "bands_filled",
-                        "input_size", "normalisation")]
+                        "input_size", "normalisation", "recipe")]
+    # What the recipe settled on (the logistic fit's L2, the linear head's steps), as the
+    # first seed's row says; a seed's own is in results.json.
+    params += [Param(f"recipe.{k}", str(v)) for k, v in (first.details or {}).items()]
     client.log_batch(child.info.run_id, metrics=metrics, params=params)
     client.set_terminated(child.info.run_id)
 
