@@ -110,6 +110,7 @@ def plan(args: argparse.Namespace) -> dict[str, list[tuple[int, int]]]:
 def run(args: argparse.Namespace, work: Path) -> dict:
     pretext = resolve_pretext(args.pretext)
     sweeps = plan(args)
+    warm_up(work, args, pretext)
     datasets: dict[str, dict] = {}
     for tiles, shards in sorted({d for ds in sweeps.values() for d in ds}):
         key = f"{tiles}x{shards}"
@@ -137,6 +138,15 @@ def run(args: argparse.Namespace, work: Path) -> dict:
                                    for arm, by_cost in by_arm.items() if by_cost},
                                   args.figure) or "matplotlib is not installed: no figure"
     return result
+
+
+def warm_up(work: Path, args, pretext) -> None:
+    """One small stream, not measured: Ray's worker processes start and Ray Data's modules
+    load once, not in the first dataset's figures."""
+    arm = phases.Arm("local", folder=str(work))
+    phases.synth(arm, "warm-up", 512, args.size, 64)
+    phases.stream(arm, "warm-up", pretext, args.batch, 512)
+    shutil.rmtree(arm.uri("warm-up"), ignore_errors=True)
 
 
 def measure_dataset(args, work: Path, tiles: int, shards: int, pretext) -> dict:
