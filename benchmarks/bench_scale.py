@@ -64,8 +64,9 @@ def main() -> None:
     args = parse_args()
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             object_store_memory=args.object_store_mb * 2**20)
+    # address="local": a Ray of its own, never one another job on the machine started
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+             log_to_driver=False, object_store_memory=args.object_store_mb * 2**20)
     ray.data.DataContext.get_current().enable_progress_bars = False
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-scale-"))
     try:
