@@ -1,5 +1,6 @@
-"""Peak memory while a benchmark's phase runs, sampled on a thread: the driver's RSS, the
-largest Ray worker's RSS and the Ray object store's bytes in use.
+"""Peak memory while a benchmark's phase runs, sampled on a thread: the driver's RSS (and
+what it was as the phase began: what earlier phases left is not the phase's), the largest
+Ray worker's RSS and the Ray object store's bytes in use.
 
 Sampled every ``interval_s``: a peak shorter than that can be missed. The object store's
 use is what the raylet reports (its node stats, a private Ray API reached through
@@ -30,6 +31,7 @@ class Peaks:
         self._store = _store_reader()
 
     def __enter__(self) -> Peaks:
+        self.driver_start = psutil.Process().memory_info().rss
         self._sample()
         self._thread.start()
         return self
@@ -40,7 +42,8 @@ class Peaks:
         self._sample()
 
     def result(self) -> dict:
-        return {"driver_rss_mb": round(self.driver / MB), "ray_worker_rss_mb": round(
+        return {"driver_rss_mb": round(self.driver / MB),
+                "driver_rss_start_mb": round(self.driver_start / MB), "ray_worker_rss_mb": round(
             self.worker / MB), "object_store_mb": round(self.store / MB)
             if self.store_seen else None}
 
