@@ -46,7 +46,8 @@ def figure(curves: dict[str, dict[str, list[tuple[float, float]]]], path: str) -
         for name, points in costs.items():
             pts = sorted((w, c) for w, c in points if w > 0 and c is not None and c > 0)
             if len(pts) >= 2:
-                ax.loglog(*zip(*pts, strict=True), marker="o", label=name)
+                ax.loglog(*zip(*pts, strict=True), marker="o",
+                          label=f"{name} (slope {slope(pts)})")
         ax.set_xlabel(sweep)
         ax.set_ylabel("cost (units in the legend)")
         ax.grid(True, which="both", alpha=0.3)
