@@ -58,7 +58,7 @@ COSTS = {
     "ray_worker_rss_mb": lambda d: d["stream"]["peaks"]["ray_worker_rss_mb"],
     "object_store_mb": lambda d: d["stream"]["peaks"]["object_store_mb"],
     "resume_first_batch_s": lambda d: d["resume"]["first_batch_s"],
-    "resume_plan_s": lambda d: d["resume"]["plan_s"],
+    "resume_plan_cpu_s": lambda d: d["resume"]["plan_cpu_s"],
 }
 
 
