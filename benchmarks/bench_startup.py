@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,31 +29,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
+from latency_proxy import LatencyProxy
 from machine import machine
+from moto_endpoint import BUCKET, LOCAL_KEYS, REGION, moto_endpoint
 
 import mpmae.data.stream.tile_dataset as tile_dataset
 from mpmae.data.format.shards import check_shard, open_shard
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.storage import StorageOptions
-
-# The local stack's S3 endpoint and the proxy (infra/: scripts, not a package).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra" / "local"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "infra"))
-from infra_modules import load
-from pids import terminate
-from stack import (
-    BUCKET,
-    LOCAL_KEYS,
-    REGION,
-    answers,
-    create_bucket,
-    free_ports,
-    start_s3,
-    wait_ready,
-)
-
-s3_proxy = load("infra/local/s3_proxy.py")
 
 
 def open_before(uri: str, opts: StorageOptions) -> TileDataset:
@@ -94,23 +76,15 @@ def one_open(open_dataset, uri: str, upstream: str, latency_ms: float,
              endpoint: psutil.Process) -> dict:
     """One open: its wall time, the requests the proxy saw and the CPU seconds of the driver
     (this process: our code and pyarrow's S3 client), the proxy and the endpoint."""
-    proxy = subprocess.Popen(
-        [sys.executable, s3_proxy.__file__, "--upstream", upstream, "--latency-ms",
-         str(latency_ms)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        address = json.loads(proxy.stdout.readline())["endpoint"]
+    with LatencyProxy(upstream, latency_ms) as proxy:
         keys = (LOCAL_KEYS["AWS_ACCESS_KEY_ID"], LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
-        processes = (psutil.Process(), psutil.Process(proxy.pid), endpoint)
+        processes = (psutil.Process(), psutil.Process(proxy.process.pid), endpoint)
         cpu_before = [_cpu(p) for p in processes]
         began = time.perf_counter()
-        ds = open_dataset(uri, StorageOptions(address, REGION, *keys))
+        ds = open_dataset(uri, StorageOptions(proxy.endpoint, REGION, *keys))
         wall = time.perf_counter() - began
         cpu = [_cpu(p) - b for p, b in zip(processes, cpu_before, strict=True)]
-    finally:
-        proxy.send_signal(signal.SIGTERM)
-        _, errors = proxy.communicate(timeout=30)
-    return {"open_s": round(wall, 3),
-            "requests": json.loads(errors.splitlines()[-1])["counts"]["requests"],
+    return {"open_s": round(wall, 3), "requests": proxy.requests,
             "shards": sum(len(s) for s in ds.manifest.splits.values()),
             "cpu_s": {role: round(c, 2)
                       for role, c in zip(("driver", "proxy", "endpoint"), cpu, strict=True)}}
@@ -134,16 +108,8 @@ def main() -> None:
     parser.add_argument("--no-before", action="store_true", help="leave out the old way")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_ports(1)[0]
-        upstream = f"http://127.0.0.1:{port}"
-        server = start_s3(port, Path(tmp))
-        try:
-            wait_ready({"s3": (server, lambda: answers(upstream))}, Path(tmp), timeout_s=60)
-            create_bucket(upstream)
-            result = run(args, upstream, psutil.Process(server.pid))
-        finally:
-            terminate({server})
+    with tempfile.TemporaryDirectory() as tmp, moto_endpoint(Path(tmp)) as (upstream, server):
+        result = run(args, upstream, server)
     print(json.dumps(result, indent=1))
 
 

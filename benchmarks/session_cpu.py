@@ -1,12 +1,12 @@
 """CPU time of every process of a benchmark's session: the driver and all its descendants
 (with a local ``ray.init``: the GCS, the raylet, Ray's agents and every worker; a local S3
-server the benchmark started)."""
+server and a latency proxy in front of it that the benchmark started)."""
 
 from __future__ import annotations
 
 import psutil
 
-ROLES = ("driver", "ray_workers", "ray_daemons", "s3_endpoint")
+ROLES = ("driver", "ray_workers", "ray_daemons", "s3_endpoint", "s3_proxy")
 
 
 def snapshot() -> dict[int, tuple[str, float]]:
@@ -15,7 +15,7 @@ def snapshot() -> dict[int, tuple[str, float]]:
     out = {me.pid: ("driver", _cpu(me))}
     for p in me.children(recursive=True):
         try:
-            out[p.pid] = (_role(p), _cpu(p))
+            out[p.pid] = (role(p), _cpu(p))
         except psutil.Error:  # ended or out of reach between listing and reading it
             continue
     return out
@@ -44,12 +44,14 @@ def _cpu(p: psutil.Process) -> float:
     return t.user + t.system
 
 
-def _role(p: psutil.Process) -> str:
+def role(p: psutil.Process) -> str:
     """Ray names its worker processes ``ray::…`` (task, actor or IDLE); a benchmark's own
-    S3 server is ``python -m moto.server``."""
+    S3 server is ``python -m moto.server``, its latency proxy ``infra/local/s3_proxy.py``."""
     cmdline = p.cmdline()
     if "moto.server" in cmdline:
         return "s3_endpoint"
+    if any(a.endswith("s3_proxy.py") for a in cmdline):
+        return "s3_proxy"
     is_worker = bool(cmdline) and (cmdline[0].startswith("ray::")
                                    or any(a.endswith("default_worker.py") for a in cmdline))
     return "ray_workers" if is_worker else "ray_daemons"

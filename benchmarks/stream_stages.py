@@ -13,8 +13,8 @@ add up to cores × wall:
 - ``consumer``: the driver's CPU less the normaliser's: Ray Data's executor and
   iterator threads, fetching and batching blocks, the collate step, this loop;
 - ``normaliser``: the Normaliser's thread CPU (on the GPU in real use);
-- ``s3_endpoint``: the benchmark's own S3 server (zero from a local folder; on other
-  machines in real use);
+- ``s3_endpoint``, ``s3_proxy``: the benchmark's own S3 server and the latency proxy in
+  front of it (zero from a local folder, or without a proxy; on other machines in real use);
 - ``idle``: cores × wall − the session's CPU. CPU that processes outside the session took
   (another job on the machine) and that session processes took before ending (counted in
   ``ended``) is in it too: ``idle_machine`` is what the machine itself counted as idle, and
@@ -26,7 +26,7 @@ from __future__ import annotations
 import psutil
 
 STAGES = ("decode", "shuffle_copy", "object_store", "consumer", "normaliser", "s3_endpoint",
-          "idle")
+          "s3_proxy", "idle")
 
 
 def machine_idle_s() -> float:
@@ -50,6 +50,7 @@ def breakdown(roles_s: dict[str, float], clock: dict[str, float], normaliser_s: 
         "consumer": roles_s["driver"] - normaliser_s,
         "normaliser": normaliser_s,
         "s3_endpoint": roles_s["s3_endpoint"],
+        "s3_proxy": roles_s.get("s3_proxy", 0.0),
         "idle": cores * wall_s - used,
     }
     parts = {
@@ -64,7 +65,7 @@ def breakdown(roles_s: dict[str, float], clock: dict[str, float], normaliser_s: 
     out["sum"] = round(sum(out.values()), 3)
     out["cores_x_wall"] = _per_tile(cores * wall_s, tiles)
     out["stream_without_normaliser"] = round(
-        out["sum"] - out["normaliser"] - out["s3_endpoint"] - out["idle"], 3)
+        out["sum"] - out["normaliser"] - out["s3_endpoint"] - out["s3_proxy"] - out["idle"], 3)
     out["parts"] = {k: _per_tile(s, tiles) for k, s in parts.items()}
     out["tiles_read"] = int(clock["tiles"])
     return out

@@ -3,6 +3,7 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import ray.data
 
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.row_group_source import LEADING_TASKS, RowGroupSource, tile_nbytes
@@ -30,8 +31,11 @@ def source(ds: TileDataset, seed, tiles_per_block=64, blocks_per_task=1,
 
 
 def epoch(src: RowGroupSource) -> list[str]:
+    """One execution's tiles, planned as Ray Data's executor does: with a data context."""
     ids = []
-    for task in src.get_read_tasks(parallelism=src.num_tasks):
+    tasks = src.get_read_tasks(parallelism=src.num_tasks,
+                               data_context=ray.data.DataContext.get_current())
+    for task in tasks:
         for block in task():
             ids += block.column("tile_id").to_pylist()
     return ids

@@ -31,6 +31,24 @@ def test_file_order_is_reshuffled_every_epoch(ray_local, small_world):
     assert len(orders) > 1
 
 
+def test_a_resumed_stream_reads_only_the_rest_of_its_epoch_then_whole_epochs(ray_local,
+                                                                           small_world):
+    # Ray Data calls the datasource three times to plan a dataset before it runs it: the
+    # resume must hold for the execution, not for the first of those calls.
+    ds = TileDataset.open(str(small_world))
+    epoch, skip = ds.manifest.split_tiles("train"), ds.manifest.split_tiles("train") // 2
+    largest_group = max(s.tiles for s in ds.manifest.shards("train"))  # one row group each
+    data = ds.read("train", resolve_pretext("S2"), seed=5, extra_columns=("tile_id",),
+                   first_epoch=1, skip_tiles=skip)
+
+    def ids() -> list[str]:
+        return [i for b in data.iter_batches(batch_size=8) for i in b["tile_id"]]
+
+    rest, after = ids(), ids()
+    assert epoch - skip <= len(rest) < epoch - skip + largest_group
+    assert len(after) == len(set(after)) == epoch
+
+
 def test_normalised_batches_for_the_all_set_with_a_shuffle_buffer(ray_local, small_world):
     ds = TileDataset.open(str(small_world))
     pretext = resolve_pretext("all")

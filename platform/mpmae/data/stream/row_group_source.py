@@ -84,6 +84,10 @@ class RowGroupSource(Datasource):
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
         if not self.row_groups:
             raise DatasetError(f"no tiles to read in {root.uri}")
+        # Once: every read task asks, and a pass over all row groups each time made planning
+        # an epoch grow as row groups x tasks (0.39 s a plan at 1M tiles, four plans before
+        # the first batch; benchmarks/bench_scale.py, resume_plan_s).
+        self.largest_group = max(g.tiles for g in self.row_groups)
         self.root = root
         self.footers = footers
         self.schema = schema
@@ -106,7 +110,7 @@ class RowGroupSource(Datasource):
 
     @property
     def groups_per_block(self) -> int:
-        return max(1, round(self.tiles_per_block / max(g.tiles for g in self.row_groups)))
+        return max(1, round(self.tiles_per_block / self.largest_group))
 
     @property
     def target_max_block_size(self) -> int:
@@ -115,7 +119,7 @@ class RowGroupSource(Datasource):
         exceed it (a copy of every tile, and the first block waits for the second) and
         slices blocks of 1.5× it: so between a full block's bytes / 1.5 and the bytes of
         all but the smallest blocks (a shard's last row group may be short)."""
-        tiles = self.groups_per_block * max(g.tiles for g in self.row_groups)
+        tiles = self.groups_per_block * self.largest_group
         return int(0.7 * tiles * tile_nbytes(self.block_schema))
 
     @property
@@ -128,7 +132,16 @@ class RowGroupSource(Datasource):
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
-        execution, self.executions = self.executions, self.executions + 1
+        """The read tasks of the next execution (epoch). Ray Data also calls this while it
+        plans (``read_datasource``, then its optimizer: three calls before the first
+        execution, one before each later one), without a ``data_context``; only its
+        executor passes one, once per execution. So only those calls count an execution:
+        counting every call made a resumed run's first execution the fourth, which read
+        the whole epoch in another epoch's order instead of the rest of the one it left
+        (measured: benchmarks/bench_scale.py, ``resume``)."""
+        execution = self.executions
+        if data_context is not None:
+            self.executions += 1
         epoch = self.first_epoch + execution
         groups = self.order(epoch)
         if execution == 0:
