@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chaos_env import ROOT, World, answers, last_line, outcome, pretrain_args, s3_proxy
+from chaos_env import BUCKET, ROOT, World, answers, last_line, outcome, pretrain_args, s3_proxy
 from machine import machine
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -161,7 +161,7 @@ def mlflow_outage_pretrain(world: World) -> dict:
         tracking = f"mlflow.tracking_uri={server.url}"
         base = world.start(pretrain_args("calm", str(world.local), f"train.max_steps={steps}",
                                          tracking), world.env("calm"))
-        base_code, _ = base.finish(900)
+        baseline = outcome(*base.finish(900))
         command = world.start(pretrain_args("outage", str(world.local),
                                             f"train.max_steps={steps}", tracking),
                               world.env("outage"))
@@ -178,8 +178,8 @@ def mlflow_outage_pretrain(world: World) -> dict:
     calm = _rate(base.seen, *_window(base.seen, 10, during["steps"]))
     ratio = during["per_s"] / calm["per_s"] if calm["per_s"] else None
     return row("MLflow server down 30 s", "pretrain",
-               outcome(code, lines) if base_code == 0 else "baseline failed", steps_lost=0,
-               recover_s=None, mlflow_status=status,
+               outcome(code, lines), steps_lost=0, recover_s=None, mlflow_status=status,
+               baseline=baseline,
                step_rate_ratio=None if ratio is None else round(ratio, 3),
                note=f"{during['steps']} steps while it was away at {during['per_s']:.2f}/s; "
                     f"the same steps without an outage {calm['per_s']:.2f}/s")
@@ -231,6 +231,29 @@ def other_ray_pretrain(world: World) -> dict:
                     f"{'still answers' if alive else 'DOES NOT ANSWER'} afterwards")
 
 
+def checkpoint_write_fails(world: World) -> dict:
+    """S3 answers every write of the step-4 checkpoint with 500, runs on S3."""
+    from mpmae.storage import resolve
+
+    proxy, endpoint = world.proxy(s3_proxy.Weather(
+        latency_s=0, fail_writes=-1, write_paths=r"/checkpoint_step-00000004_"))
+    runs = f"s3://{BUCKET}/runs"
+    try:
+        code, lines, took = world.run(pretrain_args(
+            "ckpt", str(world.local), "train.max_steps=8", "train.checkpoint_every=2",
+            f"storage.root={runs}", "storage.retries=1"), world.env("ckpt", endpoint))
+    finally:
+        proxy.stop()
+    kept = sorted(int(name.split("-")[1].split("_")[0]) for name in
+                  resolve(f"{runs}/ckpt", world.options()).list_files("/state.pt")
+                  if name.startswith("checkpoint_step-"))
+    warned = [line for line in lines if "could not be written" in line]
+    return row("checkpoint write fails (S3 500)", "pretrain", outcome(code, lines),
+               steps_lost=0 if code == 0 else None,
+               note=f"{len(warned)} warning line(s); checkpoints kept: steps {kept}; "
+                    f"{proxy.counts.failed_writes} writes failed; {took:.0f} s")
+
+
 SCENARIOS: dict[str, Callable[[World], dict]] = {
     "spot_pretrain": spot_pretrain,
     "spot_finetune": spot_finetune,
@@ -241,6 +264,7 @@ SCENARIOS: dict[str, Callable[[World], dict]] = {
     "mlflow_outage_pretrain": mlflow_outage_pretrain,
     "mlflow_down_at_start": mlflow_down_at_start,
     "other_ray_pretrain": other_ray_pretrain,
+    "checkpoint_write_fails": checkpoint_write_fails,
 }
 
 

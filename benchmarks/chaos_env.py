@@ -140,7 +140,7 @@ class World:
         """The dataset's files by name and content: a changed or lost file changes it."""
         where = resolve(uri, None if uri.startswith("/") else self.options())
         digest = hashlib.sha256()
-        for name in sorted(_all_files(where)):
+        for name in where.list_files():
             digest.update(name.encode() + where.join(name).read_bytes())
         return digest.hexdigest()
 
@@ -169,11 +169,3 @@ def last_line(lines: list[str]) -> str:
 def _pump(stream, lines: queue.Queue) -> None:
     for line in stream:
         lines.put((time.monotonic(), line.rstrip("\n")))
-
-
-def _all_files(where) -> list[str]:
-    from pyarrow import fs
-
-    infos = where.fs.get_file_info(fs.FileSelector(where.path, recursive=True))
-    return [info.path[len(where.path):].lstrip("/") for info in infos
-            if info.type == fs.FileType.File]
