@@ -28,6 +28,10 @@ class DataConfig:
     probe_uri: str = field(default="", metadata=doc(
         "Labelled set (train/test splits, a label column) for the linear probe of "
         "train.probe_every; empty: <data.uri>/downstream if it exists"))
+    record_tiles: bool = field(default=False, metadata=doc(
+        "Write the ids of the tiles each training worker trains on to <run>/tiles/ (one "
+        "JSON file per worker and logged step, with its node): which worker saw which "
+        "tile, e.g. to check a resumed or restarted run's data; costs a write per log"))
 
     def validate(self) -> None:
         require(self.synth_tiles > 0, "synth_tiles", "must be positive")

@@ -215,6 +215,7 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
+    from mpmae.data.stream.tile_dataset import TILE_ID_COLUMN
     from mpmae.train.loop import train_loop
 
     # The dataset keeps the context it was made in: here, in `mpmae pretrain` and in every
@@ -237,6 +238,7 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
         train_loop_config={"spec": spec},
         datasets={"train": dataset.read(
             cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
+            extra_columns=(TILE_ID_COLUMN,) if cfg.data.record_tiles else (),
             task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
             skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard)},
         scaling_config=_scaling(cfg),

@@ -48,6 +48,7 @@ from mpmae.train.engine.schedule import WarmupCosine
 from mpmae.train.memory_reuse import keep_freed_memory
 from mpmae.train.preemption import NoticeWatcher, agreed
 from mpmae.train.resume import load_resumable
+from mpmae.train.tile_record import TileRecord
 from mpmae.train.worker_spec import WorkerSpec
 
 
@@ -205,7 +206,7 @@ def _run_epoch(cfg, model, normaliser, optimizer, schedule: WarmupCosine, batche
         micro += 1
         sync = micro % accumulation == 0
         with _no_sync(model, sync), amp():
-            batch = normaliser(raw)
+            batch = normaliser(tracker.tiles.take(raw))
             output = model(batch)
         (output.loss / accumulation).backward()
         finite = finite.to(output.loss.device) & torch.isfinite(output.loss.detach())
@@ -292,6 +293,7 @@ class _Tracker:
 
     def __init__(self, spec: WorkerSpec, pretext, is_chief: bool,
                  latest_step: int | None) -> None:
+        import ray
         from ray import train
 
         self.spec, self.cfg, self.pretext, self.is_chief = spec, spec.cfg, pretext, is_chief
@@ -299,6 +301,9 @@ class _Tracker:
                                           _warn, latest_step)
         self.world = train.get_context().get_world_size()
         self.total = spec.total_steps
+        self.tiles = TileRecord(spec.run_dir if spec.cfg.data.record_tiles else None,
+                                train.get_context().get_world_rank(),
+                                ray.get_runtime_context().get_node_id())
         self.probe_set = None
         # The latest probe result, carried in every report: Tune wants its metric in each.
         self.probe: dict[str, float] = {}
@@ -325,6 +330,7 @@ class _Tracker:
         if probe:
             self._probe(model, step)
         if log or checkpoint or probe:
+            self.tiles.write(step, state.epoch)
             self._report(state, optimizer, model, checkpoint=checkpoint, epoch_done=epoch_done)
         if self.is_chief and t.figure_every and step % t.figure_every == 0:
             self._figure(state)

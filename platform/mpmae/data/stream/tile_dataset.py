@@ -148,14 +148,33 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
                         category=UserWarning, module=re.escape(__name__))
 
 
+TILE_ID_COLUMN = "tile_id"  # read only when asked for (``extra_columns``)
+
+
 class TileCollate(NumpyBatchCollateFn):
-    """numpy batch → dict of tensors in stored dtypes; the S2 level becomes a bool column."""
+    """numpy batch → dict of tensors in stored dtypes; the S2 level becomes a bool column,
+    tile ids (if read) their UTF-8 bytes (:func:`tile_ids` reads them back)."""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         out = {k: torch.from_numpy(np.ascontiguousarray(v))
-               for k, v in batch.items() if k != "s2_type"}
+               for k, v in batch.items() if k not in ("s2_type", TILE_ID_COLUMN)}
         out[S2_LEVEL_COLUMN] = torch.from_numpy(np.asarray(batch["s2_type"] == "l2a"))
+        if TILE_ID_COLUMN in batch:
+            out[TILE_ID_COLUMN] = _id_bytes(batch[TILE_ID_COLUMN])
         return out
+
+
+def _id_bytes(ids: np.ndarray) -> torch.Tensor:
+    """Strings as a (n, longest) uint8 tensor, zero-padded: a batch that holds only tensors
+    is one Ray moves to the training device (a list of strings would keep it all on the
+    host)."""
+    encoded = np.char.encode(ids.astype(str), "utf-8")
+    return torch.from_numpy(encoded.view(np.uint8).reshape(len(ids), -1).copy())
+
+
+def tile_ids(encoded: torch.Tensor) -> list[str]:
+    """The tile ids of a batch's :data:`TILE_ID_COLUMN` tensor."""
+    return [bytes(row).rstrip(b"\0").decode() for row in encoded.cpu().numpy()]
 
 
 def torch_batches(
