@@ -21,7 +21,7 @@ from mpmae.storage import Location, resolve
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.preemption import notice_on_signals
-from mpmae.train.resume import resume_position
+from mpmae.train.resume import ResumingStream, resume_position
 from mpmae.train.step_plan import plan_steps
 from mpmae.train.worker_spec import WorkerSpec
 
@@ -211,16 +211,10 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
                   callbacks: list, progress):
     """The run's TorchTrainer (storage: ``root/<run name>``, the run's folder, so
     re-fitting it resumes) and its total optimizer steps."""
-    import ray.data
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
-    from mpmae.data.stream.tile_dataset import TILE_ID_COLUMN
     from mpmae.train.loop import train_loop
-
-    # The dataset keeps the context it was made in: here, in `mpmae pretrain` and in every
-    # Tune trial's process. Our progress line replaces Ray Data's bars.
-    ray.data.DataContext.get_current().enable_progress_bars = False
 
     per_epoch, total = plan_steps(
         dataset.manifest.split_tiles(cfg.data.split), cfg.train.batch_size,
@@ -231,16 +225,13 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
     if position.epoch or position.tiles:
         progress(f"the data resumes at epoch {position.epoch}, after {position.tiles} tiles")
     spec = WorkerSpec(cfg, dataset.root, dataset.manifest, run.folder, run.mlflow_run_id,
-                      total_steps=total, steps_per_epoch=per_epoch,
-                      data_position=(position.epoch, position.tiles))
+                      total_steps=total, steps_per_epoch=per_epoch)
+    stream = ResumingStream(dataset, cfg, run.folder)
+    stream()  # built here once: a split it cannot read fails before any cluster work
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"spec": spec},
-        datasets={"train": dataset.read(
-            cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
-            extra_columns=(TILE_ID_COLUMN,) if cfg.data.record_tiles else (),
-            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
-            skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard)},
+        datasets={"train": stream},  # built anew at every start of the worker group
         scaling_config=_scaling(cfg),
         run_config=RunConfig(
             name=run.name,

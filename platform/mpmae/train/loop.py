@@ -47,7 +47,7 @@ from mpmae.train.engine.precision import autocast
 from mpmae.train.engine.schedule import WarmupCosine
 from mpmae.train.memory_reuse import keep_freed_memory
 from mpmae.train.preemption import NoticeWatcher, agreed
-from mpmae.train.resume import load_resumable
+from mpmae.train.resume import load_resumable, resume_position
 from mpmae.train.tile_record import TileRecord
 from mpmae.train.worker_spec import WorkerSpec
 
@@ -164,10 +164,12 @@ def _resume(model: MPMAE, optimizer, state: LoopState, device, spec: WorkerSpec,
     # Checkpoints before the data position was saved: the epoch's start.
     state.epoch = saved.get("epoch", state.step // spec.steps_per_epoch)
     state.epoch_tiles = saved.get("epoch_tiles", 0)
-    if (state.epoch, state.epoch_tiles) != spec.data_position:
+    # The stream was placed at the newest checkpoint's position (resume.ResumingStream).
+    placed = resume_position(spec.run_dir)
+    if (state.epoch, state.epoch_tiles) != (placed.epoch, placed.tiles):
         print(f"rank {rank}: resumed at epoch {state.epoch} + {state.epoch_tiles} tiles, but "
-              f"the stream was placed at epoch {spec.data_position[0]} + "
-              f"{spec.data_position[1]} (a newer checkpoint was unreadable)")
+              f"the stream was placed at epoch {placed.epoch} + {placed.tiles} (a newer "
+              "checkpoint was unreadable)")
     _restore_rank_rng(saved["rng"], rank, spec.cfg.train.seed, state.step)
     return True
 

@@ -3,8 +3,10 @@
 Ray Train hands each worker its newest registered checkpoint. If that one is damaged or
 incomplete, the workers go on to the run folder's earlier checkpoints (newest first)
 instead of failing, so the advice after a failure is only ever "run the same command
-again". The driver reads the newest checkpoint's manifest before the stream is built, so
-the resumed epoch gets its own row-group order and skips the tiles it already trained on.
+again". The stream is built from the newest checkpoint's manifest at every start of the
+worker group (:class:`ResumingStream`): a resumed command and a group restarted after a
+failure alike get the interrupted epoch's row-group order and skip the tiles it already
+trained on.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from mpmae.data.stream.tile_dataset import TILE_ID_COLUMN, TileDataset
 from mpmae.storage import Location
 from mpmae.train.checkpoint import FOLDER_PREFIX, MANIFEST_FILE, load_checkpoint
+from mpmae.train.config import PretrainConfig
 from mpmae.train.engine.checkpoint_store import newest_intact
 
 
@@ -56,6 +60,30 @@ def resume_position(run_dir: Location) -> DataPosition:
     """Where the newest checkpoint left the data (the start, for a new run)."""
     stored = stored_checkpoints(run_dir)
     return stored[0].position if stored else DataPosition()
+
+
+@dataclass(frozen=True)
+class ResumingStream:
+    """The training split's stream, placed where the run folder's newest checkpoint left
+    the data. Ray Train calls it at every start of the worker group: one restarted after a
+    failure (a lost node, ``scaling.max_failures``) reads on from the checkpoint it
+    resumes from, not from where the command started the run."""
+
+    dataset: TileDataset
+    cfg: PretrainConfig
+    run_dir: Location
+
+    def __call__(self):
+        """A Ray Dataset of the split from the newest checkpoint's position on."""
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False  # ours replace them
+        cfg, position = self.cfg, resume_position(self.run_dir)
+        return self.dataset.read(
+            cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
+            extra_columns=(TILE_ID_COLUMN,) if cfg.data.record_tiles else (),
+            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
+            skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard)
 
 
 def load_resumable(latest, run_dir: Location, map_location: torch.device,

@@ -22,7 +22,6 @@ class WorkerSpec:
     mlflow_run_id: str
     total_steps: int
     steps_per_epoch: int
-    data_position: tuple[int, int] = (0, 0)  # (epoch, tiles into it) the stream starts at
 
     @property
     def stats(self) -> dict:
