@@ -1,12 +1,12 @@
 """Where a re-started run picks up: which checkpoint, and where in the data it was.
 
-Ray Train hands each worker its newest registered checkpoint. If that one is damaged or
-incomplete, the workers go on to the run folder's earlier checkpoints (newest first)
-instead of failing, so the advice after a failure is only ever "run the same command
-again". The stream is built from the newest checkpoint's manifest at every start of the
-worker group (:class:`ResumingStream`): a resumed command and a group restarted after a
-failure alike get the interrupted epoch's row-group order and skip the tiles it already
-trained on.
+The workers resume from the run folder's newest checkpoint (which Ray Train may not have
+registered yet). If that one is damaged or incomplete, they go on to the folder's earlier
+checkpoints (newest first) instead of failing, so the advice after a failure is only ever
+"run the same command again". The stream is built from the newest checkpoint's manifest
+at every start of the worker group (:class:`ResumingStream`): a resumed command and a
+group restarted after a failure alike get the interrupted epoch's row-group order and
+skip the tiles it already trained on.
 """
 
 from __future__ import annotations
@@ -88,14 +88,21 @@ class ResumingStream:
 
 def load_resumable(latest, run_dir: Location, map_location: torch.device,
                    warn: Callable[[str], None]) -> dict | None:
-    """The state of the newest intact checkpoint: Ray's ``latest`` (a ``ray.train.Checkpoint``
-    or None), else the run folder's earlier ones. None for a run that has none at all."""
+    """The state of the run folder's newest intact checkpoint (Ray's ``latest``, a
+    ``ray.train.Checkpoint`` or None, is one of them, or goes first if it lies elsewhere).
+    None for a run that has none at all.
+
+    Newest by step, not Ray's ``latest``: Ray registers a checkpoint a report or more after
+    rank 0 wrote it, so a group restarted in between (a lost node) was handed the one
+    before, while the stream (:class:`ResumingStream`) resumes at the newest."""
     from ray.train import Checkpoint
 
-    candidates = [] if latest is None else [latest]
+    stored = stored_checkpoints(run_dir)
     latest_name = None if latest is None else latest.path.rstrip("/").rsplit("/", 1)[-1]
-    candidates += [Checkpoint(run_dir.join(c.folder).path, filesystem=run_dir.fs)
-                   for c in stored_checkpoints(run_dir) if c.folder != latest_name]
+    candidates = [Checkpoint(run_dir.join(c.folder).path, filesystem=run_dir.fs)
+                  for c in stored]
+    if latest is not None and latest_name not in {c.folder for c in stored}:
+        candidates.insert(0, latest)
 
     def load(checkpoint) -> dict:
         with checkpoint.as_directory() as folder:
