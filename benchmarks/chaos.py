@@ -30,7 +30,7 @@ from machine import machine
 
 sys.path.insert(0, str(ROOT / "tests"))
 from mlflow_server import stoppable_mlflow_server
-from ray_head import ray_head
+from ray_head import TRAIN_RESOURCE, multinode_cluster, ray_head
 
 from mpmae.data.sources.synth_geobench import GEOBENCH_DIR, SEGMENTATION
 
@@ -254,6 +254,57 @@ def checkpoint_write_fails(world: World) -> dict:
                     f"{proxy.counts.failed_writes} writes failed; {took:.0f} s")
 
 
+def node_loss_pretrain(world: World) -> dict:
+    """A worker node's raylet killed at step 5 of a run with one training worker on each of
+    two nodes (a head and nodes on this machine, token auth); a new node joins in its place
+    and ``scaling.max_failures`` lets Ray Train restart the group. The steps are read off
+    the workers' tile records (``data.record_tiles``): a cluster's worker output reaches
+    the driver late."""
+    from mpmae.storage import resolve
+    from mpmae.train.tile_record import RECORD_DIR
+
+    records = resolve(f"s3://{BUCKET}/runs/lost", world.options()).join(RECORD_DIR)
+    with multinode_cluster(2) as cluster:
+        env = {k: v for k, v in world.env("node-loss").items() if not k.startswith("RAY_")}
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(cluster.head.token_file))
+        command = world.start(pretrain_args(
+            "lost", world.s3, "train.max_steps=9", "train.checkpoint_every=2",
+            "data.record_tiles=true", f"storage.root=s3://{BUCKET}/runs",
+            f"scaling.address={cluster.head.gcs_address}",
+            f"scaling.accelerator_resource={TRAIN_RESOURCE}", "scaling.max_failures=2"), env)
+        first = _recorded_until(records, command, lambda rs: max(r["step"] for r in rs) >= 5)
+        lost_at = time.monotonic()
+        cluster.replace(cluster.workers[1])
+        attempts = {r["attempt"] for r in first}
+        _recorded_until(records, command, lambda rs: any(r["attempt"] not in attempts
+                                                         for r in rs))
+        recovered = time.monotonic() - lost_at
+        code, lines = command.finish(600)
+    done = _records(records)
+    last = max(r["step"] for r in done if r["attempt"] in attempts)
+    again = min(r["step"] for r in done if r["attempt"] not in attempts)
+    return row("worker node lost (raylet killed)", "pretrain", outcome(code, lines),
+               steps_lost=last - (again - 1), recover_s=recovered,
+               note=f"lost at step {last}; the restarted group began at step {again} "
+                    f"(checkpoint every 2); recover_s: to its first recorded step")
+
+
+def _records(folder) -> list[dict]:
+    return [json.loads(folder.join(name).read_bytes()) for name in folder.list_files(".json")]
+
+
+def _recorded_until(folder, command, done: Callable[[list[dict]], bool],
+                    timeout_s: float = 600) -> list[dict]:
+    """The tile records once ``done`` says so of them; raises past ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and command.process.poll() is None:
+        if (found := _records(folder)) and done(found):
+            return found
+        time.sleep(0.5)
+    raise RuntimeError(f"the run's tile records never got there (exit "
+                       f"{command.process.poll()})")
+
+
 SCENARIOS: dict[str, Callable[[World], dict]] = {
     "spot_pretrain": spot_pretrain,
     "spot_finetune": spot_finetune,
@@ -265,6 +316,7 @@ SCENARIOS: dict[str, Callable[[World], dict]] = {
     "mlflow_down_at_start": mlflow_down_at_start,
     "other_ray_pretrain": other_ray_pretrain,
     "checkpoint_write_fails": checkpoint_write_fails,
+    "node_loss_pretrain": node_loss_pretrain,
 }
 
 
