@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from mlflow_server import stoppable_mlflow_server
 from ray_head import TRAIN_RESOURCE, multinode_cluster, ray_head
 
-from mpmae.data.sources.synth_geobench import GEOBENCH_DIR, SEGMENTATION
+from mpmae.data.sources.synth_geobench import CLASSIFICATION, GEOBENCH_DIR, SEGMENTATION
 
 STEP = re.compile(r"\bstep (\d+)/")
 STORM = dict(latency_s=0.0, slowdown=0.15, reset=0.05)  # the throttling proxy
@@ -312,6 +312,15 @@ SCENARIOS: dict[str, Callable[[World], dict]] = {
     "s3_throttle_pretrain": s3_throttle_pretrain,
     "s3_down_verify": s3_down("data verify", lambda w: ["data", "verify", w.s3]),
     "s3_down_pretrain": s3_down("pretrain", lambda w: pretrain_args("down", w.s3)),
+    "s3_down_synth": s3_down("data synth", lambda w: ["data", "synth", f"{w.s3}-new",
+                                                      "--tiles", "32", "--size", "16"]),
+    "s3_down_inspect": s3_down("data inspect", lambda w: ["data", "inspect", w.s3]),
+    "s3_down_tune": s3_down("tune", lambda w: [
+        "tune", *[a for s in (f"pretrain.data.uri={w.s3}", "sweep_name=down",
+                              "pretrain.train.probe_every=5") for a in ("--set", s)]]),
+    "s3_down_evaluate": s3_down("evaluate", lambda w: [  # a run's encoder, runs on S3
+        "evaluate", "some-run", str(w.local / GEOBENCH_DIR / CLASSIFICATION), "--protocol",
+        "knn", "--set", f"storage.root=s3://{BUCKET}/runs"]),
     "mlflow_outage_pretrain": mlflow_outage_pretrain,
     "mlflow_down_at_start": mlflow_down_at_start,
     "other_ray_pretrain": other_ray_pretrain,
