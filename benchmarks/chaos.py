@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chaos_env import BUCKET, ROOT, World, answers, last_line, outcome, pretrain_args, s3_proxy
+from chaos_env import BUCKET, ROOT, World, last_line, outcome, pretrain_args, s3_proxy
 from machine import machine
+from stack import answers  # infra/local, on the path through chaos_env
 
 sys.path.insert(0, str(ROOT / "tests"))
 from mlflow_server import stoppable_mlflow_server

@@ -15,27 +15,19 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from moto_endpoint import BUCKET, LOCAL_KEYS, REGION, moto_endpoint
 
 from mpmae.data.sources.synth import synthesize
 from mpmae.storage import StorageOptions, resolve
 
-# The local stack's S3 endpoint and the proxy (infra/: scripts, not a package).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra" / "local"))
+# The proxy and the stack's helpers (infra/: scripts, not a package; moto_endpoint put
+# infra/local on the path).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "infra"))
 from infra_modules import load
-from pids import terminate
-from stack import (
-    BUCKET,
-    LOCAL_KEYS,
-    REGION,
-    answers,
-    create_bucket,
-    free_ports,
-    start_s3,
-    wait_ready,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 s3_proxy = load("infra/local/s3_proxy.py")
@@ -87,11 +79,8 @@ class World:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        port = free_ports(1)[0]
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self._server = start_s3(port, work)
-        wait_ready({"s3": (self._server, lambda: answers(self.endpoint))}, work, timeout_s=60)
-        create_bucket(self.endpoint)
+        self._running = ExitStack()
+        self.endpoint, _ = self._running.enter_context(moto_endpoint(work))
         self.local = work / "world"
         self.s3 = f"s3://{BUCKET}/world"
         for uri, options in ((str(self.local), None), (self.s3, self.options())):
@@ -99,7 +88,7 @@ class World:
                        tiles_per_shard=16, storage=options, progress=lambda _: None)
 
     def close(self) -> None:
-        terminate({self._server})
+        self._running.close()
 
     def options(self, endpoint: str | None = None) -> StorageOptions:
         return StorageOptions(endpoint or self.endpoint, REGION,

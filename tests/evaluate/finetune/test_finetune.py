@@ -110,18 +110,9 @@ def test_a_killed_fine_tune_resumes_from_its_checkpoint(ray_local, tmp_path, tra
     work = tmp_path / "cells"
     epochs = 30
     args = ["evaluate", "random:atto", str(folder), *quick(work, epochs)]
-    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,
-           "PYTHONPATH": str(PLATFORM)}
-    driver = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mpmae.cli import main; "
-         "sys.exit(main(sys.argv[1:]))", *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = _driver(args, ray_local, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 240
-        while not list(work.rglob("epoch-0001.json")):
-            assert driver.poll() is None, "the fine-tune ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.05)
+        _wait_for_second_epoch(work, driver)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
@@ -135,6 +126,25 @@ def test_a_killed_fine_tune_resumes_from_its_checkpoint(ray_local, tmp_path, tra
     assert [h["epoch"] for h in history] == list(range(epochs))
     assert {h["session_start"] for h in history[:resumed]} == {0}
     assert {h["session_start"] for h in history[resumed:]} == {resumed}
+
+
+def _driver(args: list[str], ray_local, stderr) -> subprocess.Popen:
+    """`mpmae ARGS` in a process (and session) of its own on the tests' Ray."""
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,
+           "PYTHONPATH": str(PLATFORM)}
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from mpmae.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True, start_new_session=True)
+
+
+def _wait_for_second_epoch(work: Path, driver: subprocess.Popen) -> None:
+    """Until the cell has checkpointed its second epoch (the driver still running)."""
+    deadline = time.monotonic() + 240
+    while not list(work.rglob("epoch-0001.json")):
+        assert driver.poll() is None, "the fine-tune ended before its second epoch's end"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
 
 
 def _wait_until_still(work: Path, quiet: float = 3.0, limit: float = 60.0) -> None:
@@ -167,19 +177,9 @@ def test_a_preempted_fine_tune_checkpoints_its_step_and_resumes_there(ray_local,
     work = tmp_path / "cells"
     epochs = 30
     args = ["evaluate", "random:atto", str(folder), *quick(work, epochs)]
-    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,
-           "PYTHONPATH": str(PLATFORM)}
-    driver = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mpmae.cli import main; "
-         "sys.exit(main(sys.argv[1:]))", *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+    driver = _driver(args, ray_local, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
-        while not list(work.rglob("epoch-0001.json")):
-            assert driver.poll() is None, "the fine-tune ended before its notice"
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.05)
+        _wait_for_second_epoch(work, driver)
         driver.send_signal(signal.SIGTERM)  # to the command alone, as a scheduler sends it
         _, err = driver.communicate(timeout=120)
     finally:
