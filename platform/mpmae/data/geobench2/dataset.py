@@ -1,0 +1,192 @@
+"""A GEO-Bench-2 dataset folder: its tortilla files, samples by split, and samples read as
+named bands and a label, in the shape data/geobench gives GEO-Bench v1 to the evaluation.
+
+    <folder>/geobench_benv2.tortilla                one file, or
+    <folder>/geobench_pastis.0000.part.tortilla     … several parts, as the benchmark ships them
+
+Inputs are read at their native size (the benchmark's ``input_size`` is recorded in the
+catalog; resizing to it is the caller's choice). Bands are matched to an encoder's by name
+with data/geobench's matching: only bands of the Sentinel-2 modality count, and MMEarth's
+fills (B1 ← B2, B9 ← B8A) are listed in the match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mpmae.data.geobench.bands import BandMatch, match_bands
+from mpmae.data.geobench.normalise import BandStats, InputStats, input_stats
+from mpmae.data.geobench.task_specs import BandSpec
+from mpmae.data.geobench2.catalog import SUPPORTED_TASKS, DatasetInfo, Task, dataset_info
+from mpmae.data.geobench2.errors import GeoBench2Error
+from mpmae.data.geobench2.geotiff import read_geotiff
+from mpmae.data.geobench2.stats import read_band_stats
+from mpmae.data.geobench2.tortilla import Item, read_bytes, read_children, read_items
+
+# The benchmark's split names (its loaders accept "val" for "validation").
+SPLITS = ("train", "validation", "test")
+GEOTIFF = "GTiff"
+
+Label = int | np.ndarray
+
+
+class Sample(NamedTuple):
+    """``bands``: band name → (H, W) array; ``label``: class index, 0/1 vector or (H, W)."""
+
+    bands: dict[str, np.ndarray]
+    label: Label
+
+
+@dataclass(frozen=True)
+class GeoBench2Dataset:
+    folder: Path
+    info: DatasetInfo
+    samples_by_split: dict[str, tuple[Item, ...]]
+
+    @classmethod
+    def open(cls, folder: str | Path, name: str | None = None) -> GeoBench2Dataset:
+        """Read the footers of dataset ``name``'s tortilla files in ``folder`` (the folder's
+        own name where ``name`` is not given)."""
+        path = Path(folder)
+        try:
+            info = dataset_info(name or path.name)
+        except KeyError as exc:
+            raise GeoBench2Error(f"{path}: {exc.args[0]}; name the dataset") from None
+        missing = [f for f in info.files if not (path / f).is_file()]
+        if missing:
+            raise GeoBench2Error(f"{path}: {info.name}'s files {missing} are not here; "
+                                 "download them from the benchmark's Hugging Face page")
+        items = [i for f in info.files for i in read_items(path / f)]
+        if len(info.files) > 1:
+            # tacoreader 0.5.6 orders the rows of several parts by tortilla:id; so do we,
+            # so that a sample's index means the same sample in both.
+            items.sort(key=lambda i: i.id)
+        return cls(path, info, _by_split(path, info, items))
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def task(self) -> Task:
+        return self.info.task
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    @property
+    def bands(self) -> tuple[BandSpec, ...]:
+        """Every input band, named as the benchmark names it, with its sensor."""
+        return tuple(BandSpec(b, (), m.sensor, None, None)
+                     for m in self.info.modalities for b in m.bands)
+
+    def samples(self, split: str) -> tuple[Item, ...]:
+        """The samples of ``split`` (``"train"``, ``"validation"``, ``"test"``)."""
+        if split not in SPLITS:
+            raise GeoBench2Error(f"split {split!r} is not one of {list(SPLITS)}")
+        found = self.samples_by_split.get(split, ())
+        if not found:
+            raise GeoBench2Error(f"{self.folder}: {', '.join(self.info.files)} hold no "
+                                 f"{split} samples (tortilla:data_split); download the "
+                                 "dataset again")
+        return found
+
+    def read_sample(self, sample: Item) -> Sample:
+        """One sample's bands (every modality the table places) and its label."""
+        self._check_readable()
+        items = read_children(sample)
+        where = f"{sample.path} sample {sample.id!r}"
+        bands: dict[str, np.ndarray] = {}
+        for modality in self.info.modalities:
+            if modality.item is None:
+                continue
+            image = self._geotiff(items, modality.item, where, len(modality.bands))
+            bands.update(zip(modality.bands, image, strict=True))
+        return Sample(bands, self._label(sample, items, where))
+
+    def match_bands(self, input_bands: Sequence[str]) -> BandMatch:
+        """Where each of an encoder's ``input_bands`` comes from here (filled ones listed)."""
+        return match_bands(self.name, self.bands, input_bands)
+
+    def input_stats(self, match: BandMatch, stats_path: Path) -> InputStats:
+        """Mean and std per input band of ``match`` from one of the benchmark's statistics
+        files (see ``stats.stats_file``)."""
+        stats: dict[str, BandStats] = read_band_stats(stats_path, self.info)
+        return input_stats(match, stats)
+
+    def _check_readable(self) -> None:
+        if self.task not in SUPPORTED_TASKS:
+            raise GeoBench2Error(f"{self.name}: {self.task.value} is not supported yet")
+        if self.info.temporal or any(m.item is None for m in self.info.modalities
+                                     if m.sensor == "Sentinel2"):
+            raise GeoBench2Error(f"{self.name}: reading its samples (dated series) is not "
+                                 "supported yet")
+
+    def _geotiff(self, items: list[Item], position: int, where: str, n_bands: int
+                 ) -> np.ndarray:
+        if position >= len(items):
+            raise GeoBench2Error(f"{where}: has {len(items)} items, {self.name} has one at "
+                                 f"position {position}; download the dataset again")
+        item = items[position]
+        if item.file_format != GEOTIFF:
+            raise GeoBench2Error(f"{where}: item {item.id!r} is {item.file_format}, not a "
+                                 "GeoTIFF")
+        return read_geotiff(read_bytes(item), f"{where} item {item.id!r}", n_bands)
+
+    def _label(self, sample: Item, items: list[Item], where: str) -> Label:
+        info = self.info
+        if info.task is Task.SEGMENTATION:
+            if info.label_item is None:
+                raise GeoBench2Error(f"{self.name}: its masks are not placed yet")
+            mask = self._geotiff(items, info.label_item, where, 1)[0]
+            return _class_map(where, mask, len(info.classes))
+        value = sample.metadata.get(info.label_column or "")
+        if info.task is Task.MULTI_LABEL:
+            return _multi_hot(where, value, info.classes)
+        return _class_index(where, value, info.classes)
+
+
+def _by_split(path: Path, info: DatasetInfo, items: list[Item]) -> dict[str, tuple[Item, ...]]:
+    unknown = sorted({str(i.split) for i in items if i.split not in SPLITS})
+    if unknown:
+        raise GeoBench2Error(f"{path}: {info.name} has samples in splits {unknown}, not "
+                             f"{list(SPLITS)}; is tortilla:data_split missing?")
+    bad = [i.id for i in items if not i.is_nested]
+    if bad and info.modalities[0].item is not None:
+        raise GeoBench2Error(f"{path}: {info.name}'s samples {bad[:3]} are not nested "
+                             "tortillas (one per sample); download the dataset again")
+    return {s: tuple(i for i in items if i.split == s) for s in SPLITS}
+
+
+def _class_index(where: str, value: object, classes: tuple[str, ...]) -> int:
+    # The benchmark stores a class as its index (So2Sat) or its name.
+    if isinstance(value, str) and value in classes:
+        return classes.index(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(classes):
+        return value
+    raise GeoBench2Error(f"{where}: label {value!r} is not one of the {len(classes)} classes")
+
+
+def _multi_hot(where: str, value: object, classes: tuple[str, ...]) -> np.ndarray:
+    names = value if isinstance(value, list) else None
+    unknown = [n for n in names or () if n not in classes]
+    if names is None or unknown:
+        raise GeoBench2Error(f"{where}: labels {value!r} are not a list of the dataset's "
+                             f"class names (unknown: {unknown})")
+    vector = np.zeros(len(classes), dtype=np.int64)
+    vector[[classes.index(n) for n in names]] = 1
+    return vector
+
+
+def _class_map(where: str, band: np.ndarray, n_classes: int) -> np.ndarray:
+    classes = band.astype(np.int64)
+    if (classes != band).any() or classes.min() < 0 or classes.max() >= n_classes:
+        raise GeoBench2Error(f"{where}: mask holds values outside the {n_classes} classes "
+                             f"0..{n_classes - 1}")
+    return classes
