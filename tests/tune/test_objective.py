@@ -1,20 +1,24 @@
-"""A sweep whose objective is a GEO-Bench dataset's kNN score: checked before any cluster
-work, scored by ``mpmae evaluate``'s code in each finished trial, and ranking the trials."""
+"""A sweep whose objective is a GEO-Bench dataset's kNN or logistic score: checked before
+any cluster work, scored by ``mpmae evaluate``'s code in each finished trial, and ranking
+the trials."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import shutil
 
 import mlflow
 import pytest
 
 from mpmae.cli import main
-from mpmae.config import ConfigError
+from mpmae.data.geobench.writer import write_partition
 from mpmae.tune.sweep import sweep
 
 LANDSCAPE = "downstream/synth-landscape/knn/default/accuracy"
+# The converged probe's scores have a metric of their own, never MMEarth's linear recipe's.
+LANDSCAPE_LOGISTIC = "downstream/synth-landscape/logistic/default/accuracy"
 
 
 @pytest.mark.parametrize(("dataset", "setting", "message"), [
@@ -36,9 +40,33 @@ def test_a_bad_objective_fails_in_one_line_before_any_cluster_work(
     assert not (tmp_path / "runs" / "s").exists()  # no sweep folder, no MLflow run, no Ray
 
 
-def test_an_unknown_protocol_is_refused_when_the_config_loads(tiny_sweep):
-    with pytest.raises(ConfigError, match=r"objective\.protocol: must be one of 'knn', 'linear'"):
-        tiny_sweep("objective.protocol=svm")
+def test_an_unknown_protocol_is_one_line_naming_the_field_and_the_choices(sweep_args,
+                                                                         tmp_path, capsys):
+    sets = [*sweep_args, "objective.protocol=svm"]
+
+    assert main(["tune", *(arg for item in sets for arg in ("--set", item))]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("mpmae: error: objective.protocol: must be one of 'knn', 'linear', "
+                          "'logistic'; got 'svm'") and err.count("\n") == 1
+    assert not (tmp_path / "runs" / "s").exists()
+
+
+def test_a_logistic_objective_on_a_partition_without_valid_samples_fails_before_the_sweep(
+        sweep_args, small_world, tmp_path, capsys):
+    dataset = tmp_path / "synth-landscape"
+    shutil.copytree(small_world / "geobench" / "synth-landscape", dataset)
+    train = json.loads((dataset / "default_partition.json").read_text())["train"]
+    write_partition(dataset, "no-valid", {"train": train, "valid": [], "test": []})
+    sets = [*sweep_args, f"objective.dataset={dataset}", "objective.protocol=logistic",
+            "objective.partition=no-valid"]
+
+    assert main(["tune", *(arg for item in sets for arg in ("--set", item))]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("mpmae: error: objective.dataset: ") and err.count("\n") == 1
+    assert "partition no-valid has no valid samples" in err and "logistic" in err
+    assert not (tmp_path / "runs" / "s").exists()
 
 
 @pytest.mark.ray
@@ -80,4 +108,35 @@ def test_finished_trials_are_ranked_by_their_geobench_score(ray_local, tiny_swee
             (LANDSCAPE, r["objective_value"]) for r in result.rows}
     version = client.get_model_version("mpmae-encoder", result.model_version)
     assert version.tags["mpmae.pretext"] == best["pretext"]
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.ray
+def test_a_logistic_objective_ranks_trials_under_its_own_metric(ray_local, tiny_sweep,
+                                                                sweep_runs, small_world,
+                                                                tmp_path):
+    cfg = tiny_sweep(f"objective.dataset={small_world / 'geobench' / 'synth-landscape'}",
+                     "objective.protocol=logistic", "objective.logistic.l2_steps=3",
+                     "search.pretext=[S2]", "scheduler.kind=none")
+    result = sweep(cfg, progress=lambda _: None)
+
+    assert result.objective == LANDSCAPE_LOGISTIC
+    [row] = result.rows
+    assert row["status"] == "completed" and 0 <= row["objective_value"] <= 1
+    recorded = json.loads((tmp_path / "runs" / "s" / "trials" / row["trial_id"] /
+                           "objective.json").read_text())
+    assert recorded["name"] == LANDSCAPE_LOGISTIC and recorded["recipe"] == "lbfgs-logistic"
+    assert recorded["value"] == row["objective_value"] == result.best["objective_value"]
+
+    client, [parent], [trial] = sweep_runs(cfg)
+    assert parent.data.tags["mpmae.objective"] == LANDSCAPE_LOGISTIC
+    downstream = {k for k in trial.data.metrics if k.startswith("downstream/")}
+    assert downstream == {LANDSCAPE_LOGISTIC}  # nothing under the linear recipe's name
+    evaluations = client.search_runs(
+        [client.get_experiment_by_name("mpmae-evaluate").experiment_id])
+    [evaluation] = [r for r in evaluations if "mlflow.parentRunId" not in r.data.tags]
+    assert evaluation.data.params["logistic.l2_steps"] == "3"  # the objective's recipe
+    [cell] = [r for r in evaluations if "mlflow.parentRunId" in r.data.tags]
+    assert cell.info.run_name == "synth-landscape-logistic-default"
+    assert cell.data.params["recipe"] == "lbfgs-logistic"
     mlflow.set_tracking_uri(None)

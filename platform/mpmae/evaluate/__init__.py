@@ -12,10 +12,12 @@ if TYPE_CHECKING:  # for type checkers and the import rules; at run time, __geta
     from mpmae.evaluate.command.compare import compare as compare
     from mpmae.evaluate.command.encoders import open_encoder as open_encoder
     from mpmae.evaluate.command.main import evaluate_arguments as evaluate_arguments
+    from mpmae.evaluate.command.plan import check_datasets as check_datasets
     from mpmae.evaluate.command.run import evaluate as evaluate
     from mpmae.evaluate.config import EvaluateConfig as EvaluateConfig
     from mpmae.evaluate.config import KnnConfig as KnnConfig
     from mpmae.evaluate.config import LinearConfig as LinearConfig
+    from mpmae.evaluate.config import LogisticConfig as LogisticConfig
     from mpmae.evaluate.protocols.frozen import METRICS as METRICS
     from mpmae.evaluate.reports.result_row import ResultRow as ResultRow
     from mpmae.evaluate.reports.results import Cell as Cell
@@ -28,10 +30,12 @@ _HOMES = {
     "compare": "mpmae.evaluate.command.compare",
     "open_encoder": "mpmae.evaluate.command.encoders",
     "evaluate_arguments": "mpmae.evaluate.command.main",
+    "check_datasets": "mpmae.evaluate.command.plan",
     "evaluate": "mpmae.evaluate.command.run",
     "EvaluateConfig": "mpmae.evaluate.config",
     "KnnConfig": "mpmae.evaluate.config",
     "LinearConfig": "mpmae.evaluate.config",
+    "LogisticConfig": "mpmae.evaluate.config",
     "METRICS": "mpmae.evaluate.protocols.frozen",
     "ResultRow": "mpmae.evaluate.reports.result_row",
     "Cell": "mpmae.evaluate.reports.results",

@@ -1,12 +1,13 @@
 """``mpmae pretrain``: train (or resume) a run, then, with ``eval.datasets`` set, evaluate
-its final encoder on them; the run's summary comes last."""
+its final encoder on them (the datasets checked before training starts); the run's
+summary comes last."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from mpmae.pipeline.run_encoder import evaluate_run_encoder
+from mpmae.pipeline.run_encoder import check_eval_after, evaluate_run_encoder
 from mpmae.redact import redact_text
 from mpmae.train import launch
 from mpmae.train.config import PretrainConfig
@@ -16,6 +17,8 @@ from mpmae.train.launch import RunResult
 def pretrain(cfg: PretrainConfig, progress: Callable[[str], None] = print) -> RunResult:
     """Run (or resume) pretraining as configured and evaluate its encoder as asked;
     returns where everything landed."""
+    if cfg.eval.datasets:
+        check_eval_after(cfg)  # a dataset it cannot score must not cost a training run
     result = launch.pretrain(cfg, progress)
     if result.config.eval.datasets:
         evaluate_run_encoder(result.config, list(result.config.eval.datasets), progress,

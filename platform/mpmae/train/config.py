@@ -139,9 +139,12 @@ class EvalAfterConfig:
 
     datasets: list[str] = field(default_factory=list, metadata=doc(
         "GEO-Bench dataset or benchmark folders; empty: no evaluation"))
-    protocol: Literal["knn", "linear"] = field(default="knn", metadata=doc(
-        "knn (no training) or linear (a fresh head per seed)"))
-    seeds: int = field(default=1, metadata=doc("Repeats of the linear head's training"))
+    protocol: Literal["knn", "linear", "logistic"] = field(default="knn", metadata=doc(
+        "knn (no training), linear (a fresh head per seed, MMEarth's recipe) or logistic "
+        "(fitted to convergence, its L2 chosen on each dataset's valid split); each with "
+        "mpmae evaluate's default recipe, its scores under downstream/DATASET/PROTOCOL/…"))
+    seeds: int = field(default=1, metadata=doc(
+        "Repeats of the linear head's training (kNN and logistic run once)"))
 
     def validate(self) -> None:
         require(self.seeds >= 1, "seeds", "must be 1 or more")

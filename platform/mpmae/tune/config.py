@@ -90,7 +90,7 @@ class TuneConfig:
         "objective"))
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig, metadata=doc(
         "What ranks the finished trials, picks the best and the registered encoder: the "
-        "probe, or a GEO-Bench dataset's kNN/linear score of each finished trial"))
+        "probe, or a GEO-Bench dataset's kNN/linear/logistic score of each finished trial"))
     num_samples: int = field(default=1, metadata=doc(
         "grid: repeats of the whole grid; random: trials drawn"))
     max_concurrent_trials: int = field(default=0, metadata=doc(

@@ -1,5 +1,5 @@
-"""What ranks a sweep's trials: the online linear probe, or a GEO-Bench dataset's kNN or
-linear score computed by ``mpmae evaluate``'s own code.
+"""What ranks a sweep's trials: the online linear probe, or a GEO-Bench dataset's kNN,
+linear or logistic score computed by ``mpmae evaluate``'s own code.
 
 ASHA always stops trials on the probe, which every trial reports as it trains: scoring a
 GEO-Bench dataset at each rung would embed it once per rung and trial. With
@@ -8,6 +8,11 @@ encoder on that dataset (an evaluation run in MLflow, the score as a ``downstrea
 metric on the trial's run) and records the score in ``objective.json`` in its folder; that
 score, not the probe, then ranks the finished trials: it picks the best trial and the
 encoder registered. Trials ASHA stopped have no score and are not ranked.
+
+The protocol is part of the objective's name (``downstream/DATASET/PROTOCOL/…``): MMEarth's
+linear recipe and the converged logistic probe score the same features differently
+(docs/evaluate.md), so their scores never share a metric, and a trial scored under one is
+not ranked under the other.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from mpmae.config import ConfigError, doc, require
-from mpmae.evaluate import KnnConfig, LinearConfig
+from mpmae.evaluate import KnnConfig, LinearConfig, LogisticConfig
 
 if TYPE_CHECKING:
     from mpmae.storage import Location
@@ -38,16 +43,20 @@ class ObjectiveConfig:
         "GEO-Bench dataset folder (single- or multi-label classification) that scores each "
         "finished trial's encoder, e.g. <data>/geobench/synth-landscape; shared by every "
         "node on a cluster. Empty: the online probe's accuracy"))
-    protocol: Literal["knn", "linear"] = field(default="knn", metadata=doc(
-        "knn: no training, seconds; linear: a fresh linear head per seed"))
+    protocol: Literal["knn", "linear", "logistic"] = field(default="knn", metadata=doc(
+        "knn: no training, seconds; linear: a fresh linear head per seed, MMEarth's recipe "
+        "(100 epochs: under-trained on small splits); logistic: logistic regression fitted "
+        "to convergence, its L2 chosen on the partition's valid split (docs/evaluate.md)"))
     partition: str = field(default="default", metadata=doc(
         "The dataset's partition to train on (e.g. 0.10x_train); scored on its default "
         "partition's test split"))
     seeds: int = field(default=1, metadata=doc(
-        "linear: head trainings averaged into the score (kNN runs once)"))
+        "linear: head trainings averaged into the score (kNN and logistic run once)"))
     knn: KnnConfig = field(default_factory=KnnConfig, metadata=doc("The kNN protocol"))
     linear: LinearConfig = field(default_factory=LinearConfig, metadata=doc(
         "The linear probe's recipe"))
+    logistic: LogisticConfig = field(default_factory=LogisticConfig, metadata=doc(
+        "The converged logistic probe (protocol logistic)"))
 
     def validate(self) -> None:
         require(bool(self.partition), "partition", "name a partition, e.g. default")
@@ -63,7 +72,6 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
         return PROBE
     from mpmae.data.geobench.dataset import GeoBenchDataset
     from mpmae.data.geobench.errors import GeoBenchError
-    from mpmae.data.geobench.partitions import DEFAULT_PARTITION
     from mpmae.data.geobench.task_specs import LabelKind
     from mpmae.evaluate import METRICS, downstream_key
 
@@ -72,17 +80,28 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
         dataset = GeoBenchDataset.open(cfg.dataset)
         if dataset.label_kind is LabelKind.SEGMENTATION:
             raise ConfigError(f"{dataset.folder} is a segmentation dataset; the objective "
-                              "needs a classification one (kNN or a linear head)", key)
-        for split, partition in (("train", cfg.partition), ("test", DEFAULT_PARTITION)):
+                              "needs a classification one", key)
+        for split, partition in _splits(cfg):
             if not dataset.samples(partition, split):
+                why = (" (protocol logistic chooses its L2 strength on it) or "
+                       "objective.protocol" if split == "valid" else "")
                 raise ConfigError(f"{dataset.folder}: partition {partition} has no {split} "
-                                  "samples; choose another objective.partition", key)
+                                  f"samples; choose another objective.partition{why}", key)
         for bands in input_bands:
             dataset.match_bands(bands)
     except GeoBenchError as e:
         raise ConfigError(str(e), key) from None
     return downstream_key(dataset.name, cfg.protocol, cfg.partition,
                           METRICS[dataset.label_kind.value])
+
+
+def _splits(cfg: ObjectiveConfig) -> list[tuple[str, str]]:
+    """The (split, partition) pairs the objective reads: the logistic probe also chooses
+    its L2 strength on the partition's valid split."""
+    from mpmae.data.geobench.partitions import DEFAULT_PARTITION
+
+    pairs = [("train", cfg.partition), ("test", DEFAULT_PARTITION)]
+    return [*pairs, ("valid", cfg.partition)] if cfg.protocol == "logistic" else pairs
 
 
 def score_trial(cfg: ObjectiveConfig, trial: PretrainConfig, trial_dir: Location) -> None:
@@ -93,10 +112,10 @@ def score_trial(cfg: ObjectiveConfig, trial: PretrainConfig, trial_dir: Location
 
     rows = evaluate_run_encoder(trial, [cfg.dataset], lambda _: None, protocol=cfg.protocol,
                                 partitions=[cfg.partition], seeds=cfg.seeds, knn=cfg.knn,
-                                linear=cfg.linear)
+                                linear=cfg.linear, logistic=cfg.logistic)
     [(key, cell)] = cells(rows).items()
     record = {"name": downstream_key(key.dataset, key.protocol, key.partition, cell.metric),
-              "value": cell.mean, "ci95": list(cell.ci95)}
+              "value": cell.mean, "ci95": list(cell.ci95), "recipe": rows[0].recipe}
     trial_dir.join(OBJECTIVE_FILE).write_bytes_atomic(json.dumps(record).encode())
 
 

@@ -25,13 +25,14 @@ def world(tmp_path):
 def test_every_kind_of_encoder_and_dataset_is_told_apart(world):
     bench, release = world
     args = ["random:atto", "models:/mpmae-encoder/3", "runs:/abc/encoder", str(release),
-            "demo-1", str(bench / "m-eurosat"), str(bench)]
+            "s3://bucket/runs/demo-2/encoder", "demo-1", str(bench / "m-eurosat"), str(bench)]
 
-    assert [take(a).role for a in args] == [ENCODER] * 5 + [DATASET] * 2
+    assert [take(a).role for a in args] == [ENCODER] * 6 + [DATASET] * 2
     assert take("demo-1").reason == "a pretraining run name"
+    assert take("s3://bucket/runs/demo-2/encoder").reason == "a release folder on S3"
     assert take(str(bench)).reason == "a benchmark folder"
     targets = split_targets(args)
-    assert targets.encoders == args[:5] and targets.datasets == args[5:]
+    assert targets.encoders == args[:6] and targets.datasets == args[6:]
 
 
 def _error(args: list[str]) -> str:

@@ -3,8 +3,8 @@
 - a dataset is a folder holding ``task_specs.pkl``, or a benchmark folder whose
   subfolders hold one each (``classification_v1.0``);
 - an encoder is ``random:SIZE``, ``models:/…`` or ``runs:/…``, a release folder (holding
-  ``config.json``), or a pretraining run name (letters, digits, ``_ . -``; no local folder
-  of that name).
+  ``config.json``), an ``s3://`` URI (a release folder on S3, checked when it is opened),
+  or a pretraining run name (letters, digits, ``_ . -``; no local folder of that name).
 
 Encoders come first, then datasets. Anything else — a folder that is both, a path that is
 neither, datasets before an encoder, an encoder named twice — is refused with what each
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mpmae.config import NAME_PATTERN, ConfigError
 from mpmae.data.geobench.task_specs import TASK_SPECS_FILE
-from mpmae.evaluate.command.encoders import RANDOM_PREFIX
+from mpmae.evaluate.command.encoders import RANDOM_PREFIX, S3_PREFIX
 from mpmae.model.release import CONFIG_FILE
 
 ENCODER, DATASET = "encoder", "dataset"
@@ -63,8 +63,8 @@ def split_targets(arguments: list[str]) -> Targets:
     raise ConfigError(
         f"evaluate's arguments: {problem}; taken as: {'; '.join(map(str, taken))}. Give "
         f"ENCODER… DATASET…: an encoder is random:SIZE, models:/…, runs:/…, a release folder "
-        f"or a run name; a dataset is a folder holding {TASK_SPECS_FILE} or a benchmark "
-        "folder of them")
+        f"(local or s3://…) or a run name; a dataset is a folder holding {TASK_SPECS_FILE} "
+        "or a benchmark folder of them")
 
 
 def take(argument: str) -> Taken:
@@ -73,6 +73,8 @@ def take(argument: str) -> Taken:
         return Taken(argument, ENCODER, "random:SIZE")
     if argument.startswith(("models:/", "runs:/")):
         return Taken(argument, ENCODER, "an MLflow model URI")
+    if argument.startswith(S3_PREFIX):  # datasets are local folders: S3 holds releases
+        return Taken(argument, ENCODER, "a release folder on S3")
     path = Path(argument)
     release = (path / CONFIG_FILE).is_file()
     dataset = (path / TASK_SPECS_FILE).is_file()

@@ -1,6 +1,8 @@
 """What ``mpmae evaluate ENCODER`` can name, opened as a frozen encoder with its bands.
 
-- a release folder (``model.safetensors`` + ``config.json``);
+- a release folder (``model.safetensors`` + ``config.json``), local or on S3
+  (``s3://BUCKET/runs/RUN/encoder``, what ``mpmae pretrain`` exports to an S3 storage root;
+  read with the storage settings: endpoint and credentials from the config or ``AWS_*``);
 - an MLflow model URI (``models:/mpmae-encoder/3``, ``models:/NAME@alias``, ``runs:/ID/encoder``);
 - a pretraining run name (its ``encoder/`` release under the storage root);
 - ``random:SIZE`` or ``random:SIZE:SEED``: a random-init encoder of that size and our
@@ -20,11 +22,12 @@ import torch
 from mpmae.config import ConfigError, runs_dir
 from mpmae.modalities import S2_INPUT_BANDS
 from mpmae.model import ENCODER_SIZES, ConvNeXtV2Encoder, build_encoder, load_encoder
-from mpmae.model.release import CONFIG_FILE, RELEASE_DIR
-from mpmae.storage import StorageOptions, resolve
+from mpmae.model.release import CONFIG_FILE, RELEASE_DIR, WEIGHTS_FILE, ReleaseFolderError
+from mpmae.storage import Location, StorageOptions, resolve
 from mpmae.track.run_folder import read_run_file
 
 RANDOM_PREFIX = "random:"
+S3_PREFIX = "s3://"
 
 
 @dataclass
@@ -45,6 +48,8 @@ def open_encoder(spec: str, *, runs_root: str = "", storage: StorageOptions | No
         return _random(spec)
     if spec.startswith(("models:/", "runs:/")):
         return _from_mlflow(spec, tracking_uri)
+    if spec.startswith(S3_PREFIX):
+        return _from_store(spec, storage)
     if Path(spec, CONFIG_FILE).is_file():
         return _from_release(spec, load_encoder(spec), {"mpmae.encoder_source": "folder"})
     return _from_run(spec, runs_root or str(runs_dir()), storage)
@@ -94,7 +99,38 @@ def _from_run(name: str, runs_root: str, storage: StorageOptions | None) -> Enco
             f"{name!r} is neither an encoder release folder, an MLflow model URI, "
             f"random:SIZE, nor a finished run in {runs_root} ({release.uri} holds no "
             "release): pass one of those")
-    local = release.download(Path(tempfile.mkdtemp(prefix="mpmae-encoder-")))
     tags = {"mpmae.encoder_source": release.uri,
             "mpmae.encoder_run_id": read_run_file(run_dir).get("mlflow_run_id", "")}
-    return _from_release(name, load_encoder(local), tags)
+    return _from_release(name, _load_stored(release), tags)
+
+
+def _from_store(uri: str, storage: StorageOptions | None) -> Encoder:
+    release = resolve(uri, storage)
+    if not release.join(CONFIG_FILE).exists():
+        raise ConfigError(
+            f"{release.uri} holds no encoder release ({CONFIG_FILE} not found): pass the "
+            f"{RELEASE_DIR}/ folder of a pretraining run, e.g. s3://BUCKET/RUNS/RUN/"
+            f"{RELEASE_DIR}, or the run's name with storage.root=s3://BUCKET/RUNS")
+    return _from_release(uri, _load_stored(release), {"mpmae.encoder_source": release.uri})
+
+
+def _load_stored(release: Location) -> ConvNeXtV2Encoder:
+    """The release at ``release`` (its config.json known to exist), copied into a
+    temporary folder and loaded there; what is wrong with it is named by its URI, not by
+    the temporary copy. Weights are safetensors: reading them runs no code."""
+    from safetensors import SafetensorError
+
+    if not release.join(WEIGHTS_FILE).exists():
+        raise ConfigError(f"{release.uri} holds {CONFIG_FILE} but no {WEIGHTS_FILE}: the "
+                          "release is incomplete (an export that did not finish?); export "
+                          "it again or pass another encoder")
+    with tempfile.TemporaryDirectory(prefix="mpmae-encoder-") as tmp:
+        local = release.download(Path(tmp))
+        try:
+            return load_encoder(local)
+        except ReleaseFolderError as e:
+            raise ReleaseFolderError(str(e).replace(str(local), release.uri)) from None
+        except SafetensorError as e:
+            raise ConfigError(f"{release.uri}/{WEIGHTS_FILE} is not a readable safetensors "
+                              f"file ({e}): the release is damaged; export or copy it "
+                              "again") from None

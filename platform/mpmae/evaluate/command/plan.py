@@ -82,18 +82,36 @@ def plan_all(encoders: list[Encoder], opened: list[tuple[GeoBenchDataset, bool]]
 
 def plan_datasets(encoder: Encoder, datasets: list[tuple[GeoBenchDataset, bool]],
                   cfg: EvaluateConfig, progress: Callable[[str], None]) -> list[DatasetPlan]:
-    plans = [plan for dataset, named in datasets
-             if (plan := _plan(encoder, dataset, named, cfg, progress)) is not None]
-    if not plans:
+    return [_plan(encoder, dataset, cfg, progress)
+            for dataset in _scorable(datasets, cfg, progress)]
+
+
+def check_datasets(paths: list[str], cfg: EvaluateConfig,
+                   input_bands: tuple[str, ...]) -> None:
+    """What planning checks before an encoder exists: the datasets, which the protocol
+    scores, their valid splits (protocol logistic) and bands for ``input_bands``. For a
+    command that makes the encoder first (``mpmae pretrain`` with ``eval.datasets``), so a
+    mistake stops it before training, not after."""
+    for dataset in _scorable(open_datasets(paths), cfg, lambda _: None):
+        dataset.match_bands(input_bands)
+        if cfg.protocol == "logistic":
+            _valids(dataset, cfg)
+
+
+def _scorable(datasets: list[tuple[GeoBenchDataset, bool]], cfg: EvaluateConfig,
+              progress: Callable[[str], None]) -> list[GeoBenchDataset]:
+    """The datasets the protocol can score; one it cannot is an error when named itself,
+    and skipped (said so) when found in a benchmark folder."""
+    found = [dataset for dataset, named in datasets
+             if _protocol_scores(dataset, named, cfg, progress)]
+    if not found:
         raise ConfigError(f"nothing to evaluate in {', '.join(d.name for d, _ in datasets)} "
                           f"with protocol {cfg.protocol}", key="protocol")
-    return plans
+    return found
 
 
-def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
-          progress: Callable[[str], None]) -> DatasetPlan | None:
-    """The checked plan; None for a dataset the protocol cannot score that was found in a
-    benchmark folder (named itself, it is an error)."""
+def _protocol_scores(dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
+                     progress: Callable[[str], None]) -> bool:
     if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol in POOLED_ONLY:
         message = (f"{dataset.name} is a segmentation dataset, which "
                    f"{POOLED_ONLY[cfg.protocol]} does not score")
@@ -101,7 +119,13 @@ def _plan(encoder: Encoder, dataset: GeoBenchDataset, named: bool, cfg: Evaluate
             raise ConfigError(f"{message}: use --protocol linear (a frozen segmentation "
                               "head)", key="protocol")
         progress(f"skipping {message}")
-        return None
+        return False
+    return True
+
+
+def _plan(encoder: Encoder, dataset: GeoBenchDataset, cfg: EvaluateConfig,
+          progress: Callable[[str], None]) -> DatasetPlan:
+    """The checked plan of a dataset the protocol scores."""
     match = dataset.match_bands(encoder.input_bands)
     if match.filled:
         fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
