@@ -6,7 +6,8 @@ modality ``image_<modality>``, the lists ``band_names``, ``mean`` and ``std`` (a
 ``min``/``max``, percentiles, ``norm_mean``/``norm_std`` and ``clip_min_used``/
 ``clip_max_used`` for the clip-rescale scheme). We read the per-band mean and std of the
 raw values, keyed by band name, as data/geobench's ``BandStats``, so its ``input_stats``
-applies after band matching as it does for GEO-Bench v1.
+applies after band matching as it does for GEO-Bench v1; ``schemes.py`` reads the rest and
+applies each scheme as the benchmark does.
 """
 
 from __future__ import annotations
@@ -31,18 +32,27 @@ def stats_file(root: Path, scheme: str, dataset: str) -> Path:
 
 def read_band_stats(path: Path, info: DatasetInfo) -> dict[str, BandStats]:
     """Band name → (mean, std) for every band of ``info``'s modalities found in ``path``."""
+    found: dict[str, BandStats] = {}
+    for key, block in modality_blocks(path, info).items():
+        found.update(_block(path, key, block))
+    return found
+
+
+def modality_blocks(path: Path, info: DatasetInfo) -> dict[str, Any]:
+    """Modality key → its ``input_stats`` block in ``path``, for ``info``'s modalities that
+    the file covers (a one-modality dataset's block may be called plain ``image``)."""
     doc = _read_json(path)
     inputs = doc.get("input_stats")
     if not isinstance(inputs, dict):
         raise GeoBench2Error(f"{path}: no 'input_stats' object; is it a GEO-Bench-2 "
                              "statistics file?")
-    found: dict[str, BandStats] = {}
+    found: dict[str, Any] = {}
     for modality in info.modalities:
         block = inputs.get(f"image_{modality.key}")
         if block is None and len(info.modalities) == 1:
             block = inputs.get("image")
         if block is not None:
-            found.update(_block(path, modality.key, block))
+            found[modality.key] = block
     if not found:
         raise GeoBench2Error(f"{path}: no statistics for {info.name}'s modalities "
                              f"{[m.key for m in info.modalities]}; is it {info.name}'s file?")
