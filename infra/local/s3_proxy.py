@@ -3,7 +3,8 @@ answers a share of them ``503 SlowDown`` and resets a share of connections — w
 does at its request-rate limits, and what a laptop's moto never does. It can also fail
 writes only (PUT and POST: objects, multipart parts and their completion) with a 500, a 507
 or a reset, for a number of them or until the weather changes, e.g. only under one prefix:
-a store that serves reads while writes break, as a full or failing one does.
+a store that serves reads while writes break, as a full or failing one does; and throttle
+a counted number of GETs (under a prefix), so a test knows how many retries to expect.
 
     python infra/local/s3_proxy.py --upstream http://127.0.0.1:9000 --port 9100 \\
         --latency-ms 30 --slowdown 0.15 --reset 0.05
@@ -66,6 +67,8 @@ class Weather:
     fail_writes: int = 0  # writes (PUT, POST) that fail once it strikes; -1: every one
     write_fault: str = "500"  # how they fail: "500" InternalError, "507", "reset"
     write_paths: str = ""  # a regex a write's path must match to fail ("": any path)
+    throttle_reads: int = 0  # GETs answered 503 SlowDown once it strikes, before any other
+    read_paths: str = ""  # a regex a throttled GET's path must match ("": any path)
 
     def __post_init__(self) -> None:
         if self.write_fault not in WRITE_FAULTS:
@@ -74,7 +77,10 @@ class Weather:
         if self.fail_writes < -1:
             raise ValueError(f"fail_writes must be -1 (every write) or more, got "
                              f"{self.fail_writes}")
-        re.compile(self.write_paths)  # a bad pattern fails here, not at the first write
+        if self.throttle_reads < 0:
+            raise ValueError(f"throttle_reads must be 0 or more, got {self.throttle_reads}")
+        re.compile(self.write_paths)  # a bad pattern fails here, not at the first request
+        re.compile(self.read_paths)
 
 
 @dataclass
@@ -148,6 +154,11 @@ async def copy_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter |
                 await writer.drain()
 
 
+def _method_and_path(head: bytes) -> tuple[bytes, str]:
+    method, _, rest = head.partition(b" ")
+    return method, rest.split(b" ", 1)[0].decode("latin-1")
+
+
 def reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST, as a dropped connection looks to the client."""
     sock = writer.get_extra_info("socket")
@@ -202,7 +213,7 @@ class S3Proxy:
     @weather.setter
     def weather(self, weather: Weather) -> None:
         self._weather, self._set_at = weather, self.counts.requests
-        self._writes_failed = 0
+        self._writes_failed = self._reads_throttled = 0
 
     def _draw(self, head: bytes) -> str:
         weather = self.weather
@@ -213,6 +224,9 @@ class S3Proxy:
         if self._fails_write(weather, head):
             self._writes_failed += 1
             return "write"
+        if self._throttles_read(weather, head):
+            self._reads_throttled += 1
+            return "slowdown"
         roll = self._random.random()
         if roll < weather.reset:
             return "reset"
@@ -223,9 +237,16 @@ class S3Proxy:
         if not weather.fail_writes or (weather.fail_writes != -1
                                        and self._writes_failed >= weather.fail_writes):
             return False
-        method, _, rest = head.partition(b" ")
-        path = rest.split(b" ", 1)[0].decode("latin-1")
+        method, path = _method_and_path(head)
         return method in WRITE_METHODS and re.search(weather.write_paths, path) is not None
+
+    def _throttles_read(self, weather: Weather, head: bytes) -> bool:
+        """Whether this request is one of the GETs the weather throttles (a counted few:
+        a test knows exactly how many retries its clients must make)."""
+        if self._reads_throttled >= weather.throttle_reads:
+            return False
+        method, path = _method_and_path(head)
+        return method == b"GET" and re.search(weather.read_paths, path) is not None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: list = []  # one connection to the endpoint, opened on the first forward
@@ -313,11 +334,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="writes (PUT, POST) that fail; -1: every one")
     parser.add_argument("--write-fault", choices=WRITE_FAULTS, default="500")
     parser.add_argument("--write-paths", default="", help="regex a failing write's path matches")
+    parser.add_argument("--throttle-reads", type=int, default=0,
+                        help="the first N GETs answered 503 SlowDown")
+    parser.add_argument("--read-paths", default="", help="regex a throttled GET's path matches")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     weather = Weather(args.latency_ms / 1000, args.slowdown, args.reset,
                       fail_writes=args.fail_writes, write_fault=args.write_fault,
-                      write_paths=args.write_paths)
+                      write_paths=args.write_paths, throttle_reads=args.throttle_reads,
+                      read_paths=args.read_paths)
     proxy = S3Proxy(args.upstream, weather, args.host, args.port, args.seed)
     print(json.dumps({"endpoint": proxy.start(), "weather": asdict(weather)}), flush=True)
     stopped = threading.Event()

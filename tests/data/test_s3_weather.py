@@ -15,9 +15,11 @@ import pytest
 
 from mpmae.cli import main
 from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.row_group_source import RowGroup, read_row_groups
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.data.verify import verify_dataset
+from mpmae.modalities import resolve_pretext
 from mpmae.storage import StorageError, resolve, retry_counts
 
 pytestmark = pytest.mark.s3
@@ -153,3 +155,22 @@ def test_a_throttled_row_group_is_not_skipped_as_damaged(proxied, world):
     proxy.weather = s3_proxy.Weather(latency_s=0, slowdown=1.0, calm=1)  # opens, then reads
     with pytest.raises(StorageError, match="throttled"):
         read_row_groups(dataset.root, footers, [group], ["sentinel2"], skip_bad=True)
+
+
+@pytest.mark.ray
+def test_the_read_tasks_send_their_retries_to_the_runs_tally(ray_local, proxied, world):
+    # Read tasks run in Ray worker processes: their retries count there, out of a training
+    # run's sight, unless they send them on. Two GETs of the train shards are throttled
+    # (one SDK attempt each, so each one reaches mpmae's rounds); the footers are read
+    # before, in this process, so the throttles land in the read tasks.
+    proxy, opts = proxied(s3_proxy.Weather(latency_s=0), retries=1)
+    dataset = TileDataset.open(world, opts)
+    dataset.footers("train")
+    tally = RetryTally.start()
+    here = retry_counts()
+    proxy.weather = s3_proxy.Weather(latency_s=0, throttle_reads=2, read_paths="/train/")
+    data = dataset.read("train", resolve_pretext("S2"), retry_tally=tally)
+    tiles = sum(len(b["sentinel2"]) for b in data.iter_batches(batch_size=None))  # all read
+    assert tiles == dataset.manifest.split_tiles("train") and proxy.counts.slowdowns == 2
+    assert retry_counts() == here  # none of them in this process
+    assert tally.total() == {"throttled": 2, "server_error": 0, "failed": 0}

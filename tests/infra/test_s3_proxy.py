@@ -203,6 +203,23 @@ def test_failing_writes_by_reset_drop_the_connection(proxied, s3_endpoint, s3_bu
     assert proxy.counts.failed_writes == 1
 
 
+def test_throttled_reads_are_a_counted_few_gets_under_a_prefix(proxied, s3_endpoint,
+                                                               s3_bucket):
+    proxy, endpoint = proxied(s3_proxy.Weather(latency_s=0.0))
+    s3 = client(endpoint, s3_endpoint)
+    bucket = s3_bucket.removeprefix("s3://")
+    for key in ("train/a", "val/b"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    proxy.weather = s3_proxy.Weather(latency_s=0.0, throttle_reads=2, read_paths="/train/")
+    assert s3.head_object(Bucket=bucket, Key="train/a")["ContentLength"] == 1  # not a GET
+    assert s3.get_object(Bucket=bucket, Key="val/b")["Body"].read() == b"x"  # elsewhere
+    for _ in range(2):
+        with pytest.raises(ClientError, match="SlowDown"):
+            s3.get_object(Bucket=bucket, Key="train/a")
+    assert s3.get_object(Bucket=bucket, Key="train/a")["Body"].read() == b"x"  # spent
+    assert proxy.counts.slowdowns == 2
+
+
 def test_a_write_fault_the_proxy_cannot_make_is_refused():
     with pytest.raises(ValueError, match="write_fault must be one of 500, 507, reset"):
         s3_proxy.Weather(fail_writes=1, write_fault="404")

@@ -74,3 +74,34 @@ def test_failed_checkpoint_writes_are_survived_counted_and_resumed_past(
         assert steps[:6] == [1, 2, 3, 4, 5, 6] and steps[6] == 3  # from the step-2 checkpoint
     finally:
         proxy.stop()
+
+
+def test_the_streams_retries_are_in_the_runs_metrics(ray_local, s3_endpoint, s3_bucket,
+                                                     tiny_config, mlflow_runs, monkeypatch):
+    # The training data on S3, two of its GETs throttled (one SDK attempt each, so each
+    # one reaches mpmae's rounds and is counted). They land in the driver's start-up reads
+    # (the footers) or in the read tasks, never in the training workers: the run's metric
+    # has them all the same (tests/data/test_s3_weather.py throttles the read tasks alone).
+    from mpmae.data.sources.synth import synthesize
+
+    world = f"{s3_bucket}/world"
+    synthesize(world, tiles=48, size=16, seed=3, downstream_tiles=0, tiles_per_shard=16,
+               storage=s3_endpoint, progress=lambda _: None)
+    proxy = proxies.S3Proxy(s3_endpoint.endpoint_url, proxies.Weather(
+        latency_s=0, throttle_reads=2, read_paths="/world/train/"))
+    try:
+        endpoint = proxy.start()
+        for name, value in replace(s3_endpoint, endpoint_url=endpoint).as_env().items():
+            monkeypatch.setenv(name, value)
+        cfg = tiny_config(f"data.uri={world}", f"storage.endpoint_url={endpoint}",
+                          "storage.retries=1", "train.figure_every=0", "train.max_steps=2")
+        result = pretrain(cfg, progress=lambda _: None)
+        assert proxy.counts.slowdowns == 2
+        client, _ = mlflow_runs(cfg)
+        metrics = client.get_run(result.mlflow_run_id).data.metrics
+        # pyarrow reads the 503's body as SlowDown (throttled) or, on a ranged GET, as
+        # SERVICE_UNAVAILABLE (a server error, as botocore counts it): one of the two.
+        retried = metrics["storage_retries/throttled"] + metrics["storage_retries/server_error"]
+        assert retried == 2 and metrics["storage_retries/failed"] == 0
+    finally:
+        proxy.stop()

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from mpmae.cluster.connect import connect, on_a_cluster, require_shared_paths
 from mpmae.cluster.task_result import our_error
 from mpmae.config import ConfigError, data_dir, override, run_stamp, runs_dir
+from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.errors import MpmaeError, Preempted
 from mpmae.model.release import RELEASE_DIR
 from mpmae.ray_fixes.train_sigint import keep_our_sigint
-from mpmae.storage import Location, resolve
+from mpmae.storage import Location, resolve, retry_counts
 from mpmae.track.run_folder import TrackedRun, tracked_run
 from mpmae.train.config import PretrainConfig
 from mpmae.train.preemption import notice_on_signals
@@ -44,6 +45,7 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
     from mpmae.track.runs import tracking_uri
     from mpmae.train.progress import ConsoleProgress
 
+    retries_before = retry_counts()  # the start-up's reads count in the run's metrics too
     cfg, where = located(cfg)
     dataset = open_dataset(cfg, where.data, progress)
     with tracked_run(where.runs.join(cfg.run_name), cfg.mlflow, experiment=cfg.experiment,
@@ -53,7 +55,7 @@ def pretrain(cfg: PretrainConfig, progress=print) -> RunResult:
         started_ray = connect(cfg.scaling.address)
         try:
             trainer, steps = build_trainer(cfg, dataset, where.runs, run,
-                                           [ConsoleProgress()], progress)
+                                           [ConsoleProgress()], progress, retries_before)
             keep_our_sigint(trainer)
             with notice_on_signals(run.folder):
                 result = trainer.fit()
@@ -208,9 +210,11 @@ def _scaling(cfg: PretrainConfig):
 
 
 def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run: TrackedRun,
-                  callbacks: list, progress):
+                  callbacks: list, progress, retries_before: dict[str, int] | None = None):
     """The run's TorchTrainer (storage: ``root/<run name>``, the run's folder, so
-    re-fitting it resumes) and its total optimizer steps."""
+    re-fitting it resumes) and its total optimizer steps. ``retries_before``: this
+    process's storage retries (``retry_counts()``) when the command began; those since then
+    go into the run's ``storage_retries/*`` metrics with the stream's."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
@@ -224,9 +228,12 @@ def build_trainer(cfg: PretrainConfig, dataset: TileDataset, root: Location, run
     position = resume_position(run.folder)
     if position.epoch or position.tiles:
         progress(f"the data resumes at epoch {position.epoch}, after {position.tiles} tiles")
+    tally = RetryTally.start()
+    if retries_before is not None:
+        tally.send_since(retries_before)  # the manifest's and footers' reads so far
     spec = WorkerSpec(cfg, dataset.root, dataset.manifest, run.folder, run.mlflow_run_id,
-                      total_steps=total, steps_per_epoch=per_epoch)
-    stream = ResumingStream(dataset, cfg, run.folder)
+                      total_steps=total, steps_per_epoch=per_epoch, retry_tally=tally)
+    stream = ResumingStream(dataset, cfg, run.folder, tally)
     stream()  # built here once: a split it cannot read fails before any cluster work
     trainer = TorchTrainer(
         train_loop,

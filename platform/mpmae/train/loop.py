@@ -19,7 +19,8 @@ stays the latest. A preemption's that cannot be written ends the run with
 only knows reports that carried a checkpoint), naming the step a resume starts from. Every
 report carries ``checkpoint_step`` (the newest written, NaN while none),
 ``checkpoint_write_failures`` (this session's, in all) and the storage retries of the
-training workers (``storage_retries/<kind>``, summed over ranks: :func:`storage_retry_metrics`).
+training workers and of the stream's read tasks (``storage_retries/<kind>``, summed:
+:func:`storage_retry_metrics`).
 """
 
 from __future__ import annotations
@@ -260,12 +261,13 @@ def _gathered_rng_states() -> list:
     return states
 
 
-def storage_retry_metrics() -> dict[str, float]:
-    """``storage_retries/<kind>``: the storage operations the training workers tried again
-    (``throttled``, ``server_error``) or gave up on (``failed``) since they started, summed
-    over ranks (one all-reduce; every rank calls it). Counted by :mod:`mpmae.storage` in
-    these processes: checkpoint writes, resume and probe-set reads. Always logged, zeros
-    included, so a dashboard can plot the series from the start."""
+def storage_retry_metrics(stream_retries: dict[str, int] | None = None) -> dict[str, float]:
+    """``storage_retries/<kind>``: the storage operations tried again (``throttled``,
+    ``server_error``) or given up on (``failed``) since the run started: the training
+    workers' own (checkpoint writes, resume and probe-set reads), summed over ranks (one
+    all-reduce; every rank calls it), plus ``stream_retries``, the stream's (its read tasks
+    and the building of it, :mod:`mpmae.data.stream.retry_tally`; rank 0 passes them).
+    Always logged, zeros included, so a dashboard can plot the series from the start."""
     import torch.distributed as dist
 
     counts = retry_counts()
@@ -274,8 +276,9 @@ def storage_retry_metrics() -> dict[str, float]:
         if dist.get_backend() == "nccl":
             values = values.cuda()
         dist.all_reduce(values)  # a handful of numbers, at the reporting interval only
-    return {f"storage_retries/{key}": float(v) for key, v in zip(counts, values.tolist(),
-                                                                   strict=True)}
+    stream = stream_retries or {}
+    return {f"storage_retries/{key}": float(v) + stream.get(key, 0)
+            for key, v in zip(counts, values.tolist(), strict=True)}
 
 
 def _warn(line: str) -> None:
@@ -307,6 +310,7 @@ class _Tracker:
                                 train.get_context().get_world_rank(),
                                 ray.get_runtime_context().get_node_id())
         self.probe_set = None
+        self.stream_retries: dict[str, int] = {}  # the stream's, as rank 0 last read them
         # The latest probe result, carried in every report: Tune wants its metric in each.
         self.probe: dict[str, float] = {}
         if is_chief:
@@ -377,8 +381,11 @@ class _Tracker:
             if self.checkpoints.latest_step is not None:
                 latest = float(self.checkpoints.latest_step)
             failed = float(self.checkpoints.failures.total)
+            tally = self.spec.retry_tally
+            # A tally that does not answer in time: its last sum, the run goes on.
+            self.stream_retries = (tally.total() if tally else None) or self.stream_retries
         return {"checkpoint_step": latest, "checkpoint_write_failures": failed,
-                **storage_retry_metrics()}
+                **storage_retry_metrics(self.stream_retries if self.is_chief else None)}
 
     def _metrics(self, state: LoopState, optimizer) -> dict[str, float]:
         from mpmae.track.runs import training_metrics

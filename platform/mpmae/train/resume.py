@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.tile_dataset import TILE_ID_COLUMN, TileDataset
 from mpmae.storage import Location
 from mpmae.train.checkpoint import FOLDER_PREFIX, MANIFEST_FILE, load_checkpoint
@@ -72,18 +73,25 @@ class ResumingStream:
     dataset: TileDataset
     cfg: PretrainConfig
     run_dir: Location
+    retry_tally: RetryTally | None = None  # where its reads' storage retries are summed
 
     def __call__(self):
         """A Ray Dataset of the split from the newest checkpoint's position on."""
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = False  # ours replace them
-        cfg, position = self.cfg, resume_position(self.run_dir)
-        return self.dataset.read(
-            cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
-            extra_columns=(TILE_ID_COLUMN,) if cfg.data.record_tiles else (),
-            task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
-            skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard)
+        tally = self.retry_tally
+        send_retries = tally.sender() if tally is not None else lambda: None
+        try:  # the manifest, footers and checkpoint reads made here count too
+            cfg, position = self.cfg, resume_position(self.run_dir)
+            return self.dataset.read(
+                cfg.data.split, cfg.model.pretext_set, seed=cfg.train.seed,
+                extra_columns=(TILE_ID_COLUMN,) if cfg.data.record_tiles else (),
+                task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
+                skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard,
+                retry_tally=tally)
+        finally:
+            send_retries()
 
 
 def load_resumable(latest, run_dir: Location, map_location: torch.device,

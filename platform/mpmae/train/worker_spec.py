@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpmae.data.format.manifest import Manifest
+from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.storage import Location
 from mpmae.train.config import PretrainConfig
 
@@ -22,6 +23,7 @@ class WorkerSpec:
     mlflow_run_id: str
     total_steps: int
     steps_per_epoch: int
+    retry_tally: RetryTally | None = None  # the read tasks' storage retries, summed
 
     @property
     def stats(self) -> dict:

@@ -29,6 +29,7 @@ def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name
     one (:mod:`mpmae.tune.objective`)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from mpmae.storage import retry_counts
     from mpmae.track.run_folder import tracked_run
     from mpmae.train.launch import RunLocations, build_trainer, open_dataset
     from mpmae.tune.objective import ObjectiveConfig, score_trial
@@ -38,13 +39,14 @@ def run_trial(params: dict[str, Any], *, base: dict, objective: dict, sweep_name
     trial_id = params["trial"][KEY]
     cfg = trial_config(from_dict(PretrainConfig, base), params["trial"])
     where = RunLocations.of(cfg)  # the trial's own process: once, here
+    retries_before = retry_counts()
     dataset = open_dataset(cfg, where.data, progress=_quiet)
     tags = {PARENT_TAG: parent_run_id, SWEEP_TAG: sweep_name, TRIAL_TAG: trial_id}
     try:
         with tracked_run(where.runs.join(trial_id), cfg.mlflow, experiment=cfg.experiment,
                          name=trial_id, config=cfg, model=cfg.model, tags=tags) as run:
             trainer, _ = build_trainer(cfg, dataset, where.runs, run, [TuneReportCallback()],
-                                       _quiet)
+                                       _quiet, retries_before)
             # Returns only once the loop reached its last step: a trial ASHA stops, or one
             # that fails, raises out of here. (Its metrics may lag the last report.)
             result = _fit(trainer)

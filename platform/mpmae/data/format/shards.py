@@ -166,11 +166,13 @@ def read_footer(root: Location, info: ShardInfo,
 
 
 def _footer_at_size(loc: Location, size: int) -> pq.FileMetaData | None:
-    """The footer of the file at ``loc`` if it reads as a Parquet file of ``size`` bytes."""
+    """The footer of the file at ``loc`` if it reads as a Parquet file of ``size`` bytes.
+    A throttle or server error is tried again (and counted) like any read of ours; one
+    that stays raises a StorageError, never a fallback that hides it."""
     # pyarrow.fs opens a file by path only; a dataset fragment passes its size on.
     fragment = pds.ParquetFileFormat().make_fragment(loc.path, loc.fs, file_size=size)
     try:
-        fragment.ensure_complete_metadata()
+        retrying(loc, fragment.ensure_complete_metadata)
     except (pa.ArrowException, OSError):
         return None
     return fragment.metadata

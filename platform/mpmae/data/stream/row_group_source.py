@@ -48,6 +48,7 @@ from ray.data.datasource import Datasource, ReadTask
 from mpmae.data.format.manifest import DatasetError
 from mpmae.data.format.shards import corrupt_data, open_shard
 from mpmae.data.format.tile_array import TileType
+from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.stage_clock import StageClock
 from mpmae.data.stream.tile_crop import Windows, checked_crop, is_pixel_column
 from mpmae.storage import Location, retrying
@@ -72,13 +73,16 @@ class RowGroupSource(Datasource):
     what a row group that does not decode does (``stop`` the stream, or ``skip`` it);
     ``crop``: the side of the window each tile's pixel modalities are cut to in the read
     task (:mod:`mpmae.data.stream.tile_crop`; None: whole tiles);
-    ``stage_clock``: where read tasks record their stages' CPU (benchmarks only)."""
+    ``stage_clock``: where read tasks record their stages' CPU (benchmarks only);
+    ``retry_tally``: where read tasks send the storage retries they counted
+    (:mod:`mpmae.data.stream.retry_tally`; None: nowhere)."""
 
     def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_block: int = 256,
                  blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
                  first_epoch: int = 0, skip_tiles: int = 0, crop: int | None = None,
-                 stage_clock: StageClock | None = None) -> None:
+                 stage_clock: StageClock | None = None,
+                 retry_tally: RetryTally | None = None) -> None:
         super().__init__()
         self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
                            for shard, meta in footers.items() for i in range(meta.num_row_groups)]
@@ -100,6 +104,7 @@ class RowGroupSource(Datasource):
         self.first_epoch = first_epoch
         self.skip_tiles = skip_tiles
         self.stage_clock = stage_clock
+        self.retry_tally = retry_tally
         self.executions = 0
 
     def get_name(self) -> str:
@@ -177,12 +182,16 @@ class RowGroupSource(Datasource):
                                       for g in groups})))
         root, columns, n = self.root, self.schema.names, self.groups_per_block
         footers = {g.shard: self.footers[g.shard] for g in groups}
-        skip, clock, crop = self.skip_bad, self.stage_clock, self.crop
+        skip, clock, crop, tally = self.skip_bad, self.stage_clock, self.crop, self.retry_tally
 
         def blocks() -> Iterator[pa.Table]:
+            send_retries = tally.sender() if tally is not None else lambda: None
             for i in range(0, len(groups), n):
                 start = time.process_time()
-                table = read_row_groups(root, footers, groups[i : i + n], columns, skip)
+                try:
+                    table = read_row_groups(root, footers, groups[i : i + n], columns, skip)
+                finally:  # a read that gave up counted "failed": sent before it is raised
+                    send_retries()
                 if table is not None:
                     read = time.process_time()
                     block = shuffled(table, rng, crop)

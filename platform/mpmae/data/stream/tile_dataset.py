@@ -25,6 +25,7 @@ from ray.exceptions import RayTaskError
 from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.format.shards import SchemaCheck, read_footer
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
+from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
 from mpmae.data.stream.stage_clock import StageClock
 from mpmae.errors import MpmaeError
@@ -96,7 +97,8 @@ class TileDataset:
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
              on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0,
-             crop: int | None = None, stage_clock: StageClock | None = None):
+             crop: int | None = None, stage_clock: StageClock | None = None,
+             retry_tally: RetryTally | None = None):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
@@ -109,6 +111,8 @@ class TileDataset:
         ``crop``: each tile's pixel modalities cut to one ``crop``² window in the read task,
         random per tile (centred with ``seed=None``; :mod:`mpmae.data.stream.tile_crop`).
         ``stage_clock``: benchmarks only, see :mod:`mpmae.data.stream.stage_clock`.
+        ``retry_tally``: where the read tasks send their storage retries
+        (:mod:`mpmae.data.stream.retry_tally`).
         """
         import ray.data
 
@@ -118,7 +122,8 @@ class TileDataset:
         source = RowGroupSource(self.root, self.footers(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
                                 on_bad_shard=on_bad_shard, first_epoch=first_epoch,
-                                skip_tiles=skip_tiles, crop=crop, stage_clock=stage_clock)
+                                skip_tiles=skip_tiles, crop=crop, stage_clock=stage_clock,
+                                retry_tally=retry_tally)
         install_stream_fixes(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
