@@ -11,6 +11,7 @@ No Ray, no MLflow: ``mpmae.load_encoder(path)``.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from mpmae.errors import MpmaeError
 from mpmae.model.convnextv2 import ConvNeXtV2Encoder, EncoderConfig
+from mpmae.storage import Location, StorageOptions, resolve
 from mpmae.version import __version__
 
 RELEASE_FORMAT = "mpmae-encoder"
@@ -108,17 +110,30 @@ def read_release_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_encoder(path: str | Path, device: str = "cpu") -> ConvNeXtV2Encoder:
-    """Rebuild an encoder from a release folder, in eval mode.
+def load_encoder(path: str | Path, device: str = "cpu",
+                 storage: StorageOptions | None = None) -> ConvNeXtV2Encoder:
+    """Rebuild an encoder from a release folder, in eval mode: a local folder, or
+    ``s3://BUCKET/…/encoder`` (what a run on an S3 storage root exports), read with
+    ``storage`` (default: endpoint and credentials from ``AWS_*``) into a temporary folder.
 
     The release config (bands, normalisation, metadata) is attached as ``release_config``.
     """
+    if str(path).startswith("s3://"):
+        return _load_stored(resolve(str(path), storage), device)
     config = read_release_config(path)
     fields = EncoderConfig.__dataclass_fields__
     encoder = ConvNeXtV2Encoder(EncoderConfig(**{k: config[k] for k in fields if k in config}))
     encoder.load_state_dict(load_file(str(Path(path) / WEIGHTS_FILE), device=device))
     encoder.release_config = config
     return encoder.to(device).eval()
+
+
+def _load_stored(release: Location, device: str) -> ConvNeXtV2Encoder:
+    if not release.join(CONFIG_FILE).exists():
+        raise ReleaseNotFoundError(f"{release.uri}/{CONFIG_FILE} not found: is {release.uri} "
+                                   "an mpmae encoder release folder?")
+    with tempfile.TemporaryDirectory(prefix="mpmae-encoder-") as tmp:
+        return load_encoder(release.download(Path(tmp)), device)
 
 
 def model_card(config: Mapping[str, Any]) -> str:

@@ -62,6 +62,23 @@ def test_an_s3_release_opens_with_its_weights_and_bands(tmp_path, s3_env, s3_buc
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
+def test_the_library_loads_an_s3_release_as_the_run_summary_says(tmp_path, s3_env,
+                                                                  s3_bucket):
+    # `mpmae pretrain` on an S3 storage root ends with: mpmae.load_encoder('s3://…/encoder')
+    import mpmae
+    from mpmae.model.release import ReleaseNotFoundError
+
+    uri = f"{s3_bucket}/runs/demo-1/encoder"
+    original = _upload_release(tmp_path, uri, s3_env)
+    loaded = mpmae.load_encoder(uri)
+    assert loaded.release_config["input_bands"] == list(S2_INPUT_BANDS)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                 original.state_dict().values(), strict=True))
+    with pytest.raises(ReleaseNotFoundError, match=rf"^{s3_bucket}/runs/none/encoder/"
+                                                   rf"{CONFIG_FILE} not found"):
+        mpmae.load_encoder(f"{s3_bucket}/runs/none/encoder")
+
+
 @pytest.mark.ray
 def test_evaluate_scores_an_s3_release(ray_local, tmp_path, s3_env, s3_bucket, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
