@@ -201,6 +201,23 @@ def _window(seen: list[tuple[float, str]], first: int, count: int) -> tuple[floa
     return times.get(first, 0.0), times.get(first + count, max(times.values(), default=0.0))
 
 
+def s3_down_submit(world: World) -> dict:
+    """`mpmae submit pretrain` to a Ray head (token auth) whose job reads S3 that is down:
+    the job's one line comes back through `submit`, which exits as the job did."""
+    proxy, endpoint = world.proxy(s3_proxy.Weather(down=True))
+    try:
+        with ray_head(num_cpus=2) as head:
+            env = {**world.env("down-submit", endpoint), "RAY_AUTH_TOKEN": head.token}
+            args = ["submit", "--address", head.address, "--working-dir", str(ROOT),
+                    "--forward-secrets",
+                    *pretrain_args("down-submit", world.s3)]
+            code, lines, took = world.run(args, env, timeout_s=600)
+    finally:
+        proxy.stop()
+    return row("S3 endpoint down", "submit pretrain", outcome(code, lines), recover_s=took,
+               note=last_line(lines)[:200])
+
+
 def mlflow_down_at_start(world: World) -> dict:
     """`mpmae pretrain` against a tracking server that is not there."""
     with stoppable_mlflow_server(world.work / "mlflow-gone") as server:
@@ -316,6 +333,9 @@ SCENARIOS: dict[str, Callable[[World], dict]] = {
     "s3_down_synth": s3_down("data synth", lambda w: ["data", "synth", f"{w.s3}-new",
                                                       "--tiles", "32", "--size", "16"]),
     "s3_down_inspect": s3_down("data inspect", lambda w: ["data", "inspect", w.s3]),
+    "s3_down_convert": s3_down("data convert", lambda w: [  # a release to S3, Ray tasks
+        "data", "convert", str(w.release()), f"s3://{BUCKET}/converted"]),
+    "s3_down_submit": s3_down_submit,
     "s3_down_tune": s3_down("tune", lambda w: [
         "tune", *[a for s in (f"pretrain.data.uri={w.s3}", "sweep_name=down",
                               "pretrain.train.probe_every=5") for a in ("--set", s)]]),

@@ -110,6 +110,18 @@ class World:
         env.update(self.options(endpoint).as_env())
         return env
 
+    def release(self) -> Path:
+        """A small MMEarth release (the official HDF5 layout) in a local folder."""
+        from fake_mmearth import example_arrays, write_mmearth_release  # tests/, on the path
+
+        folder = self.work / "release"
+        if not folder.exists():
+            arrays, ids, types = example_arrays(24, SIZE, seed=0)
+            write_mmearth_release(folder, arrays, ids, types,
+                                  {"train": range(16), "val": range(16, 20),
+                                   "test": range(20, 24)})
+        return folder
+
     def start(self, args: list[str], env: dict[str, str]) -> Command:
         process = subprocess.Popen([sys.executable, "-m", "mpmae.cli", *args], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

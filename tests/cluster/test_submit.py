@@ -175,7 +175,43 @@ def test_an_oversized_upload_is_refused_naming_its_largest_file(project):
 def test_failed_job_gives_nonzero_exit(head, project, capsys):
     assert submit(head.address, ["envcheck", "3"], working_dir=str(project),
                   env=user_env(head.token)) == 1
-    assert "FAILED" in capsys.readouterr().out
+    assert "FAILED" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize(("code", "line"), [
+    (75, "mpmae: preempted at step 3 (checkpoint in s3://b/runs/r); run the same command to "
+         "resume"),
+    (2, "mpmae: error: cannot reach s3://b/world/dataset.json: the S3 endpoint … did not "
+        "answer")])
+def test_a_job_that_ends_with_our_line_passes_it_and_its_code_on(head, project, capsys,
+                                                                code, line):
+    # A wrapper that resubmits preempted jobs must tell 75 from a failure; the user
+    # reads what went wrong last, not Ray's "entrypoint command failed".
+    (project / "jobs" / "ours.py").write_text(textwrap.dedent(f"""
+        import sys
+        print("step 3/9")
+        print({line!r}, file=sys.stderr)
+        sys.exit({code})
+    """))
+    assert submit(head.address, ["ours"], working_dir=str(project),
+                  env=user_env(head.token)) == code
+    out, err = capsys.readouterr()
+    assert "step 3/9" in out
+    verdict, last = err.strip().splitlines()[-2:]
+    assert verdict.endswith(f" FAILED: Job entrypoint command failed with exit code {code}")
+    assert last == line
+
+
+def test_our_last_line_is_found_across_chunks():
+    from mpmae.cluster.submit import OurLastLine
+
+    ours = OurLastLine()
+    for chunk in ("step 1\nmpmae: err", "or: first\nnoise\n", "mpmae: error: sec", "ond"):
+        ours.feed(chunk)
+    assert ours.line == "mpmae: error: second"  # the unterminated last line counts
+    ours.feed("\nmore noise\n")
+    assert ours.line == "mpmae: error: second"
 
 
 @pytest.mark.ray

@@ -46,6 +46,8 @@ SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_K
               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 CREDENTIALS_DOC = 'docs/cluster.md, "Credentials on the cluster"'
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 1}
+OUR_PREFIX = "mpmae: "  # how a verb's one-line error (exit 2) or preemption (75) begins
+PASSED_ON_CODES = (2, 75)  # a job's exit codes submit exits with: automation tells them apart
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 
 
@@ -206,9 +208,13 @@ def _print_secret_handling(env: Mapping[str, str], forward_secrets: bool) -> Non
 
 
 def follow(client: JobSubmissionClient, job_id: str, secrets: list[str]) -> int:
-    """Stream the job's logs until it ends; its final status as an exit code."""
+    """Stream the job's logs until it ends; its final status as an exit code. A job whose
+    verb stopped with one line of ours (exit 2) or was preempted (75) ends with that line
+    again, last, and submit exits with its code: a wrapper that resubmits preempted jobs
+    can tell them from failures."""
+    ours = OurLastLine()
     try:
-        asyncio.run(_stream_logs(client, job_id, secrets))
+        asyncio.run(_stream_logs(client, job_id, secrets, ours))
     except KeyboardInterrupt:
         print(f"\nStopped following; job {job_id} keeps running on the cluster.",
               file=sys.stderr)
@@ -220,15 +226,41 @@ def follow(client: JobSubmissionClient, job_id: str, secrets: list[str]) -> int:
     if status == "SUCCEEDED":
         print(f"Job {job_id} SUCCEEDED")
         return 0
+    info = client.get_job_info(job_id)
     # Ray appends the driver's last logs to the message; they were just streamed.
-    message = (client.get_job_info(job_id).message or "").split(", last available logs")[0]
-    print(f"Job {job_id} {status}: {_mask(message, secrets)}")
+    message = (info.message or "").split(", last available logs")[0]
+    sys.stdout.flush()  # the job's log first: what follows is the verdict, on stderr
+    print(f"Job {job_id} {status}: {_mask(message, secrets)}", file=sys.stderr)
+    code = info.driver_exit_code
+    if status == "FAILED" and code in PASSED_ON_CODES and ours.line:
+        print(ours.line, file=sys.stderr)
+        return code
     return EXIT_CODES[status]
 
 
-async def _stream_logs(client: JobSubmissionClient, job_id: str, secrets: list[str]) -> None:
+class OurLastLine:
+    """The last line of ours (``mpmae: …``) in a job's log, fed as it streams in chunks
+    that may split lines."""
+
+    def __init__(self) -> None:
+        self._line, self._partial = "", ""
+
+    def feed(self, chunk: str) -> None:
+        *lines, self._partial = (self._partial + chunk).split("\n")
+        self._line = next((ln for ln in reversed(lines) if ln.startswith(OUR_PREFIX)),
+                          self._line)
+
+    @property
+    def line(self) -> str:
+        return self._partial if self._partial.startswith(OUR_PREFIX) else self._line
+
+
+async def _stream_logs(client: JobSubmissionClient, job_id: str, secrets: list[str],
+                       ours: OurLastLine) -> None:
     async for chunk in client.tail_job_logs(job_id):
-        sys.stdout.write(_mask(chunk, secrets))
+        masked = _mask(chunk, secrets)
+        ours.feed(masked)
+        sys.stdout.write(masked)
         sys.stdout.flush()
 
 
