@@ -57,9 +57,18 @@ class DatasetPlan:
 
     @property
     def metric(self) -> str:
-        """What the dataset is scored by (GEO-Bench-2: its leaderboard's metric)."""
-        table = GEOBENCH2_METRICS if isinstance(self.dataset, GeoBench2Source) else METRICS
-        return table[self.dataset.label_kind.value]
+        return dataset_metric(self.dataset)
+
+
+def dataset_metric(dataset: Dataset) -> str:
+    """What the dataset is scored by (GEO-Bench-2: its leaderboard's metric)."""
+    table = GEOBENCH2_METRICS if isinstance(dataset, GeoBench2Source) else METRICS
+    return table[dataset.label_kind.value]
+
+
+def unsupported_dataset(dataset: Dataset) -> str | None:
+    """Why no protocol scores ``dataset`` (a GEO-Bench-2 task or layout not read), or None."""
+    return dataset.unsupported() if isinstance(dataset, GeoBench2Source) else None
 
 
 def open_dataset(folder: str | Path) -> Dataset:
