@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from mpmae.config_flags import add_config_flags, add_help_config, config_from_args
 from mpmae.data.inspect_config import InspectConfig
-from mpmae.data.sources.config import ConvertConfig, SynthConfig
+from mpmae.data.sources.config import ConvertConfig, SynthConfig, SynthGeoBench2Config
 from mpmae.errors import MpmaeError, Preempted
 from mpmae.mmearth_ckpt.config import ImportConfig
 from mpmae.redact import redact_log_records, redact_text
@@ -21,6 +21,13 @@ def _data_synth(args: argparse.Namespace) -> int:
     from mpmae.data.sources.synth import synthesize
 
     synthesize(args.dest, **asdict(config_from_args(SynthConfig, args)))
+    return 0
+
+
+def _data_synth_geobench2(args: argparse.Namespace) -> int:
+    from mpmae.data.sources.synth_geobench2 import write_geobench2_sets
+
+    write_geobench2_sets(args.dest, **asdict(config_from_args(SynthGeoBench2Config, args)))
     return 0
 
 
@@ -125,12 +132,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                     "label-efficiency partitions; results on the console, in MLflow and "
                     "optionally as JSON. Several encoders are compared in one table (best per "
                     "dataset marked; GEO-Bench's normalised score when the benchmark folder "
-                    "holds normalizer.json).")
+                    "holds normalizer.json). GEO-Bench-2 datasets too: then its leaderboard's "
+                    "capability table and results_and_parameters.csv (docs/evaluate.md).")
     p.add_argument("targets", nargs="+", metavar="ENCODER/DATASET",
                    help="the encoders, then the datasets. An encoder: a release folder "
                         "(config.json), models:/NAME/VERSION, runs:/ID/encoder, a "
                         "pretraining run name, or random:SIZE. A dataset: a GEO-Bench "
-                        "dataset folder (task_specs.pkl), or a benchmark folder of them")
+                        "dataset folder (task_specs.pkl), a GEO-Bench-2 one (*.tortilla "
+                        "files, the folder named after its dataset: benv2, so2sat, …), or a "
+                        "benchmark folder of them")
     p.add_argument("--protocol", choices=["knn", "linear", "logistic", "finetune"],
                    default=None, help="shorthand for --set protocol=… (default: linear, "
                                       "MMEarth's recipe; logistic: a converged probe)")
@@ -184,6 +194,15 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dest", help="folder or s3://bucket/prefix")
     add_config_flags(p, SynthConfig)
     p.set_defaults(func=_data_synth)
+
+    p = verbs.add_parser("synth-geobench2",
+                         help="write tiny GEO-Bench-2 datasets (so2sat, benv2, cloudsen12)",
+                         description="Write the synthetic world's tiles as three GEO-Bench-2 "
+                                     "datasets in the benchmark's tortilla files, one folder "
+                                     "each under DEST, for mpmae evaluate ENCODER DEST.")
+    p.add_argument("dest", help="a local folder")
+    add_config_flags(p, SynthGeoBench2Config)
+    p.set_defaults(func=_data_synth_geobench2)
 
     p = verbs.add_parser("convert", help="official MMEarth release (HDF5 + JSON) → tile format")
     p.add_argument("src", help="folder holding data_*.h5 and its three JSON files, or the .h5")

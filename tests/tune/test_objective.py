@@ -140,3 +140,27 @@ def test_a_logistic_objective_ranks_trials_under_its_own_metric(ray_local, tiny_
     assert cell.info.run_name == "synth-landscape-logistic-default"
     assert cell.data.params["recipe"] == "lbfgs-logistic"
     mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize(("dataset", "partition", "expected"), [
+    ("benv2", "default", "downstream/benv2/knn/default/f1_macro"),
+    ("so2sat", "default", "downstream/so2sat/knn/default/accuracy"),
+    ("cloudsen12", "default", "segmentation dataset"),
+    ("so2sat", "0.10x_train", "GEO-Bench-2 has no partition '0.10x_train'"),
+])
+def test_a_geobench2_dataset_can_be_the_objective(tmp_path, dataset, partition, expected):
+    """Its leaderboard's metric names the objective (macro F1 for benv2); what it cannot
+    score is a ConfigError on objective.dataset before any cluster work."""
+    from mpmae.config import ConfigError
+    from mpmae.data.sources.synth_geobench2 import write_geobench2_sets
+    from mpmae.modalities import S2_INPUT_BANDS
+    from mpmae.tune.objective import ObjectiveConfig, objective_name
+
+    write_geobench2_sets(tmp_path, tiles=24, size=8, seed=1, progress=lambda _: None)
+    cfg = ObjectiveConfig(dataset=str(tmp_path / dataset), partition=partition)
+    if expected.startswith("downstream/"):
+        assert objective_name(cfg, [S2_INPUT_BANDS]) == expected
+    else:
+        with pytest.raises(ConfigError, match=expected) as error:
+            objective_name(cfg, [S2_INPUT_BANDS])
+        assert error.value.key == "objective.dataset"

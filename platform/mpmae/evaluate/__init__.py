@@ -13,6 +13,9 @@ if TYPE_CHECKING:  # for type checkers and the import rules; at run time, __geta
     from mpmae.evaluate.command.encoders import open_encoder as open_encoder
     from mpmae.evaluate.command.main import evaluate_arguments as evaluate_arguments
     from mpmae.evaluate.command.plan import check_datasets as check_datasets
+    from mpmae.evaluate.command.plan import dataset_metric as dataset_metric
+    from mpmae.evaluate.command.plan import open_dataset as open_dataset
+    from mpmae.evaluate.command.plan import unsupported_dataset as unsupported_dataset
     from mpmae.evaluate.command.run import evaluate as evaluate
     from mpmae.evaluate.config import EvaluateConfig as EvaluateConfig
     from mpmae.evaluate.config import KnnConfig as KnnConfig
@@ -31,6 +34,9 @@ _HOMES = {
     "open_encoder": "mpmae.evaluate.command.encoders",
     "evaluate_arguments": "mpmae.evaluate.command.main",
     "check_datasets": "mpmae.evaluate.command.plan",
+    "dataset_metric": "mpmae.evaluate.command.plan",
+    "open_dataset": "mpmae.evaluate.command.plan",
+    "unsupported_dataset": "mpmae.evaluate.command.plan",
     "evaluate": "mpmae.evaluate.command.run",
     "EvaluateConfig": "mpmae.evaluate.config",
     "KnnConfig": "mpmae.evaluate.config",

@@ -1,5 +1,5 @@
-"""What ranks a sweep's trials: the online linear probe, or a GEO-Bench dataset's kNN,
-linear or logistic score computed by ``mpmae evaluate``'s own code.
+"""What ranks a sweep's trials: the online linear probe, or a GEO-Bench (v1 or 2) dataset's
+kNN, linear or logistic score computed by ``mpmae evaluate``'s own code.
 
 ASHA always stops trials on the probe, which every trial reports as it trains: scoring a
 GEO-Bench dataset at each rung would embed it once per rung and trial. With
@@ -41,8 +41,9 @@ class ObjectiveConfig:
 
     dataset: str = field(default="", metadata=doc(
         "GEO-Bench dataset folder (single- or multi-label classification) that scores each "
-        "finished trial's encoder, e.g. <data>/geobench/synth-landscape; shared by every "
-        "node on a cluster. Empty: the online probe's accuracy"))
+        "finished trial's encoder, e.g. <data>/geobench/synth-landscape, or a GEO-Bench-2 "
+        "one (its tortilla files, e.g. <gb2>/benv2: partition default, its leaderboard's "
+        "metric); shared by every node on a cluster. Empty: the online probe's accuracy"))
     protocol: Literal["knn", "linear", "logistic"] = field(default="knn", metadata=doc(
         "knn: no training, seconds; linear: a fresh linear head per seed, MMEarth's recipe "
         "(100 epochs: under-trained on small splits); logistic: logistic regression fitted "
@@ -70,14 +71,16 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
     small files, so it runs before any cluster work."""
     if not cfg.dataset:
         return PROBE
-    from mpmae.data.geobench.dataset import GeoBenchDataset
     from mpmae.data.geobench.errors import GeoBenchError
     from mpmae.data.geobench.task_specs import LabelKind
-    from mpmae.evaluate import METRICS, downstream_key
+    from mpmae.data.geobench2.errors import GeoBench2Error
+    from mpmae.evaluate import dataset_metric, downstream_key, open_dataset, unsupported_dataset
 
     key = "objective.dataset"
     try:
-        dataset = GeoBenchDataset.open(cfg.dataset)
+        dataset = open_dataset(cfg.dataset)
+        if why := unsupported_dataset(dataset):
+            raise ConfigError(f"{why}: the objective needs a classification dataset", key)
         if dataset.label_kind is LabelKind.SEGMENTATION:
             raise ConfigError(f"{dataset.folder} is a segmentation dataset; the objective "
                               "needs a classification one", key)
@@ -89,10 +92,9 @@ def objective_name(cfg: ObjectiveConfig, input_bands: list[tuple[str, ...]]) -> 
                                   f"samples; choose another objective.partition{why}", key)
         for bands in input_bands:
             dataset.match_bands(bands)
-    except GeoBenchError as e:
+    except (GeoBenchError, GeoBench2Error) as e:
         raise ConfigError(str(e), key) from None
-    return downstream_key(dataset.name, cfg.protocol, cfg.partition,
-                          METRICS[dataset.label_kind.value])
+    return downstream_key(dataset.name, cfg.protocol, cfg.partition, dataset_metric(dataset))
 
 
 def _splits(cfg: ObjectiveConfig) -> list[tuple[str, str]]:

@@ -58,7 +58,7 @@ def test_a_typo_in_a_dataset_path_lists_how_each_argument_was_taken(world):
     ("order", "encoders must all come before the datasets"),
     ("twice", "an encoder is named twice"),
     ("both", "holds both config.json (an encoder release) and task_specs.pkl (a dataset)"),
-    ("empty folder", "a folder with no config.json and no task_specs.pkl"),
+    ("empty folder", "a folder with no config.json, task_specs.pkl or *.tortilla"),
     ("file", "a file, not a folder"),
 ])
 def test_what_cannot_be_split_is_refused(world, tmp_path, case, expected):

@@ -19,8 +19,9 @@ Sources (read September–December 2025, facts only, no code copied):
 
 ``pastis`` (semantic segmentation) and ``pastis_r`` (instance segmentation) are one set of
 files scored twice. Items are found by position in a sample, as the benchmark's loaders read them
-(``sample_row.read(i)``); a modality without one is a dated series (several items) or
-sits one level deeper (CloudSEN12), which this reader does not read yet.
+(``sample_row.read(i)``; CloudSEN12's ``l2a_row.read(0)``/``read(1)``, the same depth); a
+modality without one is a dated series (several items), which this reader does not read
+yet, or one not placed here yet.
 """
 
 from __future__ import annotations
@@ -154,9 +155,10 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
                                                    "red_edge", "nir1", "nir2")),
         Modality("pan", None, "WorldView3", ("pan",))), 512,
         ("background", "no-building", "building")),
+    # Its loader reads a sample as flair2's does: read(0) the L2A image, read(1) the mask.
     DatasetInfo("cloudsen12", Task.SEGMENTATION, _files("cloudsen12"), (
-        Modality("s2", None, SENTINEL2, _S2_12),), 512,
-        ("clear", "thick cloud", "thin cloud", "cloud shadow")),
+        Modality("s2", 0, SENTINEL2, _S2_12),), 512,
+        ("clear", "thick cloud", "thin cloud", "cloud shadow"), label_item=1),
     DatasetInfo("fotw", Task.SEGMENTATION, _files("fotw"), (
         _rgb("image", None, "PlanetScope", "nir"),), 256,
         ("background", "field", "field-boundary")),

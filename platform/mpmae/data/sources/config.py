@@ -1,5 +1,5 @@
-"""What ``mpmae data synth`` and ``mpmae data convert`` accept: one schema for the command's
-flags, its ``--help-config`` and the library functions' defaults.
+"""What ``mpmae data synth``, ``data synth-geobench2`` and ``data convert`` accept: one
+schema for the command's flags, its ``--help-config`` and the library functions' defaults.
 
 Kept free of numpy, h5py and Ray: the CLI imports it to build its parser on every start.
 """
@@ -41,6 +41,19 @@ class SynthConfig:
         if self.downstream_tiles is None:
             return max(self.tiles // 4, 32)
         return self.downstream_tiles
+
+
+@dataclass(frozen=True)
+class SynthGeoBench2Config:
+    """``mpmae data synth-geobench2``: the synthetic world as tiny GEO-Bench-2 datasets."""
+
+    tiles: int = field(default=120, metadata=doc("Samples per dataset"))
+    size: int = field(default=32, metadata=doc("Pixels per side of every sample"))
+    seed: int = field(default=0, metadata=doc("The synthetic world's seed"))
+
+    def validate(self) -> None:
+        require(self.tiles >= 3, "tiles", "must be 3 or more (train, validation, test)")
+        require(self.size >= 8, "size", "must be 8 or more")
 
 
 @dataclass(frozen=True)

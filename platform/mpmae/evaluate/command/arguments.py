@@ -1,7 +1,8 @@
 """``mpmae evaluate ENCODER… DATASET…``: which arguments name encoders and which datasets.
 
-- a dataset is a folder holding ``task_specs.pkl``, or a benchmark folder whose
-  subfolders hold one each (``classification_v1.0``);
+- a dataset is a folder holding ``task_specs.pkl`` (GEO-Bench v1) or ``*.tortilla`` files
+  (GEO-Bench-2), or a benchmark folder whose subfolders hold one each
+  (``classification_v1.0``, a GEO-Bench-2 download);
 - an encoder is ``random:SIZE``, ``models:/…`` or ``runs:/…``, a release folder (holding
   ``config.json``), an ``s3://`` URI (a release folder on S3, checked when it is opened),
   or a pretraining run name (letters, digits, ``_ . -``; no local folder of that name).
@@ -19,6 +20,7 @@ from pathlib import Path
 from mpmae.config import NAME_PATTERN, ConfigError
 from mpmae.data.geobench.task_specs import TASK_SPECS_FILE
 from mpmae.evaluate.command.encoders import RANDOM_PREFIX, S3_PREFIX
+from mpmae.evaluate.command.geobench2_source import TORTILLA_GLOB, holds_tortillas
 from mpmae.model.release import CONFIG_FILE
 
 ENCODER, DATASET = "encoder", "dataset"
@@ -64,7 +66,7 @@ def split_targets(arguments: list[str]) -> Targets:
         f"evaluate's arguments: {problem}; taken as: {'; '.join(map(str, taken))}. Give "
         f"ENCODER… DATASET…: an encoder is random:SIZE, models:/…, runs:/…, a release folder "
         f"(local or s3://…) or a run name; a dataset is a folder holding {TASK_SPECS_FILE} "
-        "or a benchmark folder of them")
+        f"or GEO-Bench-2's {TORTILLA_GLOB} files, or a benchmark folder of them")
 
 
 def take(argument: str) -> Taken:
@@ -77,20 +79,22 @@ def take(argument: str) -> Taken:
         return Taken(argument, ENCODER, "a release folder on S3")
     path = Path(argument)
     release = (path / CONFIG_FILE).is_file()
-    dataset = (path / TASK_SPECS_FILE).is_file()
-    benchmark = path.is_dir() and not dataset and any(path.glob(f"*/{TASK_SPECS_FILE}"))
+    dataset = (path / TASK_SPECS_FILE).is_file() or holds_tortillas(path)
+    benchmark = path.is_dir() and not dataset and any(
+        any(path.glob(f"*/{pattern}")) for pattern in (TASK_SPECS_FILE, TORTILLA_GLOB))
     if release and (dataset or benchmark):
         return Taken(argument, None, f"holds both {CONFIG_FILE} (an encoder release) and "
                                      f"{TASK_SPECS_FILE} (a dataset)")
     if release:
         return Taken(argument, ENCODER, "a release folder")
     if dataset:
-        return Taken(argument, DATASET, f"a folder holding {TASK_SPECS_FILE}")
+        return Taken(argument, DATASET, f"a folder holding {TASK_SPECS_FILE}"
+                     if (path / TASK_SPECS_FILE).is_file() else "a GEO-Bench-2 dataset folder")
     if benchmark:
         return Taken(argument, DATASET, "a benchmark folder")
     if path.is_dir():
-        return Taken(argument, None, f"a folder with no {CONFIG_FILE} and no "
-                                     f"{TASK_SPECS_FILE} in it or its subfolders")
+        return Taken(argument, None, f"a folder with no {CONFIG_FILE}, {TASK_SPECS_FILE} or "
+                                     f"{TORTILLA_GLOB} in it or its subfolders")
     if path.exists():
         return Taken(argument, None, "a file, not a folder")
     if NAME_PATTERN.fullmatch(argument):

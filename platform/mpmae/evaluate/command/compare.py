@@ -4,7 +4,8 @@ Each dataset is read and checked once; each encoder is then planned on it (bands
 statistics chosen) before any cluster work, and evaluated as ``mpmae evaluate`` does for
 one (an embedding job per dataset, a job per partition and seed) inside a parent MLflow
 run that ends with the comparison table: encoders as rows, datasets as columns, the best
-per column marked, GEO-Bench's normalised score where a ``normalizer.json`` gives bounds.
+per column marked, GEO-Bench's normalised score where a ``normalizer.json`` gives bounds;
+then, with GEO-Bench-2 datasets, its leaderboard's capability table and submission file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from collections.abc import Callable
 
 from mpmae.cluster.connect import connect
 from mpmae.evaluate.command.plan import open_datasets, plan_all
-from mpmae.evaluate.command.run import configured_encoder, encoder_rows, save_results
+from mpmae.evaluate.command.run import (
+    configured_encoder,
+    encoder_rows,
+    report_geobench2,
+    save_results,
+)
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.reports.comparison_table import comparison, comparison_text
 from mpmae.evaluate.reports.comparison_tracking import comparison_run, log_comparison
@@ -47,6 +53,7 @@ def compare(encoder_specs: list[str], datasets: list[str], cfg: EvaluateConfig,
             sections = comparison(rows, bounds)
             progress(comparison_text(sections))
             log_comparison(rows, sections)
+            report_geobench2(rows, plans[encoders[0].name], cfg, progress)
     finally:
         if started_ray:
             ray.shutdown()

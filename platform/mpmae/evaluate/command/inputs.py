@@ -1,5 +1,6 @@
-"""A GEO-Bench split as the encoder's normalised input: bands matched by name, z-scored,
-padded to a multiple of the encoder's patch size when the native size is not one."""
+"""A GEO-Bench (v1 or 2) split as the encoder's normalised input: bands matched by name,
+z-scored, padded to a multiple of the encoder's patch size when the native size is not
+one."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from torch.nn import functional as F
 
 from mpmae.data.geobench.bands import BandMatch, input_array
 from mpmae.data.geobench.dataset import GeoBenchDataset
+from mpmae.data.geobench.errors import GeoBenchError
 from mpmae.data.geobench.normalise import InputStats, normalise
 from mpmae.data.geobench.task_specs import LabelKind
+from mpmae.evaluate.command.geobench2_source import GeoBench2Source
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,18 @@ class SplitInputs:
     names: tuple[str, ...]
 
 
-def load_split(dataset: GeoBenchDataset, names: tuple[str, ...], match: BandMatch,
-               stats: InputStats, patch: int) -> SplitInputs:
+def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...],
+               match: BandMatch, stats: InputStats, patch: int) -> SplitInputs:
     """Read, match, normalise and pad every named sample of the dataset."""
     images, labels = [], []
     for name in names:
         sample = dataset.read_sample(name)
         images.append(normalise(input_array(sample.bands, match, name), stats))
         labels.append(np.asarray(sample.label))
+        if images[-1].shape != images[0].shape:  # GEO-Bench-2 stores each sample's size
+            raise GeoBenchError(f"{dataset.folder}: sample {name} is {images[-1].shape[1:]}, "
+                                f"sample {names[0]} {images[0].shape[1:]}; mpmae evaluate "
+                                "reads every sample of a dataset at one size (no resizing)")
     x = pad_to_patches(torch.from_numpy(np.stack(images)), patch)
     y = torch.from_numpy(np.stack(labels))
     y = y.float() if dataset.label_kind is LabelKind.MULTI_LABEL else y.long()

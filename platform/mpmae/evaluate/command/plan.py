@@ -1,6 +1,11 @@
 """What ``mpmae evaluate`` checks and decides before any cluster work: every dataset read
 once, and per encoder and dataset a plan (bands matched by name, MMEarth's fill announced,
-input statistics chosen, the samples each partition trains on and the test split)."""
+input statistics chosen, the samples each partition trains on and the test split).
+
+A dataset is a GEO-Bench v1 folder (``task_specs.pkl``) or a GEO-Bench-2 one (tortilla
+files, ``geobench2_source.py``); a GEO-Bench-2 dataset trains on its whole train split
+(partition ``default``) and is scored by its leaderboard's metric (macro F1 for
+multi-label)."""
 
 from __future__ import annotations
 
@@ -18,13 +23,21 @@ from mpmae.data.geobench.normalise import InputStats
 from mpmae.data.geobench.partitions import DEFAULT_PARTITION
 from mpmae.data.geobench.task_specs import TASK_SPECS_FILE, LabelKind
 from mpmae.evaluate.command.encoders import Encoder
+from mpmae.evaluate.command.geobench2_source import (
+    TORTILLA_GLOB,
+    GeoBench2Source,
+    holds_tortillas,
+    input_size_note,
+)
 from mpmae.evaluate.command.inputs import size_note
 from mpmae.evaluate.config import EvaluateConfig
+from mpmae.evaluate.protocols.frozen import GEOBENCH2_METRICS, METRICS
 
 TEST_SPLIT = "test"
 VALID_SPLIT = "valid"
 # The protocols that score pooled embeddings only, as a message names them.
 POOLED_ONLY = {"knn": "kNN", "logistic": "the logistic probe"}
+Dataset = GeoBenchDataset | GeoBench2Source
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,7 @@ class DatasetPlan:
     """One dataset, checked: its band match and statistics, the samples each partition
     trains on and the test split every one is scored on."""
 
-    dataset: GeoBenchDataset
+    dataset: Dataset
     match: BandMatch
     stats: InputStats
     trains: dict[str, tuple[str, ...]]
@@ -42,11 +55,33 @@ class DatasetPlan:
     # protocol logistic only: the valid split each partition chooses its L2 on
     valids: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def metric(self) -> str:
+        return dataset_metric(self.dataset)
 
-def open_datasets(paths: list[str]) -> list[tuple[GeoBenchDataset, bool]]:
+
+def dataset_metric(dataset: Dataset) -> str:
+    """What the dataset is scored by (GEO-Bench-2: its leaderboard's metric)."""
+    table = GEOBENCH2_METRICS if isinstance(dataset, GeoBench2Source) else METRICS
+    return table[dataset.label_kind.value]
+
+
+def unsupported_dataset(dataset: Dataset) -> str | None:
+    """Why no protocol scores ``dataset`` (a GEO-Bench-2 task or layout not read), or None."""
+    return dataset.unsupported() if isinstance(dataset, GeoBench2Source) else None
+
+
+def open_dataset(folder: str | Path) -> Dataset:
+    """The GEO-Bench v1 or GEO-Bench-2 dataset in ``folder``, told apart by its files."""
+    if holds_tortillas(Path(folder)) and not (Path(folder) / TASK_SPECS_FILE).is_file():
+        return GeoBench2Source.open(folder)
+    return GeoBenchDataset.open(folder)
+
+
+def open_datasets(paths: list[str]) -> list[tuple[Dataset, bool]]:
     """Every dataset the arguments name, read and checked once: (dataset, whether it was
     named itself)."""
-    return [(GeoBenchDataset.open(folder), named) for folder, named in dataset_folders(paths)]
+    return [(open_dataset(folder), named) for folder, named in dataset_folders(paths)]
 
 
 def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
@@ -54,18 +89,20 @@ def dataset_folders(paths: list[str]) -> list[tuple[Path, bool]]:
     (folder, whether it was named itself)."""
     folders = []
     for path in map(Path, paths):
-        if (path / TASK_SPECS_FILE).is_file():
+        if (path / TASK_SPECS_FILE).is_file() or holds_tortillas(path):
             folders.append((path, True))
             continue
-        found = sorted(p.parent for p in path.glob(f"*/{TASK_SPECS_FILE}"))
+        found = sorted({p.parent for pattern in (TASK_SPECS_FILE, TORTILLA_GLOB)
+                        for p in path.glob(f"*/{pattern}")})
         if not found:
-            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS_FILE} in it or "
-                                "its subfolders): give a dataset or benchmark folder")
+            raise GeoBenchError(f"{path} holds no GEO-Bench dataset (no {TASK_SPECS_FILE} and "
+                                f"no GEO-Bench-2 {TORTILLA_GLOB} files in it or its "
+                                "subfolders): give a dataset or benchmark folder")
         folders += [(f, False) for f in found]
     return folders
 
 
-def plan_all(encoders: list[Encoder], opened: list[tuple[GeoBenchDataset, bool]],
+def plan_all(encoders: list[Encoder], opened: list[tuple[Dataset, bool]],
              cfg: EvaluateConfig, progress: Callable[[str], None]
              ) -> dict[str, list[DatasetPlan]]:
     """Each encoder's plans. A planning note that is the same for every encoder (a dataset
@@ -80,7 +117,7 @@ def plan_all(encoders: list[Encoder], opened: list[tuple[GeoBenchDataset, bool]]
     return {e.name: plan_datasets(e, opened, cfg, once) for e in encoders}
 
 
-def plan_datasets(encoder: Encoder, datasets: list[tuple[GeoBenchDataset, bool]],
+def plan_datasets(encoder: Encoder, datasets: list[tuple[Dataset, bool]],
                   cfg: EvaluateConfig, progress: Callable[[str], None]) -> list[DatasetPlan]:
     return [_plan(encoder, dataset, cfg, progress)
             for dataset in _scorable(datasets, cfg, progress)]
@@ -98,8 +135,8 @@ def check_datasets(paths: list[str], cfg: EvaluateConfig,
             _valids(dataset, cfg)
 
 
-def _scorable(datasets: list[tuple[GeoBenchDataset, bool]], cfg: EvaluateConfig,
-              progress: Callable[[str], None]) -> list[GeoBenchDataset]:
+def _scorable(datasets: list[tuple[Dataset, bool]], cfg: EvaluateConfig,
+              progress: Callable[[str], None]) -> list[Dataset]:
     """The datasets the protocol can score; one it cannot is an error when named itself,
     and skipped (said so) when found in a benchmark folder."""
     found = [dataset for dataset, named in datasets
@@ -110,8 +147,14 @@ def _scorable(datasets: list[tuple[GeoBenchDataset, bool]], cfg: EvaluateConfig,
     return found
 
 
-def _protocol_scores(dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
+def _protocol_scores(dataset: Dataset, named: bool, cfg: EvaluateConfig,
                      progress: Callable[[str], None]) -> bool:
+    if isinstance(dataset, GeoBench2Source) and (why := _geobench2_unsupported(dataset, cfg)):
+        if named:
+            raise ConfigError(f"{why} (in {dataset.folder}): give the datasets it can score",
+                              key="protocol")
+        progress(f"skipping {why}")
+        return False
     if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol in POOLED_ONLY:
         message = (f"{dataset.name} is a segmentation dataset, which "
                    f"{POOLED_ONLY[cfg.protocol]} does not score")
@@ -123,7 +166,18 @@ def _protocol_scores(dataset: GeoBenchDataset, named: bool, cfg: EvaluateConfig,
     return True
 
 
-def _plan(encoder: Encoder, dataset: GeoBenchDataset, cfg: EvaluateConfig,
+def _geobench2_unsupported(dataset: GeoBench2Source, cfg: EvaluateConfig) -> str | None:
+    if why := dataset.unsupported():
+        return why
+    if cfg.protocol == "finetune":
+        return f"{dataset.name} is a GEO-Bench-2 dataset, which protocol finetune does not read"
+    if DEFAULT_PARTITION not in cfg.partitions:
+        return (f"{dataset.name} is a GEO-Bench-2 dataset, which has only its whole train "
+                f"split (partition {DEFAULT_PARTITION}), not {', '.join(cfg.partitions)}")
+    return None
+
+
+def _plan(encoder: Encoder, dataset: Dataset, cfg: EvaluateConfig,
           progress: Callable[[str], None]) -> DatasetPlan:
     """The checked plan of a dataset the protocol scores."""
     match = dataset.match_bands(encoder.input_bands)
@@ -131,6 +185,8 @@ def _plan(encoder: Encoder, dataset: GeoBenchDataset, cfg: EvaluateConfig,
         fills = ", ".join(f"{b} ← {s}" for b, s in match.filled.items())
         progress(f"{dataset.name}: bands missing from the dataset filled as MMEarth does: "
                  f"{fills}")
+    if isinstance(dataset, GeoBench2Source):
+        return _geobench2_plan(encoder, dataset, match, cfg, progress)
     stats, stats_note = _input_stats(dataset, match, encoder, cfg, progress)
     return DatasetPlan(dataset, match, stats,
                        {p: dataset.samples(p, "train") for p in cfg.partitions},
@@ -139,9 +195,26 @@ def _plan(encoder: Encoder, dataset: GeoBenchDataset, cfg: EvaluateConfig,
                        _valids(dataset, cfg) if cfg.protocol == "logistic" else {})
 
 
-def _valids(dataset: GeoBenchDataset, cfg: EvaluateConfig) -> dict[str, tuple[str, ...]]:
+def _geobench2_plan(encoder: Encoder, dataset: GeoBench2Source, match: BandMatch,
+                    cfg: EvaluateConfig, progress: Callable[[str], None]) -> DatasetPlan:
+    """Partition ``default`` only: GEO-Bench-2's whole train split (a note when other
+    partitions were asked for, which its datasets do not have)."""
+    if cfg.partitions != [DEFAULT_PARTITION]:
+        progress(f"{dataset.name}: a GEO-Bench-2 dataset, scored on partition "
+                 f"{DEFAULT_PARTITION} only (its whole train split)")
+    stats, stats_note = (dataset.train_stats(match) if cfg.normalise == "dataset"
+                         else _encoder_stats(encoder))
+    size = input_size_note(dataset, dataset.native_size(match), encoder.module.patch_size)
+    valids = _valids(dataset, cfg) if cfg.protocol == "logistic" else {}
+    return DatasetPlan(dataset, match, stats, {DEFAULT_PARTITION: dataset.samples()},
+                       dataset.samples(DEFAULT_PARTITION, TEST_SPLIT), size, stats_note,
+                       valids)
+
+
+def _valids(dataset: Dataset, cfg: EvaluateConfig) -> dict[str, tuple[str, ...]]:
     """Each partition's valid split, which protocol logistic chooses its L2 on."""
-    valids = {p: dataset.samples(p, VALID_SPLIT) for p in cfg.partitions}
+    partitions = [DEFAULT_PARTITION] if isinstance(dataset, GeoBench2Source) else cfg.partitions
+    valids = {p: dataset.samples(p, VALID_SPLIT) for p in partitions}
     if empty := [p for p, names in valids.items() if not names]:
         raise ConfigError(f"{dataset.name}: partition {', '.join(empty)} has no {VALID_SPLIT} "
                           "samples, on which protocol logistic chooses its L2 strength: use "
@@ -160,6 +233,10 @@ def _input_stats(dataset: GeoBenchDataset, match: BandMatch, encoder: Encoder,
         note = f"dataset band_stats.json x {dataset.stats_scale:g}"
         progress(f"{dataset.name}: normalised with {note}, as MMEarth's reference does")
         return dataset.input_stats(match), note
+    return _encoder_stats(encoder)
+
+
+def _encoder_stats(encoder: Encoder) -> tuple[InputStats, str]:
     level = (encoder.normalisation or {}).get("l1c")
     if not level:
         raise ConfigError(f"{encoder.name} carries no pretraining statistics: use "

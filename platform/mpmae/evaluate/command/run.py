@@ -16,6 +16,7 @@ from mpmae.cluster.connect import connect
 from mpmae.cluster.task_result import task_result
 from mpmae.data.geobench.task_specs import LabelKind
 from mpmae.evaluate.command.encoders import Encoder, open_encoder
+from mpmae.evaluate.command.geobench2_source import GeoBench2Source
 from mpmae.evaluate.command.plan import DatasetPlan, open_datasets, plan_datasets
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.finetune.launch import finetune_cells
@@ -26,6 +27,7 @@ from mpmae.evaluate.protocols.ray_tasks import (
     scoring_options,
 )
 from mpmae.evaluate.protocols.recipes import recipe_name
+from mpmae.evaluate.reports.geobench2_report import geobench2_report, publish
 from mpmae.evaluate.reports.result_row import ResultRow
 from mpmae.evaluate.reports.results import table, to_json
 from mpmae.evaluate.reports.tracking import (
@@ -57,6 +59,7 @@ def evaluate(encoder_spec: str, datasets: list[str], cfg: EvaluateConfig,
             save_results(rows, cfg)
             progress(table(rows))
             log_results(rows)
+            report_geobench2(rows, plans, cfg, progress)
             link_pretraining_run(encoder, run_id, rows)
     finally:
         if started_ray:
@@ -68,6 +71,15 @@ def save_results(rows: list[ResultRow], cfg: EvaluateConfig) -> None:
     """Write the rows to ``cfg.results`` (if set) in the configured store, atomically."""
     if cfg.results:
         resolve(cfg.results, cfg.storage.options()).write_bytes_atomic(to_json(rows).encode())
+
+
+def report_geobench2(rows: list[ResultRow], plans: list[DatasetPlan], cfg: EvaluateConfig,
+                     progress: Progress) -> None:
+    """GEO-Bench-2's capability table and submission file for its datasets' rows, if any
+    (printed, beside ``cfg.results``, on the active MLflow run)."""
+    names = {p.dataset.name for p in plans if isinstance(p.dataset, GeoBench2Source)}
+    if names:
+        publish(geobench2_report(rows, names, cfg), cfg, progress)
 
 
 def configured_encoder(spec: str, cfg: EvaluateConfig) -> Encoder:
@@ -88,7 +100,7 @@ def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, 
         rows = _finetuned_rows(encoder, plan, cfg, progress)
     else:
         rows = _frozen_rows(encoder, plan, cfg, progress)
-    for partition in cfg.partitions:
+    for partition in plan.trains:  # a GEO-Bench-2 dataset: default only
         log_cell(run_id, [r for r in rows if r.partition == partition])
     return rows
 
@@ -109,8 +121,9 @@ def _frozen_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
     seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)
     scorer = ray.remote(score_cell).options(**scoring_options())
     jobs = {(p, s): scorer.remote(embedded, plan.trains[p], test, dataset.label_kind.value,
-                                  dataset.n_classes, s, cfg, plan.valids.get(p, ()))
-            for p in cfg.partitions for s in seeds}
+                                  dataset.n_classes, s, cfg, plan.valids.get(p, ()),
+                                  plan.metric)
+            for p in plan.trains for s in seeds}
     rows = []
     for (partition, seed), ref in jobs.items():
         result = task_result(ref)

@@ -17,13 +17,7 @@ from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.knn import knn_logits
 from mpmae.evaluate.protocols.linear_head import train_linear_head
 from mpmae.evaluate.protocols.logistic import fit_logistic
-from mpmae.evaluate.protocols.metrics import (
-    Score,
-    accuracy_counts,
-    f1_micro_counts,
-    iou_counts,
-    score,
-)
+from mpmae.evaluate.protocols.metrics import LABEL_COUNTS, Score, iou_counts, score
 from mpmae.evaluate.protocols.recipes import KNN_VOTE
 from mpmae.evaluate.protocols.segmentation_head import train_segmentation_head
 
@@ -31,6 +25,9 @@ Features = tuple[list[Tensor], Tensor]  # (features, labels) of one split
 SEGMENTATION_CHUNK = 64  # test samples per forward of the segmentation head
 # GEO-Bench's label kind → the metric every protocol scores it by.
 METRICS = {"classification": "accuracy", "multi_label": "f1_micro", "segmentation": "miou"}
+# GEO-Bench-2's: its leaderboard scores multi-label sets by macro F1 over labels
+# (``Multilabel_F1_Score``), which micro F1 is not.
+GEOBENCH2_METRICS = {**METRICS, "multi_label": "f1_macro"}
 
 
 @dataclass(frozen=True)
@@ -44,24 +41,26 @@ class Scored:
 
 def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Features,
                    n_classes: int, seed: int, input_size: tuple[int, int],
-                   valid: Features | None = None) -> Scored:
+                   valid: Features | None = None, metric: str = "") -> Scored:
     """``kind``: classification, multi_label or segmentation (GEO-Bench's label kinds);
     ``input_size``: what the encoder saw (padded), which segmentation logits are cropped
     from back to the labels' size; ``valid``: the split protocol logistic chooses its L2
-    on (the others do not read it)."""
+    on (the others do not read it); ``metric``: a scene label's metric (empty:
+    ``METRICS[kind]``; GEO-Bench-2's multi-label sets: ``f1_macro``)."""
     if kind == "segmentation":
         return _segmentation(cfg, train, test, n_classes, seed, input_size)
     ([train_x], train_y), ([test_x], test_y) = train, test
+    metric = metric or METRICS[kind]
     if cfg.protocol == "knn":
         logits, details = _knn(cfg, kind, train_x, train_y, test_x, n_classes)
     elif cfg.protocol == "logistic":
         if valid is None:
             raise ValueError("protocol logistic needs the valid split's features")
-        logits, details = _logistic(cfg, kind, (train_x, train_y), valid, test_x, n_classes)
+        logits, details = _logistic(cfg, kind, (train_x, train_y), valid, test_x, n_classes,
+                                    metric)
     else:
         logits, details = _linear(cfg, kind, train_x, train_y, test_x, n_classes, seed)
-    counts = f1_micro_counts if kind == "multi_label" else accuracy_counts
-    return Scored(score(METRICS[kind], counts(logits, test_y), seed=seed), details)
+    return Scored(score(metric, LABEL_COUNTS[metric](logits, test_y), seed=seed), details)
 
 
 def _knn(cfg: EvaluateConfig, kind: str, train_x: Tensor, train_y: Tensor, test_x: Tensor,
@@ -73,14 +72,14 @@ def _knn(cfg: EvaluateConfig, kind: str, train_x: Tensor, train_y: Tensor, test_
 
 
 def _logistic(cfg: EvaluateConfig, kind: str, train: tuple[Tensor, Tensor], valid: Features,
-              test_x: Tensor, n_classes: int) -> tuple[Tensor, dict[str, Any]]:
+              test_x: Tensor, n_classes: int, metric: str) -> tuple[Tensor, dict[str, Any]]:
     ([valid_x], valid_y) = valid
     start = time.perf_counter()
     fit = fit_logistic(*train, valid_x, valid_y, n_classes, cfg.logistic,
-                       multilabel=kind == "multi_label")
+                       multilabel=kind == "multi_label", metric=metric)
     return fit.logits(test_x), {
         "l2": fit.l2, "iterations": fit.iterations, "converged": fit.converged,
-        f"valid_{METRICS[kind]}": fit.valid_score, "n_valid": len(valid_y), "fit_on": "train",
+        f"valid_{metric}": fit.valid_score, "n_valid": len(valid_y), "fit_on": "train",
         "features": "standardised with the train split's mean and std",
         "fit_s": round(time.perf_counter() - start, 3)}  # the whole grid, on one thread
 

@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mpmae.evaluate.config import LogisticConfig
-from mpmae.evaluate.protocols.metrics import REDUCERS, accuracy_counts, f1_micro_counts
+from mpmae.evaluate.protocols.metrics import LABEL_COUNTS, REDUCERS
 
 DTYPE = torch.float64
 MIN_STD = 1e-6  # a constant feature is centred to 0, not divided by 0
@@ -66,21 +66,23 @@ def l2_grid(cfg: LogisticConfig) -> list[float]:
 
 
 def fit_logistic(train_x: Tensor, train_y: Tensor, valid_x: Tensor, valid_y: Tensor,
-                 n_classes: int, cfg: LogisticConfig, multilabel: bool = False) -> LogisticFit:
-    """The fit on train whose L2 scores best on valid (accuracy, or micro-F1 for
-    multi-label); between equal scores, the one with the lower valid loss (a small valid
-    split ties often, and its loss still tells a confident right answer from a hesitant
-    one)."""
+                 n_classes: int, cfg: LogisticConfig, multilabel: bool = False,
+                 metric: str = "") -> LogisticFit:
+    """The fit on train whose L2 scores best on valid by ``metric`` (empty: accuracy, or
+    micro-F1 for multi-label); between equal scores, the one with the lower valid loss (a
+    small valid split ties often, and its loss still tells a confident right answer from a
+    hesitant one)."""
     mean, std = train_x.to(DTYPE).mean(0), train_x.to(DTYPE).std(0).clamp_min(MIN_STD)
     z_train, z_valid = _standardise(train_x, mean, std), _standardise(valid_x, mean, std)
     problem = _Problem.of(z_train, train_y, multilabel)
     weight = torch.zeros(n_classes, train_x.shape[1], dtype=DTYPE)
     bias = torch.zeros(n_classes, dtype=DTYPE)
+    metric = metric or ("f1_micro" if multilabel else "accuracy")
     best, best_key = None, (-math.inf, -math.inf)
     for l2 in l2_grid(cfg):
         weight, bias, iterations, gradient = problem.minimise(weight, bias, l2, cfg)
         logits = z_valid @ weight.T + bias
-        valid_score = _metric(logits, valid_y, multilabel)
+        valid_score = _metric(logits, valid_y, metric)
         key = (valid_score, -float(_loss(logits, valid_y, multilabel)))
         if key > best_key:
             best = LogisticFit(weight, bias, mean, std, l2, iterations,
@@ -155,7 +157,8 @@ def _loss(logits: Tensor, y: Tensor, multilabel: bool) -> Tensor:
     return F.cross_entropy(logits, y)
 
 
-def _metric(logits: Tensor, y: Tensor, multilabel: bool) -> float:
-    if multilabel:
-        return float(REDUCERS["f1_micro"](f1_micro_counts(logits, y).sum(0)))
-    return float(accuracy_counts(logits, y).mean())
+def _metric(logits: Tensor, y: Tensor, metric: str) -> float:
+    counts = LABEL_COUNTS[metric](logits, y)
+    if metric == "accuracy":  # its reducer takes the mean count, the others the sums
+        return float(counts.mean())
+    return float(REDUCERS[metric](counts.sum(0)))

@@ -39,6 +39,13 @@ def f1_micro_counts(logits: Tensor, target: Tensor) -> Tensor:
                         (~predicted & actual).sum(1)], 1).float()
 
 
+def f1_macro_counts(logits: Tensor, target: Tensor) -> Tensor:
+    """(N, 3K): per label, its true positives, then its false positives, then its false
+    negatives in this sample (a label is predicted where its logit is above 0)."""
+    predicted, actual = logits > 0, target > 0.5
+    return torch.cat([predicted & actual, predicted & ~actual, ~predicted & actual], 1).float()
+
+
 def iou_counts(logits: Tensor, target: Tensor, num_classes: int) -> Tensor:
     """(N, 2K): per class, the pixels in both prediction and target, then in either."""
     predicted = logits.argmax(1).flatten(1)
@@ -57,6 +64,17 @@ def _f1_micro(total: Tensor) -> Tensor:
     return 2 * tp / (2 * tp + fp + fn).clamp_min(1)
 
 
+def _f1_macro(total: Tensor) -> Tensor:
+    """Macro F1 over all K labels, as torchmetrics' ``MultilabelF1Score(average="macro")``
+    (GEO-Bench-2's ``Multilabel_F1_Score``): a label neither predicted nor present scores
+    0 and still counts in the mean."""
+    k = total.shape[-1] // 3
+    tp, fp, fn = total[..., :k], total[..., k:2 * k], total[..., 2 * k:]
+    denominator = 2 * tp + fp + fn
+    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp_min(1), torch.zeros_like(tp))
+    return f1.mean(-1)
+
+
 def _miou(total: Tensor) -> Tensor:
     """Macro Jaccard over the classes that occur (in prediction or target)."""
     k = total.shape[-1] // 2
@@ -68,7 +86,11 @@ def _miou(total: Tensor) -> Tensor:
 
 # metric name → the reducer of summed counts (accuracy reduces means, not sums).
 REDUCERS: dict[str, Callable[[Tensor], Tensor]] = {
-    "accuracy": _accuracy, "f1_micro": _f1_micro, "miou": _miou,
+    "accuracy": _accuracy, "f1_micro": _f1_micro, "f1_macro": _f1_macro, "miou": _miou,
+}
+# metric name → the per-sample counts of a scene label's logits (segmentation: iou_counts).
+LABEL_COUNTS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "accuracy": accuracy_counts, "f1_micro": f1_micro_counts, "f1_macro": f1_macro_counts,
 }
 
 

@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 
 from mpmae.data.geobench.bands import BandMatch
-from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.normalise import InputStats
 from mpmae.evaluate.command.inputs import load_split
+from mpmae.evaluate.command.plan import open_dataset
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.frozen import Scored, protocol_score
 from mpmae.evaluate.protocols.segmentation_head import stage_maps
@@ -44,7 +44,7 @@ def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = encoder.to(device).eval()
-    dataset = GeoBenchDataset.open(folder)
+    dataset = open_dataset(folder)
     parts, ys, size = [], [], (0, 0)
     for start in range(0, len(names), batch):  # a batch at a time: memory stays bounded
         inputs = load_split(dataset, names[start : start + batch], match, stats,
@@ -59,13 +59,13 @@ def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...
 
 def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...], kind: str,
                n_classes: int, seed: int, cfg: EvaluateConfig,
-               valid: tuple[str, ...] = ()) -> Scored:
+               valid: tuple[str, ...] = (), metric: str = "") -> Scored:
     """One (partition, seed) of one protocol (``valid``: the samples protocol logistic
-    chooses its L2 on)."""
+    chooses its L2 on; ``metric``: the scene labels' metric, empty: GEO-Bench v1's)."""
     torch.set_num_threads(1)  # many cells share a node's cores
     return protocol_score(cfg, kind, embedded.rows(train), embedded.rows(test), n_classes,
                           seed, embedded.input_size,
-                          embedded.rows(valid) if valid else None)
+                          embedded.rows(valid) if valid else None, metric)
 
 
 # Outside any placement group of the caller: in a Tune trial (a sweep's objective) that

@@ -32,6 +32,7 @@ given.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -297,25 +298,60 @@ def write_submission(path: Path, scores: Sequence[SeedScore],
     """Write ``results_and_parameters.csv`` for ``scores``, one row per seed, with the
     parameters of each (encoder, dataset) from ``params``; the checks are the leaderboard's
     validator's (exactly 5 seeds each, one of frozen/full_ft, a whole capability group)."""
-    strata = _strata(scores, LEADERBOARD_BOUNDS, REQUIRED_SEEDS)
-    modes = set()
-    for key in strata:
-        if key not in params:
-            raise LeaderboardError(f"{key[0]} on {key[1]}: no RunParams for its rows")
-        modes.add(params[key].frozen_or_full_ft)
-    if not modes <= {"frozen", "full_ft"} or len(modes) != 1:
-        raise LeaderboardError(f"frozen_or_full_ft is {sorted(modes)}: one submission holds "
-                               "only 'frozen' or only 'full_ft' rows")
-    present = {d for _, d in strata}
-    if not any(set(members) <= present for members in _group_members().values()):
-        raise LeaderboardError(f"datasets {sorted(present)} complete no capability group; "
-                               "the leaderboard takes a submission with at least one")
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(SUBMISSION_COLUMNS)
-        for s in sorted(scores, key=lambda s: (s.encoder, s.dataset, s.seed)):
-            out.writerow(_cells(s, params[(s.encoder, s.dataset)]))
+    if problems := submission_problems(scores, params):
+        raise LeaderboardError(problems[0])
+    path.write_text(submission_csv(scores, params), newline="")
     return path
+
+
+def submission_problems(scores: Sequence[SeedScore],
+                        params: Mapping[tuple[str, str], RunParams]) -> list[str]:
+    """What the leaderboard's validator would refuse in a file of ``scores``: a seed count
+    other than ``REQUIRED_SEEDS``, frozen and full fine-tuning rows together, datasets
+    that complete no capability group (empty: it would take the file)."""
+    counts = _seed_counts(scores)
+    problems = [f"{e} on {d}: {n} seeds, the leaderboard needs exactly {REQUIRED_SEEDS}"
+                for (e, d), n in sorted(counts.items()) if n != REQUIRED_SEEDS]
+    modes = {_params(params, key).frozen_or_full_ft for key in sorted(counts)}
+    if not modes <= {"frozen", "full_ft"} or len(modes) != 1:
+        problems.append(f"frozen_or_full_ft is {sorted(modes)}: one submission holds only "
+                        "'frozen' or only 'full_ft' rows")
+    present = {d for _, d in counts}
+    if not any(set(members) <= present for members in _group_members().values()):
+        problems.append(f"datasets {sorted(present)} complete no capability group; the "
+                        "leaderboard takes a submission with at least one")
+    return problems
+
+
+def submission_csv(scores: Sequence[SeedScore],
+                   params: Mapping[tuple[str, str], RunParams]) -> str:
+    """The rows of ``results_and_parameters.csv`` (see ``write_submission``), whatever
+    ``submission_problems`` says: each (encoder, dataset) must still have one metric, the
+    leaderboard's, finite scores, distinct seeds and the same seed count as the others."""
+    counts = set(_seed_counts(scores).values())
+    if len(counts) > 1:
+        raise LeaderboardError(f"seed counts {sorted(counts)} differ between datasets; "
+                               "score every dataset with the same seeds")
+    _strata(scores, LEADERBOARD_BOUNDS, counts.pop() if counts else REQUIRED_SEEDS)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(SUBMISSION_COLUMNS)
+    for s in sorted(scores, key=lambda s: (s.encoder, s.dataset, s.seed)):
+        writer.writerow(_cells(s, _params(params, (s.encoder, s.dataset))))
+    return out.getvalue()
+
+
+def _seed_counts(scores: Sequence[SeedScore]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for s in scores:
+        counts[(s.encoder, s.dataset)] += 1
+    return dict(counts)
+
+
+def _params(params: Mapping[tuple[str, str], RunParams], key: tuple[str, str]) -> RunParams:
+    if key not in params:
+        raise LeaderboardError(f"{key[0]} on {key[1]}: no RunParams for its rows")
+    return params[key]
 
 
 def _group_members() -> dict[str, list[str]]:

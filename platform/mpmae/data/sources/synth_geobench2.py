@@ -1,0 +1,82 @@
+"""The synthetic world's tiles as three tiny GEO-Bench-2 datasets, written as the benchmark
+ships them (tortilla files of GeoTIFF samples, ``tortilla:data_split``), under its real
+names, files, items and bands (``catalog.py``), so that ``mpmae evaluate`` runs on
+GEO-Bench-2 with no download:
+
+- ``so2sat`` (classification): items s1 (VV, VH) and s2 (10 bands, no B01/B09: MMEarth's
+  fills apply); the label, in its ``labels`` column, is the tile's landscape class (its
+  index into So2Sat's classes: 9 of the 17 are used);
+- ``benv2`` (multi-label): items s1 and s2 (12 bands); its ``labels`` are the BigEarthNet
+  class names whose index is a land-cover class (Dynamic-World-like) covering at least
+  ``MIN_COVER`` of the tile;
+- ``cloudsen12`` (segmentation): item 0 the 12-band image, item 1 the mask: the tile's
+  land-cover class (0 = no data … 9) modulo CloudSEN12's four classes.
+
+The labels are synthetic stand-ins under real class lists; the numbers mean nothing for
+the real datasets. Same tiles, splits and seed as ``mpmae data synth``'s world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mpmae.data.geobench2.catalog import dataset_info
+from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
+from mpmae.data.sources.synth_world import world_chunks
+from mpmae.modalities import S2_BANDS
+
+DATASETS = ("so2sat", "benv2", "cloudsen12")
+SPLITS = {"train": "train", "val": "validation", "test": "test"}
+MIN_COVER = 0.1  # share of a tile a land-cover class needs to be one of benv2's labels
+
+
+def write_geobench2_sets(dest: str | Path, tiles: int = 120, size: int = 32, seed: int = 0,
+                         progress: Callable[[str], None] = print) -> Path:
+    """Write the three datasets, one folder each, under ``dest``; returns ``dest``."""
+    root = Path(dest)
+    entries: dict[str, list[Entry]] = {name: [] for name in DATASETS}
+    for first, chunk in world_chunks(tiles, size, seed):
+        for i, split in enumerate(chunk.splits):
+            where = {"tortilla:data_split": SPLITS[str(split)]}
+            s2 = chunk.arrays["sentinel2"][i]
+            s1 = np.nan_to_num(chunk.arrays["sentinel1"][i, :2]).astype(np.float32)
+            dw = chunk.arrays["dynamic_world"][i, 0]
+            name = f"synth{seed}-{first + i:07d}"
+            entries["so2sat"].append(_sample(name, where, [("s1", s1), ("s2", _s2(s2, "so2sat"))],
+                                             int(chunk.landscape[i])))
+            entries["benv2"].append(_sample(name, where, [("s1", s1), ("s2", _s2(s2, "benv2"))],
+                                            _benv2_labels(dw)))
+            mask = (dw % len(dataset_info("cloudsen12").classes)).astype(np.uint8)[None]
+            entries["cloudsen12"].append(_sample(
+                name, where, [("s2", _s2(s2, "cloudsen12")), ("mask", mask)], None))
+    for name, found in entries.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        [file] = dataset_info(name).files
+        write_tortilla(folder / file, found)
+    progress(f"wrote GEO-Bench-2 datasets {', '.join(DATASETS)} ({tiles} samples each, "
+             f"{size}x{size}) in {root}")
+    return root
+
+
+def _s2(image: np.ndarray, dataset: str) -> np.ndarray:
+    """The dataset's Sentinel-2 bands, in its file order, from our 13 (``S2_BANDS``)."""
+    [modality] = [m for m in dataset_info(dataset).modalities if m.key == "s2"]
+    return np.stack([image[S2_BANDS.index("B" + b[1:].lstrip("0"))] for b in modality.bands])
+
+
+def _benv2_labels(dw: np.ndarray) -> list[str]:
+    classes = dataset_info("benv2").classes
+    cover = np.bincount(dw.ravel(), minlength=10)[1:] / dw.size  # class 0: no data
+    found = [classes[k] for k in np.flatnonzero(cover >= MIN_COVER)]
+    return found or [classes[int(np.argmax(cover))]]
+
+
+def _sample(name: str, where: dict[str, str], images: list[tuple[str, np.ndarray]],
+            label: int | list[str] | None) -> Entry:
+    items = [Entry(key, geotiff_bytes(array), metadata=where) for key, array in images]
+    labels = {} if label is None else {"labels": label}
+    return Entry(name, items, metadata={**where, **labels})
