@@ -29,7 +29,13 @@ from mpmae.data.geobench.bands import BandMatch
 from mpmae.data.geobench.normalise import BandStats, InputStats, input_stats
 from mpmae.data.geobench.partitions import DEFAULT_PARTITION
 from mpmae.data.geobench.task_specs import LabelKind
-from mpmae.data.geobench2.catalog import DATASETS, SENTINEL2, SUPPORTED_TASKS, DatasetInfo
+from mpmae.data.geobench2.catalog import (
+    DATASETS,
+    SENTINEL2,
+    SUPPORTED_TASKS,
+    DatasetInfo,
+    s2_readable,
+)
 from mpmae.data.geobench2.dataset import GeoBench2Dataset, Sample
 from mpmae.data.geobench2.errors import GeoBench2Error
 from mpmae.data.geobench2.schemes import InputSchemes, input_schemes, read_scheme
@@ -110,7 +116,7 @@ class GeoBench2Source:
             return (f"{info.name} is a GEO-Bench-2 {info.task.value.replace('_', ' ')} "
                     "dataset, which mpmae evaluate does not score")
         s2 = [m for m in info.modalities if m.sensor == SENTINEL2]
-        if info.temporal or any(m.item is None for m in s2):
+        if s2 and not s2_readable(info):
             return (f"{info.name} holds dated series, which mpmae evaluate does not read "
                     "yet")
         if not s2:
