@@ -25,8 +25,7 @@ Normaliser = InputStats | InputSchemes
 
 @dataclass(frozen=True)
 class SplitInputs:
-    """Inputs (N, C, H, W) float32 ((N, T, C, H, W) for a dated series) and labels: (N,)
-    int64, (N, K) multi-hot or (N, H, W)."""
+    """Inputs (N, C, H, W) float32 and labels: (N,) int64, (N, K) multi-hot or (N, H, W)."""
 
     x: Tensor
     y: Tensor
@@ -39,8 +38,7 @@ def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...
     images, labels = [], []
     for name in names:
         sample = dataset.read_sample(name)
-        images.append(normalise_input(_dates_first(input_array(sample.bands, match, name)),
-                                      stats))
+        images.append(normalise_input(input_array(sample.bands, match, name), stats))
         labels.append(np.asarray(sample.label))
         if images[-1].shape != images[0].shape:  # GEO-Bench-2 stores each sample's size
             raise GeoBenchError(f"{dataset.folder}: sample {name} is {images[-1].shape[1:]}, "
@@ -52,14 +50,8 @@ def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...
     return SplitInputs(x, y, names)
 
 
-def _dates_first(inputs: np.ndarray) -> np.ndarray:
-    """(C, H, W) as is; a dated series, bands of (T, H, W), from (C, T, H, W) to
-    (T, C, H, W): each date one input, normalised per band alike."""
-    return np.moveaxis(inputs, 1, 0) if inputs.ndim == 4 else inputs
-
-
 def normalise_input(inputs: np.ndarray, stats: Normaliser) -> np.ndarray:
-    """(…, C, H, W) inputs normalised per band, float32."""
+    """(C, H, W) inputs normalised per band, float32."""
     if isinstance(stats, InputSchemes):
         return stats.apply(inputs)
     return normalise(inputs, stats)

@@ -5,7 +5,6 @@ jobs train small heads (or fit the logistic probe) on a CPU each."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -51,22 +50,10 @@ def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...
                             encoder.patch_size)
         x = inputs.x.to(device)
         size = tuple(x.shape[-2:])
-        parts.append(mean_over_dates(
-            (lambda b: stage_maps(encoder, b)) if stages else (lambda b: [embed(encoder, b)]),
-            x))
+        parts.append(stage_maps(encoder, x) if stages else [embed(encoder, x)])
         ys.append(inputs.y)
     features = [torch.cat(stage) for stage in zip(*parts, strict=True)]
     return Embedded({n: i for i, n in enumerate(names)}, features, torch.cat(ys), size)
-
-
-def mean_over_dates(features: Callable[[Tensor], list[Tensor]], x: Tensor) -> list[Tensor]:
-    """``features`` of (N, C, H, W) inputs; of a dated series (N, T, C, H, W), each date's
-    with the frozen encoder, averaged over the T dates (our documented choice for dated
-    datasets: a frozen encoder that saw single dates in pretraining sees single dates)."""
-    if x.ndim == 4:
-        return features(x)
-    n, dates = x.shape[:2]
-    return [f.view(n, dates, *f.shape[1:]).mean(1) for f in features(x.flatten(0, 1))]
 
 
 def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...], kind: str,
