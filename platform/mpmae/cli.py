@@ -196,8 +196,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_data_synth)
 
     p = verbs.add_parser("synth-geobench2",
-                         help="write tiny GEO-Bench-2 datasets (so2sat, benv2, cloudsen12)",
-                         description="Write the synthetic world's tiles as three GEO-Bench-2 "
+                         help="write tiny GEO-Bench-2 datasets (so2sat, benv2, cloudsen12, "
+                              "dynamic_earthnet)",
+                         description="Write the synthetic world's tiles as four GEO-Bench-2 "
                                      "datasets in the benchmark's tortilla files, one folder "
                                      "each under DEST, for mpmae evaluate ENCODER DEST.")
     p.add_argument("dest", help="a local folder")

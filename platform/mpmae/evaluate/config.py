@@ -94,6 +94,20 @@ class SegmentationConfig:
 
 
 @dataclass(frozen=True)
+class GeoBench2EvalConfig:
+    """How GEO-Bench-2 datasets reach the encoder (GEO-Bench v1's are unaffected)."""
+
+    normalise: Literal["train_zscore", "satmae", "clip_rescale"] = field(
+        default="train_zscore", metadata=doc(
+            "train_zscore: a z-score per band by the train split's statistics; satmae / "
+            "clip_rescale: the benchmark's own scheme with its published statistics file "
+            "(dataset_stats_<scheme>/<name>/<name>_stats.json under geobench2.stats)"))
+    stats: str = field(default="", metadata=doc(
+        "Folder holding the benchmark's dataset_stats_satmae/ and dataset_stats_clip_rescale/ "
+        "(GEO-Bench-2's geobench_v2/datamodules); empty: each dataset folder's parent"))
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     protocol: Literal["knn", "linear", "logistic", "finetune"] = field(
         default="linear", metadata=doc(
@@ -110,6 +124,8 @@ class EvaluateConfig:
     normalise: Literal["dataset", "encoder"] = field(default="dataset", metadata=doc(
         "dataset: the dataset's band_stats.json (the paper's choice); encoder: the "
         "encoder's pretraining statistics (its L1C Sentinel-2 statistics)"))
+    geobench2: GeoBench2EvalConfig = field(default_factory=GeoBench2EvalConfig, metadata=doc(
+        "GEO-Bench-2 datasets: their normalisation scheme"))
     embed_batch: int = field(default=128, metadata=doc("Images per embedding batch"))
     results: str = field(default="", metadata=doc(
         "Also write the results as JSON to this file; empty: MLflow and the console only"))
@@ -138,3 +154,6 @@ class EvaluateConfig:
                 f"names a partition twice: {self.partitions}")
         require(self.seeds >= 1, "seeds", "must be 1 or more")
         require(self.embed_batch >= 1, "embed_batch", "must be 1 or more")
+        require(self.normalise == "dataset" or self.geobench2.normalise == "train_zscore",
+                "geobench2.normalise", f"{self.geobench2.normalise} is a dataset-side scheme; "
+                "it needs normalise=dataset, not encoder")

@@ -160,3 +160,18 @@ def test_knn_and_logistic_score_the_same_whatever_the_seed():
         scores = {protocol_score(cfg, "classification", train, test, 3, seed, (1, 1),
                                  valid).score.value for seed in (0, 1, 4)}
         assert len(scores) == 1, protocol
+
+
+@pytest.mark.ray
+def test_the_segmentation_head_scores_dynamic_earthnet_on_its_one_sentinel2_image(
+        ray_local, synth, tmp_path, tracking, capsys):
+    out = tmp_path / "den" / "results.json"
+    rc = main(["evaluate", "random:atto", str(synth / "dynamic_earthnet"), "--seeds", "1",
+               "--set", "segmentation.epochs=1", "--results", str(out), *QUICK])
+    assert rc == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["dataset"], row["metric"]) == ("dynamic_earthnet", "miou")
+    assert row["input_size"] == "native 16x16; the benchmark's input size 512"
+    assert "| random:atto | dynamic_earthnet | Multiclass_Jaccard_Index |" in (
+        out.parent / TABLE).read_text()
+    assert "B9 ← B8A" in capsys.readouterr().out  # its S2 has B10, not B09

@@ -19,9 +19,9 @@ Sources (read September–December 2025, facts only, no code copied):
 
 ``pastis`` (semantic segmentation) and ``pastis_r`` (instance segmentation) are one set of
 files scored twice. Items are found by position in a sample, as the benchmark's loaders read them
-(``sample_row.read(i)``; CloudSEN12's ``l2a_row.read(0)``/``read(1)``, the same depth); a
-modality without one is a dated series (several items), which this reader does not read
-yet, or one not placed here yet.
+(``sample_row.read(i)``; CloudSEN12's ``l2a_row.read(0)``/``read(1)``, the same depth), or by
+id (Dynamic EarthNet's Sentinel-2 image); a modality without either is a dated series
+(several items), which this reader does not read yet, or one not placed here yet.
 """
 
 from __future__ import annotations
@@ -57,9 +57,18 @@ class Modality:
 
     key: str  # "s2": the benchmark's modality name, "image_<key>" in its statistics files
     item: int | None  # its position among a sample's items, as the benchmark reads it;
-    # None: a dated series (several items), not read yet
+    # None: a dated series (several items), not read yet, or found by item_id
     sensor: str
     bands: tuple[str, ...]
+    # Found by its tortilla:id instead of a position: Dynamic EarthNet's one Sentinel-2
+    # image beside its dated PlanetScope series (its loader's ``tortilla:id == "s2"`` row);
+    # a sample without it reads as zeros, as that loader reads it.
+    item_id: str | None = None
+
+    @property
+    def placed(self) -> bool:
+        """Whether the reader knows where this modality's one image is."""
+        return self.item is not None or self.item_id is not None
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class DatasetInfo:
     input_size: int  # the benchmark's image size (its data module's img_size)
     classes: tuple[str, ...]  # empty for regression
     label_column: str | None = None  # scene labels: a footer column
-    label_item: int | None = None  # pixel labels: the position of the mask item
+    label_item: int | None = None  # pixel labels: the position of the mask item (-1: last)
     temporal: bool = False
 
     @property
@@ -140,12 +149,14 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
         Modality("sar", None, "Sentinel1", ("vv", "vh")),
         Modality("dem", None, "dem", ("dem",))), 224,
         ("No Data", "No Water", "Permanent Water", "Flood"), temporal=True),
+    # Its dated series is PlanetScope's (daily); Sentinel-2 is one image per sample, the
+    # item with id "s2" (``read(-2)``), the mask the last item (``read(-1)``).
     DatasetInfo("dynamic_earthnet", Task.SEGMENTATION, _files("dynamic_earthnet", 3), (
         Modality("planet", None, "PlanetScope", ("r", "g", "b", "nir")),
         Modality("s2", None, SENTINEL2, ("B01", "B02", "B03", "B04", "B05", "B06", "B07",
-                                         "B08", "B8A", "B10", "B11", "B12"))), 512, (
-        "Impervious surfaces", "Agriculture", "Forest & other vegetation", "Wetlands",
-        "Soil", "Water", "Snow & ice"), temporal=True),
+                                         "B08", "B8A", "B10", "B11", "B12"), item_id="s2")),
+        512, ("Impervious surfaces", "Agriculture", "Forest & other vegetation", "Wetlands",
+              "Soil", "Water", "Snow & ice"), label_item=-1, temporal=True),
     DatasetInfo("pastis", Task.SEGMENTATION, **_PASTIS),
     DatasetInfo("burn_scars", Task.SEGMENTATION, _files("burn_scars"), (
         Modality("image", 0, "HLS", ("B02", "B03", "B04", "B8A", "B11", "B12")),), 512,
@@ -206,6 +217,16 @@ _MEMBERS: dict[str, frozenset[str]] = {g: frozenset(m) for g, m in {
 }.items()}
 
 SUPPORTED_TASKS = (Task.CLASSIFICATION, Task.MULTI_LABEL, Task.SEGMENTATION)
+
+
+def s2_readable(info: DatasetInfo) -> bool:
+    """Whether the reader can give ``info``'s Sentinel-2 image: every Sentinel-2 modality
+    placed; a dated dataset only where its Sentinel-2 is one image found by id beside its
+    series (Dynamic EarthNet; PASTIS' placed items are HDF5 series, not GeoTIFFs)."""
+    s2 = [m for m in info.modalities if m.sensor == SENTINEL2]
+    if info.temporal:
+        return any(m.item_id is not None for m in s2)
+    return bool(s2) and all(m.placed for m in s2)
 
 
 def dataset_info(name: str) -> DatasetInfo:

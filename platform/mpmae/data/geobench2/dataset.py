@@ -22,7 +22,14 @@ import numpy as np
 from mpmae.data.geobench.bands import BandMatch, match_bands
 from mpmae.data.geobench.normalise import BandStats, InputStats, input_stats
 from mpmae.data.geobench.task_specs import BandSpec
-from mpmae.data.geobench2.catalog import SUPPORTED_TASKS, DatasetInfo, Task, dataset_info
+from mpmae.data.geobench2.catalog import (
+    SUPPORTED_TASKS,
+    DatasetInfo,
+    Modality,
+    Task,
+    dataset_info,
+    s2_readable,
+)
 from mpmae.data.geobench2.errors import GeoBench2Error
 from mpmae.data.geobench2.geotiff import read_geotiff
 from mpmae.data.geobench2.stats import read_band_stats
@@ -103,12 +110,12 @@ class GeoBench2Dataset:
         items = read_children(sample)
         where = f"{sample.path} sample {sample.id!r}"
         bands: dict[str, np.ndarray] = {}
+        label = self._label(sample, items, where)
         for modality in self.info.modalities:
-            if modality.item is None:
-                continue
-            image = self._geotiff(items, modality.item, where, len(modality.bands))
-            bands.update(zip(modality.bands, image, strict=True))
-        return Sample(bands, self._label(sample, items, where))
+            if modality.placed:
+                image = self._image(items, modality, where, label)
+                bands.update(zip(modality.bands, image, strict=True))
+        return Sample(bands, label)
 
     def match_bands(self, input_bands: Sequence[str]) -> BandMatch:
         """Where each of an encoder's ``input_bands`` comes from here (filled ones listed)."""
@@ -123,14 +130,24 @@ class GeoBench2Dataset:
     def _check_readable(self) -> None:
         if self.task not in SUPPORTED_TASKS:
             raise GeoBench2Error(f"{self.name}: {self.task.value} is not supported yet")
-        if self.info.temporal or any(m.item is None for m in self.info.modalities
-                                     if m.sensor == "Sentinel2"):
+        if not s2_readable(self.info) and any(not m.placed for m in self.info.modalities):
             raise GeoBench2Error(f"{self.name}: reading its samples (dated series) is not "
                                  "supported yet")
 
+    def _image(self, items: list[Item], modality: Modality, where: str, label: Label
+               ) -> np.ndarray:
+        n_bands = len(modality.bands)
+        if modality.item is not None:
+            return self._geotiff(items, modality.item, where, n_bands)
+        found = [i for i, item in enumerate(items) if item.id == modality.item_id]
+        if found:
+            return self._geotiff(items, found[0], where, n_bands)
+        # As the benchmark's loader does: zeros at the mask's size.
+        return np.zeros((n_bands, *np.shape(label)[-2:]), dtype=np.float32)
+
     def _geotiff(self, items: list[Item], position: int, where: str, n_bands: int
                  ) -> np.ndarray:
-        if position >= len(items):
+        if not -len(items) <= position < len(items):
             raise GeoBench2Error(f"{where}: has {len(items)} items, {self.name} has one at "
                                  f"position {position}; download the dataset again")
         item = items[position]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mpmae.data.geobench.bands import BandMatch
 from mpmae.data.geobench2.catalog import DatasetInfo
 from mpmae.data.geobench2.errors import GeoBench2Error
 from mpmae.data.geobench2.stats import modality_blocks
@@ -106,6 +107,32 @@ def normalise(image: np.ndarray, bands: Sequence[str],
         raise GeoBench2Error(f"no normalisation statistics for bands {missing}")
     return np.stack([schemes[b].apply(image[..., c, :, :]) for c, b in enumerate(bands)],
                     axis=-3)
+
+
+@dataclass(frozen=True)
+class InputSchemes:
+    """Per input band of a band match, in the encoder's order, the scheme that normalises
+    it (a filled band takes its source band's: its values are that band's)."""
+
+    bands: tuple[BandScheme, ...]
+
+    def apply(self, inputs: np.ndarray) -> np.ndarray:
+        """(C, H, W) or (B, C, H, W) inputs, each band by its scheme, float32."""
+        if inputs.ndim < 3 or inputs.shape[-3] != len(self.bands):
+            raise ValueError(f"inputs of shape {inputs.shape} do not hold {len(self.bands)} "
+                             "bands in their third-last axis")
+        return np.stack([scheme.apply(inputs[..., c, :, :])
+                         for c, scheme in enumerate(self.bands)], axis=-3)
+
+
+def input_schemes(match: BandMatch, schemes: Mapping[str, BandScheme],
+                  path: Path) -> InputSchemes:
+    """The scheme of each of ``match``'s input bands, read from ``path``."""
+    missing = sorted({s for s in match.sources if s not in schemes})
+    if missing:
+        raise GeoBench2Error(f"{path}: no statistics for {match.dataset}'s bands {missing}; "
+                             "is it this dataset's file?")
+    return InputSchemes(tuple(schemes[s] for s in match.sources))
 
 
 def _f32(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The synthetic world's tiles as three tiny GEO-Bench-2 datasets, written as the benchmark
+"""The synthetic world's tiles as four tiny GEO-Bench-2 datasets, written as the benchmark
 ships them (tortilla files of GeoTIFF samples, ``tortilla:data_split``), under its real
 names, files, items and bands (``catalog.py``), so that ``mpmae evaluate`` runs on
 GEO-Bench-2 with no download:
@@ -10,7 +10,11 @@ GEO-Bench-2 with no download:
   class names whose index is a land-cover class (Dynamic-World-like) covering at least
   ``MIN_COVER`` of the tile;
 - ``cloudsen12`` (segmentation): item 0 the 12-band image, item 1 the mask: the tile's
-  land-cover class (0 = no data … 9) modulo CloudSEN12's four classes.
+  land-cover class (0 = no data … 9) modulo CloudSEN12's four classes;
+- ``dynamic_earthnet`` (segmentation, dated): ``PLANET_DATES`` PlanetScope-like items
+  (the tile's B04, B03, B02, B08, brightened a little each date), then its one ``s2`` image
+  (12 bands, with B10) and the mask (land cover modulo its seven classes), over its three
+  part files.
 
 The labels are synthetic stand-ins under real class lists; the numbers mean nothing for
 the real datasets. Same tiles, splits and seed as ``mpmae data synth``'s world.
@@ -28,7 +32,9 @@ from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
 from mpmae.data.sources.synth_world import world_chunks
 from mpmae.modalities import S2_BANDS
 
-DATASETS = ("so2sat", "benv2", "cloudsen12")
+DATASETS = ("so2sat", "benv2", "cloudsen12", "dynamic_earthnet")
+PLANET_DATES = 3
+_PLANET = ("B4", "B3", "B2", "B8")  # our S2 bands standing in for PlanetScope's r, g, b, nir
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
 MIN_COVER = 0.1  # share of a tile a land-cover class needs to be one of benv2's labels
 
@@ -52,11 +58,15 @@ def write_geobench2_sets(dest: str | Path, tiles: int = 120, size: int = 32, see
             mask = (dw % len(dataset_info("cloudsen12").classes)).astype(np.uint8)[None]
             entries["cloudsen12"].append(_sample(
                 name, where, [("s2", _s2(s2, "cloudsen12")), ("mask", mask)], None))
+            entries["dynamic_earthnet"].append(_sample(name, where, _dynamic_earthnet(s2, dw),
+                                                       None))
     for name, found in entries.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
-        [file] = dataset_info(name).files
-        write_tortilla(folder / file, found)
+        files = dataset_info(name).files
+        for file, part in zip(files, np.array_split(np.arange(len(found)), len(files)),
+                              strict=True):
+            write_tortilla(folder / file, [found[i] for i in part])
     progress(f"wrote GEO-Bench-2 datasets {', '.join(DATASETS)} ({tiles} samples each, "
              f"{size}x{size}) in {root}")
     return root
@@ -66,6 +76,14 @@ def _s2(image: np.ndarray, dataset: str) -> np.ndarray:
     """The dataset's Sentinel-2 bands, in its file order, from our 13 (``S2_BANDS``)."""
     [modality] = [m for m in dataset_info(dataset).modalities if m.key == "s2"]
     return np.stack([image[S2_BANDS.index("B" + b[1:].lstrip("0"))] for b in modality.bands])
+
+
+def _dynamic_earthnet(s2: np.ndarray, dw: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Its items as its loader reads them: dated PlanetScope images, ``s2``, the mask last."""
+    planet = np.stack([s2[S2_BANDS.index(b)] for b in _PLANET]).astype(np.float32)
+    dates = [(f"planet_{t}", planet * np.float32(1 + 0.05 * t)) for t in range(PLANET_DATES)]
+    mask = (dw % len(dataset_info("dynamic_earthnet").classes)).astype(np.uint8)[None]
+    return [*dates, ("s2", _s2(s2, "dynamic_earthnet")), ("mask", mask)]
 
 
 def _benv2_labels(dw: np.ndarray) -> list[str]:

@@ -9,11 +9,12 @@ name per split, a sample as named bands and a label, bands matched to an encoder
   ``valid`` split that protocol logistic chooses its L2 on).
 - **Input size**: native, as stored (padded to the patch size as v1's are); the
   benchmark's own ``input_size`` is recorded beside it in every row.
-- **Normalisation**: a z-score per band with statistics of the train split (at most
-  ``STATS_SAMPLES`` samples, evenly spaced), as v1 uses each dataset's own statistics:
-  the benchmark ships its statistics files with its code, not its data, none for So2Sat
-  and ForestNet, and its SatMAE scheme maps bands to [0, 1], not the z-scored range
-  MMEarth encoders were pretrained on (docs/evaluate.md).
+- **Normalisation**: by default a z-score per band with statistics of the train split (at
+  most ``STATS_SAMPLES`` samples, evenly spaced), as v1 uses each dataset's own
+  statistics: the benchmark ships its statistics files with its code, not its data, none
+  for So2Sat and ForestNet, and its SatMAE scheme maps bands to [0, 1], not the z-scored
+  range MMEarth encoders were pretrained on (docs/evaluate.md). Either of the benchmark's
+  schemes on request (``scheme_stats``), from its published statistics files.
 """
 
 from __future__ import annotations
@@ -28,9 +29,17 @@ from mpmae.data.geobench.bands import BandMatch
 from mpmae.data.geobench.normalise import BandStats, InputStats, input_stats
 from mpmae.data.geobench.partitions import DEFAULT_PARTITION
 from mpmae.data.geobench.task_specs import LabelKind
-from mpmae.data.geobench2.catalog import DATASETS, SENTINEL2, SUPPORTED_TASKS, DatasetInfo
+from mpmae.data.geobench2.catalog import (
+    DATASETS,
+    SENTINEL2,
+    SUPPORTED_TASKS,
+    DatasetInfo,
+    s2_readable,
+)
 from mpmae.data.geobench2.dataset import GeoBench2Dataset, Sample
 from mpmae.data.geobench2.errors import GeoBench2Error
+from mpmae.data.geobench2.schemes import InputSchemes, input_schemes, read_scheme
+from mpmae.data.geobench2.stats import stats_file
 from mpmae.data.geobench2.tortilla import Item
 
 TORTILLA_GLOB = "*.tortilla"
@@ -107,7 +116,7 @@ class GeoBench2Source:
             return (f"{info.name} is a GEO-Bench-2 {info.task.value.replace('_', ' ')} "
                     "dataset, which mpmae evaluate does not score")
         s2 = [m for m in info.modalities if m.sensor == SENTINEL2]
-        if info.temporal or any(m.item is None for m in s2):
+        if s2 and not s2_readable(info):
             return (f"{info.name} holds dated series, which mpmae evaluate does not read "
                     "yet")
         if not s2:
@@ -163,6 +172,20 @@ class GeoBench2Source:
             stats[b] = BandStats(float(mean), std)
         note = f"train split statistics ({len(picked)} of {len(names)} samples)"
         return input_stats(match, stats), note
+
+
+def scheme_stats(source: GeoBench2Source, match: BandMatch, scheme: str, root: Path
+                 ) -> tuple[InputSchemes, str]:
+    """The benchmark's ``scheme`` for each matched band, from ``source``'s statistics file
+    under ``root`` (the folder of ``dataset_stats_<scheme>/``), and a note saying so."""
+    path = stats_file(root, scheme, source.name)
+    if not path.is_file():
+        raise GeoBench2Error(f"{source.name}: no {scheme} statistics file {path} (GEO-Bench-2 "
+                             "publishes none for so2sat and forestnet); copy its "
+                             f"geobench_v2/datamodules/dataset_stats_{scheme}/ there, set "
+                             "geobench2.stats, or use geobench2.normalise=train_zscore")
+    schemes = input_schemes(match, read_scheme(path, source.info, scheme), path)
+    return schemes, f"GEO-Bench-2 {scheme} ({path.name})"
 
 
 def input_size_note(source: GeoBench2Source, size: tuple[int, int], patch: int) -> str:

@@ -1,6 +1,6 @@
 """A GEO-Bench (v1 or 2) split as the encoder's normalised input: bands matched by name,
-z-scored, padded to a multiple of the encoder's patch size when the native size is not
-one."""
+normalised (a z-score, or one of GEO-Bench-2's schemes), padded to a multiple of the
+encoder's patch size when the native size is not one."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.errors import GeoBenchError
 from mpmae.data.geobench.normalise import InputStats, normalise
 from mpmae.data.geobench.task_specs import LabelKind
+from mpmae.data.geobench2.schemes import InputSchemes
 from mpmae.evaluate.command.geobench2_source import GeoBench2Source
+
+# How inputs are normalised: a z-score per band, or one of GEO-Bench-2's schemes per band.
+Normaliser = InputStats | InputSchemes
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,12 @@ class SplitInputs:
 
 
 def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...],
-               match: BandMatch, stats: InputStats, patch: int) -> SplitInputs:
+               match: BandMatch, stats: Normaliser, patch: int) -> SplitInputs:
     """Read, match, normalise and pad every named sample of the dataset."""
     images, labels = [], []
     for name in names:
         sample = dataset.read_sample(name)
-        images.append(normalise(input_array(sample.bands, match, name), stats))
+        images.append(normalise_input(input_array(sample.bands, match, name), stats))
         labels.append(np.asarray(sample.label))
         if images[-1].shape != images[0].shape:  # GEO-Bench-2 stores each sample's size
             raise GeoBenchError(f"{dataset.folder}: sample {name} is {images[-1].shape[1:]}, "
@@ -44,6 +48,13 @@ def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...
     y = torch.from_numpy(np.stack(labels))
     y = y.float() if dataset.label_kind is LabelKind.MULTI_LABEL else y.long()
     return SplitInputs(x, y, names)
+
+
+def normalise_input(inputs: np.ndarray, stats: Normaliser) -> np.ndarray:
+    """(C, H, W) inputs normalised per band, float32."""
+    if isinstance(stats, InputSchemes):
+        return stats.apply(inputs)
+    return normalise(inputs, stats)
 
 
 def pad_to_patches(x: Tensor, patch: int) -> Tensor:

@@ -28,8 +28,9 @@ from mpmae.evaluate.command.geobench2_source import (
     GeoBench2Source,
     holds_tortillas,
     input_size_note,
+    scheme_stats,
 )
-from mpmae.evaluate.command.inputs import size_note
+from mpmae.evaluate.command.inputs import Normaliser, size_note
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.frozen import GEOBENCH2_METRICS, METRICS
 
@@ -47,7 +48,7 @@ class DatasetPlan:
 
     dataset: Dataset
     match: BandMatch
-    stats: InputStats
+    stats: Normaliser
     trains: dict[str, tuple[str, ...]]
     test: tuple[str, ...]
     size_note: str
@@ -202,13 +203,25 @@ def _geobench2_plan(encoder: Encoder, dataset: GeoBench2Source, match: BandMatch
     if cfg.partitions != [DEFAULT_PARTITION]:
         progress(f"{dataset.name}: a GEO-Bench-2 dataset, scored on partition "
                  f"{DEFAULT_PARTITION} only (its whole train split)")
-    stats, stats_note = (dataset.train_stats(match) if cfg.normalise == "dataset"
-                         else _encoder_stats(encoder))
+    stats, stats_note = _geobench2_stats(encoder, dataset, match, cfg)
     size = input_size_note(dataset, dataset.native_size(match), encoder.module.patch_size)
     valids = _valids(dataset, cfg) if cfg.protocol == "logistic" else {}
     return DatasetPlan(dataset, match, stats, {DEFAULT_PARTITION: dataset.samples()},
                        dataset.samples(DEFAULT_PARTITION, TEST_SPLIT), size, stats_note,
                        valids)
+
+
+def _geobench2_stats(encoder: Encoder, dataset: GeoBench2Source, match: BandMatch,
+                     cfg: EvaluateConfig) -> tuple[Normaliser, str]:
+    """``geobench2.normalise``: the train split's z-score, or one of the benchmark's schemes
+    from its statistics file (under ``geobench2.stats``, else the benchmark folder)."""
+    if cfg.normalise == "encoder":
+        return _encoder_stats(encoder)
+    scheme = cfg.geobench2.normalise
+    if scheme == "train_zscore":
+        return dataset.train_stats(match)
+    root = Path(cfg.geobench2.stats) if cfg.geobench2.stats else dataset.folder.parent
+    return scheme_stats(dataset, match, scheme, root)
 
 
 def _valids(dataset: Dataset, cfg: EvaluateConfig) -> dict[str, tuple[str, ...]]:

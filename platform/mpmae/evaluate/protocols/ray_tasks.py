@@ -11,8 +11,7 @@ import torch
 from torch import Tensor
 
 from mpmae.data.geobench.bands import BandMatch
-from mpmae.data.geobench.normalise import InputStats
-from mpmae.evaluate.command.inputs import load_split
+from mpmae.evaluate.command.inputs import Normaliser, load_split
 from mpmae.evaluate.command.plan import open_dataset
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.frozen import Scored, protocol_score
@@ -36,7 +35,7 @@ class Embedded:
 
 
 def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...],
-                  match: BandMatch, stats: InputStats, batch: int,
+                  match: BandMatch, stats: Normaliser, batch: int,
                   stages: bool = False) -> Embedded:
     """Read, normalise and embed ``names`` of the dataset at ``folder`` on the best device
     (``stages``: keep the stage maps instead of the pooled embedding)."""

@@ -1,0 +1,38 @@
+"""Dated GEO-Bench-2 datasets: Dynamic EarthNet's one Sentinel-2 image read beside its
+PlanetScope series (zeros where a sample has none, as the benchmark's loader reads it);
+the dated series themselves are not read."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mpmae.data.geobench2.catalog import DATASETS, s2_readable
+from mpmae.data.geobench2.dataset import GeoBench2Dataset
+from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
+
+
+def _sample(i: int, split: str, with_s2: bool) -> Entry:
+    where = {"tortilla:data_split": split}
+    planet = [Entry(f"planet_{t}", geotiff_bytes(np.full((4, 8, 8), t, np.uint16)),
+                    metadata=where) for t in range(2)]
+    s2 = [Entry("s2", geotiff_bytes(np.full((12, 8, 8), 7 + i, np.uint16)), metadata=where)]
+    mask = Entry("mask", geotiff_bytes(np.full((1, 8, 8), i % 7, np.uint8)), metadata=where)
+    return Entry(f"d{i}", [*planet, *(s2 if with_s2 else []), mask], metadata=where)
+
+
+def test_dynamic_earthnet_reads_its_s2_image_by_id_and_zeros_without_one(tmp_path):
+    folder = tmp_path / "dynamic_earthnet"
+    folder.mkdir()
+    files = DATASETS["dynamic_earthnet"].files
+    for part, file in enumerate(files):
+        write_tortilla(folder / file, [_sample(part, "train", with_s2=part != 1)])
+    data = GeoBench2Dataset.open(folder)
+    read = [data.read_sample(s) for s in data.samples("train")]
+    assert [r.bands["B10"][0, 0] for r in read] == [7, 0, 9]  # d1 has no s2 item
+    assert [int(r.label[0, 0]) for r in read] == [0, 1, 2]
+    assert "r" not in read[0].bands  # the PlanetScope series is not read
+
+
+def test_only_dynamic_earthnet_among_the_dated_datasets_has_a_readable_sentinel2():
+    dated = {n for n, info in DATASETS.items() if info.temporal}
+    assert {n for n in dated if s2_readable(DATASETS[n])} == {"dynamic_earthnet"}
