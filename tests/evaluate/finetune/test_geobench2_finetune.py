@@ -70,3 +70,4 @@ def test_a_geobench2_fine_tune_resumes_after_preemption_and_is_submitted_as_full
     assert float(cells["benv2"]["test metric"]) == benv2["value"]
     assert cells["cloudsen12"]["Metric"] == "Multiclass_Jaccard_Index"
     assert float(cells["benv2"]["lr"]) == 2e-4 * 4 / 256  # blr x the configured batch
+    assert (cells["benv2"]["early_stop_patience"], cells["benv2"]["n_trials"]) == ("", "0")
