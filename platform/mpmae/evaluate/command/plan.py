@@ -170,8 +170,6 @@ def _protocol_scores(dataset: Dataset, named: bool, cfg: EvaluateConfig,
 def _geobench2_unsupported(dataset: GeoBench2Source, cfg: EvaluateConfig) -> str | None:
     if why := dataset.unsupported():
         return why
-    if cfg.protocol == "finetune":
-        return f"{dataset.name} is a GEO-Bench-2 dataset, which protocol finetune does not read"
     if DEFAULT_PARTITION not in cfg.partitions:
         return (f"{dataset.name} is a GEO-Bench-2 dataset, which has only its whole train "
                 f"split (partition {DEFAULT_PARTITION}), not {', '.join(cfg.partitions)}")

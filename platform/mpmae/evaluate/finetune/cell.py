@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpmae.data.geobench.bands import BandMatch
-from mpmae.data.geobench.normalise import InputStats
+from mpmae.evaluate.command.inputs import Normaliser
 from mpmae.evaluate.finetune.config import FinetuneConfig, UnetConfig
 from mpmae.model import ConvNeXtV2Encoder
 from mpmae.storage import StorageOptions
@@ -21,9 +21,10 @@ class CellSpec:
     valid: tuple[str, ...]  # the best-validation record; may be empty
     test: tuple[str, ...]
     match: BandMatch
-    stats: InputStats
+    stats: Normaliser  # a z-score, or one of GEO-Bench-2's schemes
     kind: str  # classification, multi_label or segmentation
     n_classes: int
+    metric: str  # what the test and valid splits are scored by (the dataset plan's metric)
     seed: int
     recipe: FinetuneConfig | UnetConfig  # the training recipe of this kind
     shared: FinetuneConfig  # workers, devices, checkpoints

@@ -13,11 +13,10 @@ from typing import Any
 
 from mpmae.cluster.task_result import our_error, task_result
 from mpmae.config import runs_dir
-from mpmae.data.geobench.dataset import GeoBenchDataset
 from mpmae.data.geobench.task_specs import LabelKind
 from mpmae.errors import Preempted
 from mpmae.evaluate.command.encoders import Encoder
-from mpmae.evaluate.command.plan import DatasetPlan
+from mpmae.evaluate.command.plan import Dataset, DatasetPlan
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.finetune.cell import CellSpec
 from mpmae.evaluate.finetune.cell_store import FIGURE_FILE, RESULT_FILE, CellStore, cell_key
@@ -33,15 +32,15 @@ NOT_HASHED = ("workers", "use_gpu", "loader_workers", "keep_checkpoints", "work_
               "figure_samples", "preemption_notice")
 
 
-def finetune_cells(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan,
-                   cfg: EvaluateConfig,
+def finetune_cells(encoder: Encoder, dataset: Dataset, plan: DatasetPlan, cfg: EvaluateConfig,
                    progress: Callable[[str], None]) -> dict[tuple[str, int], dict[str, Any]]:
     """(partition, seed) → the finished cell's result row fields: metric, value, ci95 (the
     last epoch's model on the test split), best_val, per_class_iou (segmentation) and the
-    prediction figure's PNG bytes (``figure``, segmentation)."""
+    prediction figure's PNG bytes (``figure``, segmentation). The partitions are the
+    plan's (a GEO-Bench-2 dataset: ``default`` only, its whole train split)."""
     root = _work_root(cfg)
     specs = {(p, s): _spec(encoder, dataset, plan, cfg, root, p, s)
-             for p in cfg.partitions for s in range(cfg.seeds)}
+             for p in plan.trains for s in range(cfg.seeds)}
     stores = {key: _store(spec) for key, spec in specs.items()}
     pending = [key for key, store in stores.items() if store.result() is None]
     progress(f"{dataset.name}: fine-tuning {len(pending)} of {len(specs)} cell(s) "
@@ -85,8 +84,9 @@ def _work_root(cfg: EvaluateConfig) -> Location:
     return resolve(cfg.storage.root or str(runs_dir()), options).join(WORK_DIR)
 
 
-def _spec(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan, cfg: EvaluateConfig,
+def _spec(encoder: Encoder, dataset: Dataset, plan: DatasetPlan, cfg: EvaluateConfig,
           root: Location, partition: str, seed: int) -> CellSpec:
+    # The metric is not hashed: it follows from the dataset, whose name the key holds.
     segmentation = dataset.label_kind is LabelKind.SEGMENTATION
     recipe = cfg.unet if segmentation else cfg.finetune
     hashed = {k: v for k, v in asdict(recipe).items() if k not in NOT_HASHED}
@@ -95,8 +95,8 @@ def _spec(encoder: Encoder, dataset: GeoBenchDataset, plan: DatasetPlan, cfg: Ev
                     "segmentation": segmentation})
     return CellSpec(encoder.module, encoder.input_bands, str(dataset.folder.resolve()),
                     plan.trains[partition], dataset.samples(partition, "valid"), plan.test,
-                    plan.match, plan.stats, dataset.label_kind.value, dataset.n_classes, seed,
-                    recipe, cfg.finetune, root.join(*key).uri, root.options)
+                    plan.match, plan.stats, dataset.label_kind.value, dataset.n_classes,
+                    plan.metric, seed, recipe, cfg.finetune, root.join(*key).uri, root.options)
 
 
 def _store(spec: CellSpec) -> CellStore:

@@ -263,8 +263,8 @@ def _validate(model: nn.Module, spec: CellSpec, device: torch.device) -> float |
     samples = SampleSet(spec.folder, spec.valid, spec.match, spec.stats, spec.encoder.patch_size)
     # Read in this process: loader processes started every epoch would cost more.
     logits, labels = _predict(model, samples, device, 0)
-    return metric_score(spec.kind, counts_of(spec.kind, logits, labels, spec.n_classes),
-                      spec.seed).value
+    counts = counts_of(spec.metric, logits, labels, spec.n_classes)
+    return metric_score(spec.metric, counts, spec.seed).value
 
 
 def _result(model: nn.Module, spec: CellSpec, store: CellStore, history: list[dict],
@@ -273,8 +273,8 @@ def _result(model: nn.Module, spec: CellSpec, store: CellStore, history: list[di
     segmentation the per-class IoU and the prediction figure."""
     samples = SampleSet(spec.folder, spec.test, spec.match, spec.stats, spec.encoder.patch_size)
     logits, labels = _predict(model, samples, device, spec.shared.loader_workers)
-    counts = counts_of(spec.kind, logits, labels, spec.n_classes)
-    final = metric_score(spec.kind, counts, spec.seed)
+    counts = counts_of(spec.metric, logits, labels, spec.n_classes)
+    final = metric_score(spec.metric, counts, spec.seed)
     scored = [h for h in history if h["valid"] is not None]
     best = max(scored, key=lambda h: h["valid"], default=None)
     result = {"metric": final.metric, "value": final.value, "ci95": list(final.ci95),

@@ -1,5 +1,5 @@
-"""Raw GEO-Bench samples for a fine-tune, read one at a time through the same band match,
-normalisation and padding as the frozen protocols
+"""Raw GEO-Bench (v1 or 2) samples for a fine-tune, read one at a time through the same
+band match, normalisation and padding as the frozen protocols
 (:func:`mpmae.evaluate.command.inputs.load_split`)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from mpmae.data.geobench.bands import BandMatch
-from mpmae.data.geobench.dataset import GeoBenchDataset
-from mpmae.data.geobench.normalise import InputStats
-from mpmae.evaluate.command.inputs import load_split
+from mpmae.evaluate.command.inputs import Normaliser, load_split
+from mpmae.evaluate.command.plan import Dataset as BenchDataset
+from mpmae.evaluate.command.plan import open_dataset
 
 
 class SampleSet(Dataset):
@@ -22,17 +22,17 @@ class SampleSet(Dataset):
     ``load_split`` gives it (class index, multi-hot vector or (H, W) class map)."""
 
     def __init__(self, folder: str, names: tuple[str, ...], match: BandMatch,
-                 stats: InputStats, patch: int) -> None:
+                 stats: Normaliser, patch: int) -> None:
         self.folder, self.names = folder, names
         self.match, self.stats, self.patch = match, stats, patch
-        self._dataset: GeoBenchDataset | None = None  # opened in the process that reads
+        self._dataset: BenchDataset | None = None  # opened in the process that reads
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         if self._dataset is None:
-            self._dataset = GeoBenchDataset.open(self.folder)
+            self._dataset = open_dataset(self.folder)
         inputs = load_split(self._dataset, (self.names[index],), self.match, self.stats,
                             self.patch)
         return inputs.x[0], inputs.y[0]

@@ -12,6 +12,9 @@ What a seed is, per protocol:
   (initialisation, batch order): ``--seeds`` runs, each one the leaderboard's seed.
   Fewer or more than ``REQUIRED_SEEDS`` is aggregated all the same, labelled a demo, and
   the submission file is written but not submittable (the table lists why).
+- ``finetune`` (every layer trained, a U-Net on segmentation sets) is seeded as
+  ``linear`` is, and its rows are ``full_ft`` in the submission file, as the
+  leaderboard's reference submissions are; the others are ``frozen``.
 """
 
 from __future__ import annotations
@@ -87,8 +90,14 @@ def _seed_scores(row: ResultRow) -> list[SeedScore]:
 def _params(row: ResultRow, cfg: EvaluateConfig) -> RunParams:
     """How the row's score was made, in the submission file's columns; the decoder is the
     recipe (``knn-similarity-vote``, ``lbfgs-logistic``, ``mmearth-linear``,
-    ``frozen-segmentation-head``)."""
+    ``frozen-segmentation-head``, ``mmearth-finetune``, ``mmearth-unet-finetune``)."""
     details = row.details or {}
+    if row.protocol == "finetune":
+        ft = cfg.unet if "unet" in row.recipe else cfg.finetune
+        # A train split smaller than the batch trains in one batch of it, at the lr the
+        # configured batch sets (finetune/loop.py).
+        return RunParams(row.recipe, "full_ft", batch_size=min(ft.batch_size, row.n_train),
+                         weight_decay=ft.weight_decay, lr=ft.blr * ft.batch_size / 256)
     if row.protocol == "logistic":  # its L2 is chosen on the validation split: the trials
         return RunParams(row.recipe, "frozen", n_trials=cfg.logistic.l2_steps,
                          weight_decay=details.get("l2"))
