@@ -91,7 +91,8 @@ def _seed_scores(row: ResultRow) -> list[SeedScore]:
 def _params(row: ResultRow, cfg: EvaluateConfig) -> RunParams:
     """How the row's score was made, in the submission file's columns; the decoder is the
     recipe (``knn-similarity-vote``, ``lbfgs-logistic``, ``mmearth-linear``,
-    ``frozen-segmentation-head``, ``mmearth-finetune``, ``mmearth-unet-finetune``)."""
+    ``frozen-segmentation-head``, ``frozen-regression-head``, ``mmearth-finetune``,
+    ``mmearth-unet-finetune``)."""
     details = row.details or {}
     if row.protocol == "finetune":
         ft = cfg.unet if "unet" in row.recipe else cfg.finetune
