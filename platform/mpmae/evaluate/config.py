@@ -78,7 +78,8 @@ class LogisticConfig:
 class SegmentationConfig:
     """A light head on the frozen encoder's stage-2…4 maps: a 1x1 conv of each to ``width``
     channels, upsampled to stage 2 and summed, GELU, a 1x1 conv to the classes, upsampled
-    to the input. Cross-entropy without smoothing; scored by mIoU (macro Jaccard)."""
+    to the input. Cross-entropy without smoothing; scored by mIoU (macro Jaccard). On a
+    pixel-regression dataset the same head with one output, MSE, scored by RMSE."""
 
     width: int = field(default=64, metadata=doc("Channels of the head"))
     lr: float = field(default=1e-3, metadata=doc("AdamW learning rate (cosine decay)"))

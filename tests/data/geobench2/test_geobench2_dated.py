@@ -1,13 +1,15 @@
 """Dated GEO-Bench-2 datasets: Dynamic EarthNet's one Sentinel-2 image read beside its
-PlanetScope series (zeros where a sample has none, as the benchmark's loader reads it);
-the dated series themselves are not read."""
+PlanetScope series (zeros where a sample has none, as the benchmark's loader reads it;
+the PlanetScope series itself is not read), and BioMassters' dated S2 months."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mpmae.data.geobench2.catalog import DATASETS, s2_readable
 from mpmae.data.geobench2.dataset import GeoBench2Dataset
+from mpmae.data.geobench2.errors import GeoBench2Error
 from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
 
 
@@ -33,6 +35,36 @@ def test_dynamic_earthnet_reads_its_s2_image_by_id_and_zeros_without_one(tmp_pat
     assert "r" not in read[0].bands  # the PlanetScope series is not read
 
 
-def test_only_dynamic_earthnet_among_the_dated_datasets_has_a_readable_sentinel2():
+def test_dynamic_earthnet_and_biomassters_are_the_dated_datasets_with_a_readable_sentinel2():
     dated = {n for n, info in DATASETS.items() if info.temporal}
-    assert {n for n in dated if s2_readable(DATASETS[n])} == {"dynamic_earthnet"}
+    assert {n for n in dated if s2_readable(DATASETS[n])} == {"dynamic_earthnet",
+                                                              "biomassters"}
+
+
+def _biomass(i: int, s2_sizes: tuple[int, ...]) -> Entry:
+    where = {"tortilla:data_split": "train"}
+    s1 = [Entry(f"S1_{t}", geotiff_bytes(np.full((4, 8, 8), -9999, np.float32)),
+                metadata={**where, "modality": "S1"}) for t in range(2)]
+    s2 = [Entry(f"S2_{t}", geotiff_bytes(np.full((10, n, n), t + 1, np.uint16)),
+                metadata={**where, "modality": "S2"}) for t, n in enumerate(s2_sizes)]
+    agb = Entry("AGB", geotiff_bytes(np.full((1, 8, 8), 289.89 * i, np.float32)),
+                metadata={**where, "modality": "AGB"})
+    return Entry(f"b{i}", [*s1, *s2, agb], metadata=where)
+
+
+def test_biomassters_reads_its_s2_months_zeros_without_any_and_refuses_mixed_sizes(tmp_path):
+    folder = tmp_path / "biomassters"
+    folder.mkdir()
+    [file] = DATASETS["biomassters"].files
+    write_tortilla(folder / file, [_biomass(1, (8, 8, 8)), _biomass(2, ()),
+                                   _biomass(3, (8, 4))])
+    data = GeoBench2Dataset.open(folder)
+    first, empty, mixed = data.samples("train")
+    read = data.read_sample(first)
+    assert read.bands["B02"].shape == (3, 8, 8) and "VV_asc" not in read.bands
+    assert [int(v) for v in read.bands["B12"][:, 0, 0]] == [1, 2, 3]  # footer order
+    np.testing.assert_allclose(read.label, 1.0, rtol=1e-6)  # AGB / 289.89
+    assert not data.read_sample(empty).bands["B02"].any()  # one date of zeros
+    assert data.read_sample(empty).bands["B02"].shape == (1, 8, 8)
+    with pytest.raises(GeoBench2Error, match="S2 dates differ in size"):
+        data.read_sample(mixed)

@@ -1,4 +1,4 @@
-"""``mpmae data synth-geobench2``: four tiny datasets under GEO-Bench-2's names, files and
+"""``mpmae data synth-geobench2``: five tiny datasets under GEO-Bench-2's names, files and
 bands, read back by our tortilla reader."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from mpmae.data.geobench2.dataset import GeoBench2Dataset
 from mpmae.data.sources.synth_geobench2 import DATASETS, write_geobench2_sets
 
 
-def test_the_four_datasets_read_back_with_their_tasks_bands_and_labels(tmp_path):
+def test_the_five_datasets_read_back_with_their_tasks_bands_and_labels(tmp_path):
     write_geobench2_sets(tmp_path, tiles=24, size=8, seed=1, progress=lambda _: None)
     opened = {name: GeoBench2Dataset.open(tmp_path / name) for name in DATASETS}
     assert {n: d.task for n, d in opened.items()} == {
         "so2sat": Task.CLASSIFICATION, "benv2": Task.MULTI_LABEL,
-        "cloudsen12": Task.SEGMENTATION, "dynamic_earthnet": Task.SEGMENTATION}
+        "cloudsen12": Task.SEGMENTATION, "dynamic_earthnet": Task.SEGMENTATION,
+        "biomassters": Task.REGRESSION}
     for dataset in opened.values():  # every split holds samples, the same ones in each set
         assert [len(dataset.samples(s)) for s in ("train", "validation", "test")] == [
             len(opened["so2sat"].samples(s)) for s in ("train", "validation", "test")]
@@ -34,3 +35,14 @@ def test_the_four_datasets_read_back_with_their_tasks_bands_and_labels(tmp_path)
     assert set(dynamic.bands) == set(dataset_info("dynamic_earthnet").modalities[1].bands)
     assert np.array_equal(dynamic.bands["B8A"], cloud.bands["B8A"])
     assert dynamic.label.shape == (8, 8) and dynamic.label.max() < 7
+    # BioMassters: its S2 months (2 or 3 per sample) as (T, H, W) bands, S1 not read, the
+    # AGB map (Mg/ha) divided by the benchmark's 289.89
+    biomass = [opened["biomassters"].read_sample(s)
+               for s in opened["biomassters"].samples("train")[:2]]
+    assert set(biomass[0].bands) == set(dataset_info("biomassters").modalities[1].bands)
+    assert {b.bands["B8A"].shape for b in biomass} == {(3, 8, 8), (2, 8, 8)}
+    months = biomass[0].bands["B8A"]
+    assert np.allclose(months[1], months[0] * 1.05, rtol=1e-3)  # brightened each month
+    assert biomass[0].label.dtype == np.float32 and biomass[0].label.shape == (8, 8)
+    assert np.allclose(biomass[0].label * 289.89 / 25.0, np.round(biomass[0].label * 289.89
+                                                                   / 25.0), atol=1e-3)

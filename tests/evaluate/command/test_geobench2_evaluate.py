@@ -138,7 +138,8 @@ def test_a_dataset_the_reader_or_the_protocols_refuse_is_one_line(case, synth, t
     elif case == "regression":
         folder = tmp_path / "biomassters"
         _tiny_tortilla(folder, "biomassters")
-        expected = "biomassters is a GEO-Bench-2 regression dataset, which mpmae evaluate"
+        expected = ("biomassters is a pixel-regression dataset, which only the frozen "
+                    "regression head scores, not protocol knn: use --protocol linear")
     else:
         folder = tmp_path / "caffe"
         _tiny_tortilla(folder, "caffe")
@@ -175,3 +176,22 @@ def test_the_segmentation_head_scores_dynamic_earthnet_on_its_one_sentinel2_imag
     assert "| random:atto | dynamic_earthnet | Multiclass_Jaccard_Index |" in (
         out.parent / TABLE).read_text()
     assert "B9 ← B8A" in capsys.readouterr().out  # its S2 has B10, not B09
+
+
+@pytest.mark.ray
+def test_the_regression_head_scores_biomassters_by_rmse_and_submits_it_flipped(
+        ray_local, synth, tmp_path, tracking):
+    out = tmp_path / "agb" / "results.json"
+    rc = main(["evaluate", "random:atto", str(synth / "biomassters"), "--seeds", "1",
+               "--set", "segmentation.epochs=2", "--results", str(out), *QUICK])
+    assert rc == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["dataset"], row["metric"], row["recipe"]) == (
+        "biomassters", "rmse", "frozen-regression-head")
+    assert 0 < row["ci95"][0] <= row["value"] <= row["ci95"][1]
+    assert "| random:atto | biomassters | RMSE |" in (out.parent / TABLE).read_text()
+    header, *lines = _submission(out.parent)
+    cells = [dict(zip(header, line, strict=True)) for line in lines]
+    assert [(c["Metric"], c["decoder"]) for c in cells] == [("RMSE", "frozen-regression-head")]
+    # the leaderboard's flip of a lower-is-better RMSE
+    assert float(cells[0]["test metric"]) == 1 - row["value"] * 0.2537951171398163

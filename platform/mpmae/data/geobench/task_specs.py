@@ -23,6 +23,7 @@ class LabelKind(str, Enum):
     CLASSIFICATION = "classification"  # one int per sample
     MULTI_LABEL = "multi_label"  # a 0/1 vector of n_classes per sample
     SEGMENTATION = "segmentation"  # an (H, W) int band named "label"
+    REGRESSION = "regression"  # an (H, W) float target (GEO-Bench-2's BioMassters only)
 
 
 # geobench label types → what a sample's label is. SemanticSegmentation is geobench's

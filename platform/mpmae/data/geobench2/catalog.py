@@ -20,8 +20,9 @@ Sources (read September–December 2025, facts only, no code copied):
 ``pastis`` (semantic segmentation) and ``pastis_r`` (instance segmentation) are one set of
 files scored twice. Items are found by position in a sample, as the benchmark's loaders read them
 (``sample_row.read(i)``; CloudSEN12's ``l2a_row.read(0)``/``read(1)``, the same depth), or by
-id (Dynamic EarthNet's Sentinel-2 image); a modality without either is a dated series
-(several items), which this reader does not read yet, or one not placed here yet.
+id (Dynamic EarthNet's Sentinel-2 image), or as a dated series by the footer's
+``modality`` column (BioMassters' months); a modality without any of these is a dated
+series this reader does not read yet, or one not placed here yet.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Modality:
     # image beside its dated PlanetScope series (its loader's ``tortilla:id == "s2"`` row);
     # a sample without it reads as zeros, as that loader reads it.
     item_id: str | None = None
+    # A dated series: the items whose footer ``modality`` column holds this value, in
+    # footer order (BioMassters' "S1" and "S2" months, as its loader selects them).
+    series: str | None = None
 
     @property
     def placed(self) -> bool:
@@ -82,6 +86,9 @@ class DatasetInfo:
     label_column: str | None = None  # scene labels: a footer column
     label_item: int | None = None  # pixel labels: the position of the mask item (-1: last)
     temporal: bool = False
+    # Regression: the target as the benchmark feeds it is the stored value / target_std
+    # (its RMSE, and so the leaderboard's, is in those units).
+    target_std: float = 1.0
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -108,9 +115,14 @@ _PASTIS = dict(
     classes=tuple(f"pastis_{i}" for i in range(20)))
 
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
+    # Its items: 12 monthly S1 images and 0–12 S2 ones (footer column ``modality``), the
+    # above-ground biomass map (Mg/ha) last; its loader divides AGB by 289.89 (its "98
+    # percentile", mean 0) and scores RMSE on that.
     DatasetInfo("biomassters", Task.REGRESSION, _files("biomassters", 1), (
-        Modality("s1", None, "Sentinel1", ("VV_asc", "VH_asc", "VV_desc", "VH_desc")),
-        Modality("s2", None, SENTINEL2, _S2_10)), 256, (), temporal=True),
+        Modality("s1", None, "Sentinel1", ("VV_asc", "VH_asc", "VV_desc", "VH_desc"),
+                 series="S1"),
+        Modality("s2", None, SENTINEL2, _S2_10, series="S2")), 256, (), label_item=-1,
+        temporal=True, target_std=289.89),
     DatasetInfo("so2sat", Task.CLASSIFICATION, _files("so2sat"), (
         Modality("s1", 0, "Sentinel1", ("VV", "VH")),
         Modality("s2", 1, SENTINEL2, _S2_10)), 32, (
@@ -216,16 +228,17 @@ _MEMBERS: dict[str, frozenset[str]] = {g: frozenset(m) for g, m in {
     "RGB/NIR": ("flair2", "treesatai", "dynamic_earthnet", "spacenet7", "fotw"),
 }.items()}
 
-SUPPORTED_TASKS = (Task.CLASSIFICATION, Task.MULTI_LABEL, Task.SEGMENTATION)
+SUPPORTED_TASKS = (Task.CLASSIFICATION, Task.MULTI_LABEL, Task.SEGMENTATION, Task.REGRESSION)
 
 
 def s2_readable(info: DatasetInfo) -> bool:
     """Whether the reader can give ``info``'s Sentinel-2 image: every Sentinel-2 modality
     placed; a dated dataset only where its Sentinel-2 is one image found by id beside its
-    series (Dynamic EarthNet; PASTIS' placed items are HDF5 series, not GeoTIFFs)."""
+    series (Dynamic EarthNet) or a series of GeoTIFFs (BioMassters; PASTIS' placed items
+    are HDF5 series, not GeoTIFFs)."""
     s2 = [m for m in info.modalities if m.sensor == SENTINEL2]
     if info.temporal:
-        return any(m.item_id is not None for m in s2)
+        return any(m.item_id is not None or m.series is not None for m in s2)
     return bool(s2) and all(m.placed for m in s2)
 
 

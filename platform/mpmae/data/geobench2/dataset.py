@@ -23,6 +23,7 @@ from mpmae.data.geobench.bands import BandMatch, match_bands
 from mpmae.data.geobench.normalise import BandStats, InputStats, input_stats
 from mpmae.data.geobench.task_specs import BandSpec
 from mpmae.data.geobench2.catalog import (
+    SENTINEL2,
     SUPPORTED_TASKS,
     DatasetInfo,
     Modality,
@@ -38,12 +39,14 @@ from mpmae.data.geobench2.tortilla import Item, read_bytes, read_children, read_
 # The benchmark's split names (its loaders accept "val" for "validation").
 SPLITS = ("train", "validation", "test")
 GEOTIFF = "GTiff"
+SERIES_COLUMN = "modality"  # the footer column naming a dated item's modality ("S2")
 
 Label = int | np.ndarray
 
 
 class Sample(NamedTuple):
-    """``bands``: band name → (H, W) array; ``label``: class index, 0/1 vector or (H, W)."""
+    """``bands``: band name → (H, W) array, (T, H, W) for a dated series; ``label``: class
+    index, 0/1 vector, (H, W) classes or (H, W) float target."""
 
     bands: dict[str, np.ndarray]
     label: Label
@@ -114,7 +117,13 @@ class GeoBench2Dataset:
         for modality in self.info.modalities:
             if modality.placed:
                 image = self._image(items, modality, where, label)
-                bands.update(zip(modality.bands, image, strict=True))
+            elif modality.series is not None and modality.sensor == SENTINEL2:
+                # (C, T, H, W): our encoders take Sentinel-2 only, so other series
+                # (BioMassters' S1 months) are not read.
+                image = self._series(items, modality, where, label)
+            else:
+                continue
+            bands.update(zip(modality.bands, image, strict=True))
         return Sample(bands, label)
 
     def match_bands(self, input_bands: Sequence[str]) -> BandMatch:
@@ -145,6 +154,22 @@ class GeoBench2Dataset:
         # As the benchmark's loader does: zeros at the mask's size.
         return np.zeros((n_bands, *np.shape(label)[-2:]), dtype=np.float32)
 
+    def _series(self, items: list[Item], modality: Modality, where: str, label: Label
+                ) -> np.ndarray:
+        """The dated images of ``modality`` in footer order, as (C, T, H, W); a sample with
+        none reads as one date of zeros at the label's size (the benchmark's loader pads
+        missing dates with zeros)."""
+        n_bands = len(modality.bands)
+        dates = [self._geotiff(items, i, where, n_bands) for i, item in enumerate(items)
+                 if item.metadata.get(SERIES_COLUMN) == modality.series]
+        if not dates:
+            dates = [np.zeros((n_bands, *np.shape(label)[-2:]), dtype=np.float32)]
+        shapes = {d.shape for d in dates}
+        if len(shapes) > 1:
+            raise GeoBench2Error(f"{where}: its {modality.series} dates differ in size "
+                                 f"{sorted(shapes)}; download the dataset again")
+        return np.stack(dates, axis=1)
+
     def _geotiff(self, items: list[Item], position: int, where: str, n_bands: int
                  ) -> np.ndarray:
         if not -len(items) <= position < len(items):
@@ -158,6 +183,11 @@ class GeoBench2Dataset:
 
     def _label(self, sample: Item, items: list[Item], where: str) -> Label:
         info = self.info
+        if info.task is Task.REGRESSION:
+            target = self._geotiff(items, info.label_item, where, 1)[0].astype(np.float32)
+            if not np.isfinite(target).all():
+                raise GeoBench2Error(f"{where}: its target holds NaN or infinite values")
+            return target / np.float32(info.target_std)
         if info.task is Task.SEGMENTATION:
             if info.label_item is None:
                 raise GeoBench2Error(f"{self.name}: its masks are not placed yet")

@@ -1,4 +1,4 @@
-"""The synthetic world's tiles as four tiny GEO-Bench-2 datasets, written as the benchmark
+"""The synthetic world's tiles as five tiny GEO-Bench-2 datasets, written as the benchmark
 ships them (tortilla files of GeoTIFF samples, ``tortilla:data_split``), under its real
 names, files, items and bands (``catalog.py``), so that ``mpmae evaluate`` runs on
 GEO-Bench-2 with no download:
@@ -14,7 +14,10 @@ GEO-Bench-2 with no download:
 - ``dynamic_earthnet`` (segmentation, dated): ``PLANET_DATES`` PlanetScope-like items
   (the tile's B04, B03, B02, B08, brightened a little each date), then its one ``s2`` image
   (12 bands, with B10) and the mask (land cover modulo its seven classes), over its three
-  part files.
+  part files;
+- ``biomassters`` (pixel regression, dated): 12 S1 months (VV, VH twice), 2 or 3 S2 months
+  (10 bands, footer column ``modality``), then the AGB map: ``AGB_PER_CLASS`` Mg/ha per
+  land-cover class index.
 
 The labels are synthetic stand-ins under real class lists; the numbers mean nothing for
 the real datasets. Same tiles, splits and seed as ``mpmae data synth``'s world.
@@ -32,8 +35,11 @@ from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
 from mpmae.data.sources.synth_world import world_chunks
 from mpmae.modalities import S2_BANDS
 
-DATASETS = ("so2sat", "benv2", "cloudsen12", "dynamic_earthnet")
+DATASETS = ("so2sat", "benv2", "cloudsen12", "dynamic_earthnet", "biomassters")
 PLANET_DATES = 3
+S1_MONTHS = 12
+S2_MONTHS = (3, 2)  # BioMassters' S2 months per sample vary; alternate between these
+AGB_PER_CLASS = 25.0  # Mg/ha per land-cover class index: a target the tile's image tells
 _PLANET = ("B4", "B3", "B2", "B8")  # our S2 bands standing in for PlanetScope's r, g, b, nir
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
 MIN_COVER = 0.1  # share of a tile a land-cover class needs to be one of benv2's labels
@@ -41,7 +47,7 @@ MIN_COVER = 0.1  # share of a tile a land-cover class needs to be one of benv2's
 
 def write_geobench2_sets(dest: str | Path, tiles: int = 120, size: int = 32, seed: int = 0,
                          progress: Callable[[str], None] = print) -> Path:
-    """Write the three datasets, one folder each, under ``dest``; returns ``dest``."""
+    """Write the datasets, one folder each, under ``dest``; returns ``dest``."""
     root = Path(dest)
     entries: dict[str, list[Entry]] = {name: [] for name in DATASETS}
     for first, chunk in world_chunks(tiles, size, seed):
@@ -60,6 +66,7 @@ def write_geobench2_sets(dest: str | Path, tiles: int = 120, size: int = 32, see
                 name, where, [("s2", _s2(s2, "cloudsen12")), ("mask", mask)], None))
             entries["dynamic_earthnet"].append(_sample(name, where, _dynamic_earthnet(s2, dw),
                                                        None))
+            entries["biomassters"].append(_biomassters(name, where, s2, s1, dw, first + i))
     for name, found in entries.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +91,21 @@ def _dynamic_earthnet(s2: np.ndarray, dw: np.ndarray) -> list[tuple[str, np.ndar
     dates = [(f"planet_{t}", planet * np.float32(1 + 0.05 * t)) for t in range(PLANET_DATES)]
     mask = (dw % len(dataset_info("dynamic_earthnet").classes)).astype(np.uint8)[None]
     return [*dates, ("s2", _s2(s2, "dynamic_earthnet")), ("mask", mask)]
+
+
+def _biomassters(name: str, where: dict[str, str], s2: np.ndarray, s1: np.ndarray,
+                 dw: np.ndarray, index: int) -> Entry:
+    """Its items as its loader selects them (footer column ``modality``): 12 S1 months,
+    2 or 3 S2 months (the tile, brightened a little each month), the AGB map last."""
+    image = _s2(s2, "biomassters").astype(np.float32)
+    s1_4 = np.concatenate([s1, s1]).astype(np.float32)  # VV/VH ascending and descending
+    months = [(f"S1_{t:02d}", "S1", s1_4) for t in range(S1_MONTHS)]
+    months += [(f"S2_{t:02d}", "S2", image * np.float32(1 + 0.05 * t))
+               for t in range(S2_MONTHS[index % len(S2_MONTHS)])]
+    agb = (dw.astype(np.float32) * np.float32(AGB_PER_CLASS))[None]
+    items = [Entry(key, geotiff_bytes(array), metadata={**where, "modality": modality})
+             for key, modality, array in [*months, ("AGB", "AGB", agb)]]
+    return Entry(name, items, metadata=where)
 
 
 def _benv2_labels(dw: np.ndarray) -> list[str]:

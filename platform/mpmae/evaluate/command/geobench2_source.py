@@ -146,7 +146,7 @@ class GeoBench2Source:
     def native_size(self, match: BandMatch) -> tuple[int, int]:
         """(H, W) of the first test sample's matched bands."""
         first = self.samples(split="test")[0]
-        height, width = self.read_sample(first).bands[match.sources[0]].shape
+        height, width = self.read_sample(first).bands[match.sources[0]].shape[-2:]
         return height, width
 
     def train_stats(self, match: BandMatch) -> tuple[InputStats, str]:

@@ -21,15 +21,19 @@ from mpmae.evaluate.command.geobench2_source import GeoBench2Source
 
 # How inputs are normalised: a z-score per band, or one of GEO-Bench-2's schemes per band.
 Normaliser = InputStats | InputSchemes
+INTEGER_LABELS = (LabelKind.CLASSIFICATION, LabelKind.SEGMENTATION)
 
 
 @dataclass(frozen=True)
 class SplitInputs:
-    """Inputs (N, C, H, W) float32 and labels: (N,) int64, (N, K) multi-hot or (N, H, W)."""
+    """Inputs (N, C, H, W) float32, or (N, T, C, H, W) for a dated series, and labels:
+    (N,) int64, (N, K) multi-hot, (N, H, W) classes or float targets. ``dates``: for a
+    series, how many of each sample's T dates are real (the rest are zero padding)."""
 
     x: Tensor
     y: Tensor
     names: tuple[str, ...]
+    dates: Tensor | None = None
 
 
 def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...],
@@ -38,20 +42,40 @@ def load_split(dataset: GeoBenchDataset | GeoBench2Source, names: tuple[str, ...
     images, labels = [], []
     for name in names:
         sample = dataset.read_sample(name)
-        images.append(normalise_input(input_array(sample.bands, match, name), stats))
+        images.append(normalise_input(_dates_first(input_array(sample.bands, match, name)),
+                                      stats))
         labels.append(np.asarray(sample.label))
-        if images[-1].shape != images[0].shape:  # GEO-Bench-2 stores each sample's size
-            raise GeoBenchError(f"{dataset.folder}: sample {name} is {images[-1].shape[1:]}, "
-                                f"sample {names[0]} {images[0].shape[1:]}; mpmae evaluate "
+        if images[-1].shape[-3:] != images[0].shape[-3:]:  # GEO-Bench-2 stores each size
+            raise GeoBenchError(f"{dataset.folder}: sample {name} is {images[-1].shape[-2:]}, "
+                                f"sample {names[0]} {images[0].shape[-2:]}; mpmae evaluate "
                                 "reads every sample of a dataset at one size (no resizing)")
-    x = pad_to_patches(torch.from_numpy(np.stack(images)), patch)
+    x, dates = _stack_dates(images)
+    x = pad_to_patches(x, patch)
     y = torch.from_numpy(np.stack(labels))
-    y = y.float() if dataset.label_kind is LabelKind.MULTI_LABEL else y.long()
-    return SplitInputs(x, y, names)
+    y = y.long() if dataset.label_kind in INTEGER_LABELS else y.float()
+    return SplitInputs(x, y, names, dates)
+
+
+def _dates_first(inputs: np.ndarray) -> np.ndarray:
+    """(C, H, W) as is; a dated series, bands of (T, H, W), from (C, T, H, W) to
+    (T, C, H, W): each date one input, normalised per band alike."""
+    return np.moveaxis(inputs, 1, 0) if inputs.ndim == 4 else inputs
+
+
+def _stack_dates(images: list[np.ndarray]) -> tuple[Tensor, Tensor | None]:
+    """(N, C, H, W); a dated series (N, T, C, H, W), each sample's dates zero-padded to
+    the most any has, and how many are real."""
+    if images[0].ndim == 3:
+        return torch.from_numpy(np.stack(images)), None
+    dates = torch.tensor([len(i) for i in images])
+    x = torch.zeros(len(images), int(dates.max()), *images[0].shape[1:])
+    for row, image in enumerate(images):
+        x[row, : len(image)] = torch.from_numpy(image)
+    return x, dates
 
 
 def normalise_input(inputs: np.ndarray, stats: Normaliser) -> np.ndarray:
-    """(C, H, W) inputs normalised per band, float32."""
+    """(…, C, H, W) inputs normalised per band, float32."""
     if isinstance(stats, InputSchemes):
         return stats.apply(inputs)
     return normalise(inputs, stats)

@@ -156,6 +156,13 @@ def _protocol_scores(dataset: Dataset, named: bool, cfg: EvaluateConfig,
                               key="protocol")
         progress(f"skipping {why}")
         return False
+    if dataset.label_kind is LabelKind.REGRESSION and cfg.protocol != "linear":
+        message = (f"{dataset.name} is a pixel-regression dataset, which only the frozen "
+                   f"regression head scores, not protocol {cfg.protocol}")
+        if named:
+            raise ConfigError(f"{message}: use --protocol linear", key="protocol")
+        progress(f"skipping {message}")
+        return False
     if dataset.label_kind is LabelKind.SEGMENTATION and cfg.protocol in POOLED_ONLY:
         message = (f"{dataset.name} is a segmentation dataset, which "
                    f"{POOLED_ONLY[cfg.protocol]} does not score")

@@ -94,6 +94,9 @@ def encoder_rows(encoder: Encoder, plans: list[DatasetPlan], cfg: EvaluateConfig
             for row in _evaluate_dataset(encoder, plan, cfg, run_id, progress)]
 
 
+PIXEL_LABELS = (LabelKind.SEGMENTATION, LabelKind.REGRESSION)  # heads on stage maps
+
+
 def _evaluate_dataset(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig, run_id: str,
                       progress: Progress) -> list[ResultRow]:
     if cfg.protocol == "finetune":
@@ -116,7 +119,7 @@ def _frozen_rows(encoder: Encoder, plan: DatasetPlan, cfg: EvaluateConfig,
     # The job reopens the folder by its absolute path: on a cluster it must be shared.
     embedded = ray.remote(embed_dataset).options(**remote_options()).remote(
         encoder.module, str(dataset.folder.resolve()), names, plan.match, plan.stats,
-        cfg.embed_batch, stages=dataset.label_kind is LabelKind.SEGMENTATION)
+        cfg.embed_batch, stages=dataset.label_kind in PIXEL_LABELS)
     # kNN has no training and the logistic fit no randomness: one seed says it all.
     seeds = range(cfg.seeds) if cfg.protocol == "linear" else range(1)
     scorer = ray.remote(score_cell).options(**scoring_options())

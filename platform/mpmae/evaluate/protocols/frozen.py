@@ -17,14 +17,24 @@ from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.knn import knn_logits
 from mpmae.evaluate.protocols.linear_head import train_linear_head
 from mpmae.evaluate.protocols.logistic import fit_logistic
-from mpmae.evaluate.protocols.metrics import LABEL_COUNTS, Score, iou_counts, score
+from mpmae.evaluate.protocols.metrics import (
+    LABEL_COUNTS,
+    Score,
+    iou_counts,
+    score,
+    squared_error_counts,
+)
 from mpmae.evaluate.protocols.recipes import KNN_VOTE
-from mpmae.evaluate.protocols.segmentation_head import train_segmentation_head
+from mpmae.evaluate.protocols.segmentation_head import (
+    train_regression_head,
+    train_segmentation_head,
+)
 
 Features = tuple[list[Tensor], Tensor]  # (features, labels) of one split
 SEGMENTATION_CHUNK = 64  # test samples per forward of the segmentation head
 # GEO-Bench's label kind → the metric every protocol scores it by.
-METRICS = {"classification": "accuracy", "multi_label": "f1_micro", "segmentation": "miou"}
+METRICS = {"classification": "accuracy", "multi_label": "f1_micro", "segmentation": "miou",
+           "regression": "rmse"}
 # GEO-Bench-2's: its leaderboard scores multi-label sets by macro F1 over labels
 # (``Multilabel_F1_Score``), which micro F1 is not.
 GEOBENCH2_METRICS = {**METRICS, "multi_label": "f1_macro"}
@@ -42,13 +52,15 @@ class Scored:
 def protocol_score(cfg: EvaluateConfig, kind: str, train: Features, test: Features,
                    n_classes: int, seed: int, input_size: tuple[int, int],
                    valid: Features | None = None, metric: str = "") -> Scored:
-    """``kind``: classification, multi_label or segmentation (GEO-Bench's label kinds);
+    """``kind``: classification, multi_label, segmentation or regression (pixel-wise);
     ``input_size``: what the encoder saw (padded), which segmentation logits are cropped
     from back to the labels' size; ``valid``: the split protocol logistic chooses its L2
     on (the others do not read it); ``metric``: a scene label's metric (empty:
     ``METRICS[kind]``; GEO-Bench-2's multi-label sets: ``f1_macro``)."""
     if kind == "segmentation":
         return _segmentation(cfg, train, test, n_classes, seed, input_size)
+    if kind == "regression":
+        return _regression(cfg, train, test, seed, input_size)
     ([train_x], train_y), ([test_x], test_y) = train, test
     metric = metric or METRICS[kind]
     if cfg.protocol == "knn":
@@ -110,4 +122,20 @@ def _segmentation(cfg: EvaluateConfig, train: Features, test: Features, n_classe
         logits = head([m[rows].float() for m in test_maps], input_size)[..., :h, :w]
         counts.append(iou_counts(logits.detach(), test_y[rows], n_classes))
     return Scored(score(METRICS["segmentation"], torch.cat(counts), seed=seed),
+                  _steps(cfg.segmentation.epochs, cfg.segmentation.batch_size, len(train_y)))
+
+
+def _regression(cfg: EvaluateConfig, train: Features, test: Features, seed: int,
+                input_size: tuple[int, int]) -> Scored:
+    """The segmentation head's recipe with one output channel and MSE; scored by RMSE over
+    every test pixel, in the target's units as the reader gives them."""
+    (train_maps, train_y), (test_maps, test_y) = train, test
+    head = train_regression_head(train_maps, train_y, cfg.segmentation, seed, input_size)
+    h, w = test_y.shape[-2:]
+    counts = []
+    for start in range(0, len(test_y), SEGMENTATION_CHUNK):
+        rows = slice(start, start + SEGMENTATION_CHUNK)
+        outputs = head([m[rows].float() for m in test_maps], input_size)[..., :h, :w]
+        counts.append(squared_error_counts(outputs.detach(), test_y[rows]))
+    return Scored(score(METRICS["regression"], torch.cat(counts), seed=seed),
                   _steps(cfg.segmentation.epochs, cfg.segmentation.batch_size, len(train_y)))

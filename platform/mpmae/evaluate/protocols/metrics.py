@@ -75,6 +75,18 @@ def _f1_macro(total: Tensor) -> Tensor:
     return f1.mean(-1)
 
 
+def squared_error_counts(outputs: Tensor, target: Tensor) -> Tensor:
+    """Per sample: the sum of squared errors over its pixels and their count (N, 2), of
+    one-channel (N, 1, H, W) ``outputs`` against (N, H, W) float ``target``."""
+    errors = (outputs[:, 0].double() - target.double()).square().flatten(1)
+    return torch.stack([errors.sum(1), torch.full_like(errors[:, 0], errors.shape[1])], 1)
+
+
+def _rmse(total: Tensor) -> Tensor:
+    """Root mean squared error over every pixel of the samples (lower is better)."""
+    return (total[..., 0] / total[..., 1].clamp_min(1)).sqrt()
+
+
 def _miou(total: Tensor) -> Tensor:
     """Macro Jaccard over the classes that occur (in prediction or target)."""
     k = total.shape[-1] // 2
@@ -87,6 +99,7 @@ def _miou(total: Tensor) -> Tensor:
 # metric name → the reducer of summed counts (accuracy reduces means, not sums).
 REDUCERS: dict[str, Callable[[Tensor], Tensor]] = {
     "accuracy": _accuracy, "f1_micro": _f1_micro, "f1_macro": _f1_macro, "miou": _miou,
+    "rmse": _rmse,
 }
 # metric name → the per-sample counts of a scene label's logits (segmentation: iou_counts).
 LABEL_COUNTS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {

@@ -5,6 +5,7 @@ jobs train small heads (or fit the logistic probe) on a CPU each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,10 +51,34 @@ def embed_dataset(encoder: ConvNeXtV2Encoder, folder: str, names: tuple[str, ...
                             encoder.patch_size)
         x = inputs.x.to(device)
         size = tuple(x.shape[-2:])
-        parts.append(stage_maps(encoder, x) if stages else [embed(encoder, x)])
+        parts.append(mean_over_dates(
+            (lambda b: stage_maps(encoder, b)) if stages else (lambda b: [embed(encoder, b)]),
+            x, inputs.dates))
         ys.append(inputs.y)
     features = [torch.cat(stage) for stage in zip(*parts, strict=True)]
     return Embedded({n: i for i, n in enumerate(names)}, features, torch.cat(ys), size)
+
+
+def mean_over_dates(features: Callable[[Tensor], list[Tensor]], x: Tensor,
+                    dates: Tensor | None = None) -> list[Tensor]:
+    """``features`` of (N, C, H, W) inputs; of a dated series (N, T, C, H, W), each real
+    date's (the first ``dates[i]`` of sample i) with the frozen encoder, averaged over that
+    sample's dates. Our documented choice for dated datasets: a frozen encoder that saw
+    single dates in pretraining sees single dates, and zero-padded dates are not averaged
+    in."""
+    if x.ndim == 4:
+        return features(x)
+    n, most = x.shape[:2]
+    counts = torch.full((n,), most) if dates is None else dates.to(x.device)
+    real = torch.arange(most, device=x.device)[None] < counts[:, None]  # (N, T)
+    owner = torch.arange(n, device=x.device)[:, None].expand(n, most)[real]
+    means = []
+    for f in features(x[real]):  # (M, …): every real date of every sample
+        total = torch.zeros((n, *f.shape[1:]), dtype=torch.float32, device=f.device)
+        total.index_add_(0, owner.to(f.device), f.float())
+        shape = (n,) + (1,) * (f.ndim - 1)
+        means.append((total / counts.to(f.device).view(shape)).to(f.dtype))
+    return means
 
 
 def score_cell(embedded: Embedded, train: tuple[str, ...], test: tuple[str, ...], kind: str,

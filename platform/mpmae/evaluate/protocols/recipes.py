@@ -13,6 +13,7 @@ RECIPES = {
     ("linear", "classification"): "mmearth-linear",
     ("linear", "multi_label"): "mmearth-linear",
     ("linear", "segmentation"): "frozen-segmentation-head",
+    ("linear", "regression"): "frozen-regression-head",
     ("logistic", "classification"): "lbfgs-logistic",
     ("logistic", "multi_label"): "lbfgs-logistic-ovr",
     ("finetune", "classification"): "mmearth-finetune",

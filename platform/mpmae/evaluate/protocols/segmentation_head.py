@@ -2,12 +2,15 @@
 
 The encoder is frozen, so its stage maps are computed once (stages 2–4: stage 1 is at
 full resolution and would cost the most memory for the least context) and the head's
-epochs read them from memory. The full U-Net fine-tune is a separate protocol.
+epochs read them from memory. The full U-Net fine-tune is a separate protocol. Pixel
+regression (GEO-Bench-2's BioMassters) trains the same head with one output channel and a
+mean squared error instead of the cross-entropy.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -42,9 +45,27 @@ def train_segmentation_head(maps: list[Tensor], labels: Tensor, n_classes: int,
     """The head after ``cfg.epochs`` epochs over cached ``maps`` (one tensor per stage,
     (N, C, h, w)) and ``labels`` (N, H, W); ``input_size`` is what the encoder saw (the
     labels' size, or more where the input was padded)."""
+    return _train_head(maps, labels, n_classes, F.cross_entropy, cfg, seed, input_size)
+
+
+def train_regression_head(maps: list[Tensor], targets: Tensor, cfg: SegmentationConfig,
+                          seed: int, input_size: tuple[int, int]) -> SegmentationHead:
+    """The same head with one output channel, trained by mean squared error on (N, H, W)
+    float ``targets``."""
+    return _train_head(maps, targets, 1, regression_loss, cfg, seed, input_size)
+
+
+def regression_loss(outputs: Tensor, targets: Tensor) -> Tensor:
+    """MSE of the one-channel (N, 1, H, W) ``outputs`` against (N, H, W) ``targets``."""
+    return F.mse_loss(outputs[:, 0], targets)
+
+
+def _train_head(maps: list[Tensor], labels: Tensor, n_outputs: int,
+                loss_of: Callable[[Tensor, Tensor], Tensor], cfg: SegmentationConfig,
+                seed: int, input_size: tuple[int, int]) -> SegmentationHead:
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    head = SegmentationHead([m.shape[1] for m in maps], cfg.width, n_classes)
+    head = SegmentationHead([m.shape[1] for m in maps], cfg.width, n_outputs)
     n, (h, w) = len(labels), labels.shape[-2:]
     batch = min(cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / batch)
@@ -57,7 +78,7 @@ def train_segmentation_head(maps: list[Tensor], labels: Tensor, n_classes: int,
             for i, start in enumerate(range(0, n, batch)):
                 rows = order[start : start + batch]
                 logits = head([m[rows].float() for m in maps], input_size)[..., :h, :w]
-                loss = F.cross_entropy(logits, labels[rows])
+                loss = loss_of(logits, labels[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 schedule.apply(optimizer, epoch * steps_per_epoch + i)

@@ -40,9 +40,10 @@ from mpmae.storage import resolve
 
 TABLE_FILE = "geobench2_leaderboard.md"
 DETERMINISTIC = ("knn", "logistic")  # protocols whose score no seed changes
+PIXEL_HEADS = ("frozen-segmentation-head", "frozen-regression-head")  # cfg.segmentation's
 # Our metric → the leaderboard's (f1_micro is not Multilabel_F1_Score: refused there).
 LEADERBOARD_METRIC = {"accuracy": "Overall_Accuracy", "f1_macro": "Multilabel_F1_Score",
-                      "miou": "Multiclass_Jaccard_Index"}
+                      "miou": "Multiclass_Jaccard_Index", "rmse": "RMSE"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def _seed_scores(row: ResultRow) -> list[SeedScore]:
 def _params(row: ResultRow, cfg: EvaluateConfig) -> RunParams:
     """How the row's score was made, in the submission file's columns; the decoder is the
     recipe (``knn-similarity-vote``, ``lbfgs-logistic``, ``mmearth-linear``,
-    ``frozen-segmentation-head``, ``mmearth-finetune``, ``mmearth-unet-finetune``)."""
+    ``frozen-segmentation-head``, ``frozen-regression-head``, ``mmearth-finetune``,
+    ``mmearth-unet-finetune``)."""
     details = row.details or {}
     if row.protocol == "finetune":
         ft = cfg.unet if "unet" in row.recipe else cfg.finetune
@@ -101,7 +103,7 @@ def _params(row: ResultRow, cfg: EvaluateConfig) -> RunParams:
     if row.protocol == "logistic":  # its L2 is chosen on the validation split: the trials
         return RunParams(row.recipe, "frozen", n_trials=cfg.logistic.l2_steps,
                          weight_decay=details.get("l2"))
-    if row.protocol == "linear" and "segmentation" in row.recipe:
+    if row.protocol == "linear" and row.recipe in PIXEL_HEADS:
         seg = cfg.segmentation
         return RunParams(row.recipe, "frozen", batch_size=details.get("batch"),
                          weight_decay=seg.weight_decay, lr=seg.lr)
