@@ -128,3 +128,8 @@ def test_a_geobench_objective_ranks_the_finished_trials_not_the_probe():
     header, first = to_csv(rows).splitlines()[:2]
     assert "objective,objective_value" in header and f"{name},0.8" in first
     assert best_row(_rows(name, [None, None, None])) is None  # no finished trial scored
+
+
+def test_an_error_metric_objective_ranks_the_lowest_best():
+    rows = _rows("downstream/biomassters/linear/default/rmse", [0.3, None, 0.5])
+    assert best_row(rows)["trial_id"] == "a"  # RMSE 0.3 beats 0.5

@@ -8,6 +8,7 @@ import io
 import math
 from typing import Any
 
+from mpmae.evaluate.reports.results import LOWER_IS_BETTER
 from mpmae.track.figures import figure_png
 from mpmae.tune.search_space import PARAM_KEYS, pretext_label
 
@@ -66,9 +67,14 @@ def probe_figure(rows: list[dict[str, Any]]) -> bytes:
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The completed trial (its encoder exists) with the highest objective value."""
+    """The completed trial (its encoder exists) with the best objective value: the
+    highest, or the lowest for an error metric (the objective's name ends in its metric,
+    e.g. ``downstream/biomassters/linear/default/rmse``)."""
     done = [r for r in rows if r["status"] == "completed" and _finite(r["objective_value"])]
-    return max(done, key=lambda r: r["objective_value"], default=None)
+    if not done:
+        return None
+    lower = done[0]["objective"].rsplit("/", 1)[-1] in LOWER_IS_BETTER
+    return (min if lower else max)(done, key=lambda r: r["objective_value"])
 
 
 def _finite(value: Any) -> bool:

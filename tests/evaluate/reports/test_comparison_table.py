@@ -53,6 +53,16 @@ def test_cells_are_means_over_seeds_and_the_best_per_column_is_marked():
     assert atto["m-bigearthnet"].best and not demo["m-bigearthnet"].best
 
 
+def test_an_error_metric_is_best_lowest_and_shown_as_it_is():
+    rows = (_rows("random:atto", "biomassters", [0.40, 0.44], metric="rmse")
+            + _rows("demo-1", "biomassters", [0.30, 0.34], metric="rmse"))
+    [section] = comparison(rows, {})
+    assert section.entries["demo-1"]["biomassters"].best  # 0.32 RMSE beats 0.42
+    assert not section.entries["random:atto"]["biomassters"].best
+    text = comparison_text([section])
+    assert "0.320 ±0.028 [0.300, 0.340]*" in text and "32.0" not in text
+
+
 def test_the_normalised_column_averages_geobench_scores_over_the_named_datasets():
     [section] = comparison(ROWS, {**BOUNDS, "m-so2sat": Bounds(0.4, 0.6)})
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from mpmae.evaluate.reports.normalised_score import Bounds
 from mpmae.evaluate.reports.result_row import ResultRow
-from mpmae.evaluate.reports.results import Cell, CellKey, cells
+from mpmae.evaluate.reports.results import LOWER_IS_BETTER, Cell, CellKey, cells, interval_text
 from mpmae.track.figures import figure_png
 
 NORMALISED = "GEO-Bench normalised"
@@ -73,8 +73,8 @@ def _section(protocol: str, partition: str, encoders: list[str],
     columns = datasets + ([NORMALISED] if over else [])
     metrics = {r.dataset: r.metric for r in rows}
     recipes = tuple(dict.fromkeys(r.recipe for r in rows if r.recipe))
-    return Section(protocol, partition, recipes, columns, metrics, _mark_best(entries, columns),
-                   over)
+    return Section(protocol, partition, recipes, columns, metrics,
+                   _mark_best(entries, columns, metrics), over)
 
 
 def _normalised(rows: list[ResultRow], found: dict[str, Cell], over: tuple[str, ...],
@@ -93,14 +93,16 @@ def _normalised(rows: list[ResultRow], found: dict[str, Cell], over: tuple[str, 
     return Entry(mean, statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0, (low, high))
 
 
-def _mark_best(entries: dict[str, dict[str, Entry]],
-               columns: list[str]) -> dict[str, dict[str, Entry]]:
-    """Every entry whose mean is its column's highest gets ``best``."""
+def _mark_best(entries: dict[str, dict[str, Entry]], columns: list[str],
+               metrics: dict[str, str]) -> dict[str, dict[str, Entry]]:
+    """Every entry whose mean is its column's best (highest; lowest for an error metric)
+    gets ``best``."""
     marked = {encoder: dict(row) for encoder, row in entries.items()}
     for column in columns:
-        means = [row[column].mean for row in entries.values() if column in row]
+        sign = -1 if metrics.get(column) in LOWER_IS_BETTER else 1
+        best = max(sign * row[column].mean for row in entries.values() if column in row)
         for encoder, row in entries.items():
-            if column in row and row[column].mean >= max(means):
+            if column in row and sign * row[column].mean >= best:
                 old = row[column]
                 marked[encoder][column] = Entry(old.mean, old.seed_std, old.ci95, best=True)
     return marked
@@ -113,7 +115,8 @@ def comparison_text(sections: list[Section]) -> str:
 
 def _block(section: Section) -> str:
     grid = [[_title(section)] + [f"{c} " for c in section.columns]]
-    grid += [[encoder] + [_cell(row[c]) if c in row else "— " for c in section.columns]
+    grid += [[encoder] + [_cell(row[c], section.metrics.get(c, "")) if c in row else "— "
+                          for c in section.columns]
              for encoder, row in section.entries.items()]
     widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
     return "\n".join(line[0].ljust(widths[0]) + "".join(
@@ -126,10 +129,10 @@ def _title(section: Section) -> str:
     return f"{section.protocol} / {section.partition}{recipes}"
 
 
-def _cell(entry: Entry) -> str:
-    low, high = entry.ci95
-    return (f"{100 * entry.mean:.1f} ±{100 * entry.seed_std:.1f} "
-            f"[{100 * low:.1f}, {100 * high:.1f}]{BEST if entry.best else ' '}")
+def _cell(entry: Entry, metric: str) -> str:
+    """``metric``: the column's ("" for the normalised one, a fraction like the scores)."""
+    return (interval_text(metric, entry.mean, entry.seed_std, entry.ci95)
+            + (BEST if entry.best else " "))
 
 
 def _legend(sections: list[Section]) -> str:

@@ -14,6 +14,20 @@ from typing import NamedTuple
 from mpmae.evaluate.reports.result_row import ResultRow
 
 FIELDS = tuple(f.name for f in fields(ResultRow))  # the CSV's columns
+# Error metrics (in the target's units): smaller is better, shown as they are, not as %.
+LOWER_IS_BETTER = frozenset({"rmse"})
+
+
+def shown(metric: str, value: float) -> str:
+    """A value as the tables show it: a score in [0, 1] as %, an error metric as it is."""
+    return f"{value:.3f}" if metric in LOWER_IS_BETTER else f"{100 * value:.1f}"
+
+
+def interval_text(metric: str, mean: float, seed_std: float, ci95: tuple[float, float]) -> str:
+    """``mean ±seed std [95 % CI]`` as the tables show it."""
+    low, high = ci95
+    return (f"{shown(metric, mean)} ±{shown(metric, seed_std)} "
+            f"[{shown(metric, low)}, {shown(metric, high)}]")
 
 
 class CellKey(NamedTuple):
@@ -80,14 +94,13 @@ def table(rows: list[ResultRow]) -> str:
     metrics = sorted({c.metric for c in summary.values()})
     recipes = sorted({f"{r.protocol}: {r.recipe}" for r in rows if r.recipe})
     lines.append(f"(metric: {', '.join(metrics)}; % mean over seeds ± seed std [95 % CI]"
+                 + ("; RMSE as it is, lower is better" if LOWER_IS_BETTER & set(metrics) else "")
                  + (f"; recipe {', '.join(recipes)}" if recipes else "") + ")")
     return "\n".join(lines)
 
 
 def _cell(cell: Cell) -> str:
-    low, high = cell.ci95
-    return (f"{100 * cell.mean:.1f} ±{100 * cell.seed_std:.1f} "
-            f"[{100 * low:.1f}, {100 * high:.1f}]")
+    return interval_text(cell.metric, cell.mean, cell.seed_std, cell.ci95)
 
 
 def bar_figure(rows: list[ResultRow]) -> bytes:
