@@ -168,7 +168,7 @@ def resume(arm: Arm, name: str, pretext: PretextSet, batch: int, cap: int) -> di
         skip = epoch // 2
         schema = ds.manifest.schema()
         columns = pa.schema([schema.field(c) for c in pretext.columns])
-        planned_s, planned = _plan(lambda: RowGroupSource(ds.root, ds.footers("train"),
+        planned_s, planned = _plan(lambda: RowGroupSource(ds.root, ds.row_groups("train"),
                                                           columns, skip_tiles=skip))
         clock = StageClock(folder)
         began = time.perf_counter()

@@ -2,9 +2,11 @@
 
 Why not ``read_parquet``: in Ray 2.60 every execution (every epoch) re-runs a file-listing
 operator and reads each shard whole in one task before its first block leaves, most of a
-small epoch (measured: docs/ray-2.60.md). The manifest already lists the shards, so a
-read task here is a few row groups that the driver knows from the footers: the first
-batch arrives after a row group or two are read, not a whole shard.
+small epoch (measured: docs/ray-2.60.md). The manifest already lists the shards and the
+tiles of their row groups, so a read task here is a few row groups that the driver knows
+without reading any shard: the first batch arrives after a row group or two are read, not
+a whole shard. Each read task reads the footers of the shards it opens and checks them
+against dataset.json (row groups, the columns it reads): a shard that differs is named.
 
 A task yields its tiles as several blocks of ~256, each as soon as it is read. A Ray
 worker spends time between the end of one task's read and the start of the next (output,
@@ -32,10 +34,11 @@ the order reads finish, not strictly in the permutation's order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,7 +49,13 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from mpmae.data.format.manifest import DatasetError
-from mpmae.data.format.shards import corrupt_data, open_shard
+from mpmae.data.format.shards import (
+    SchemaCheck,
+    corrupt_data,
+    mismatch,
+    open_shard,
+    row_group_problems,
+)
 from mpmae.data.format.tile_array import TileType
 from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.stage_clock import StageClock
@@ -66,9 +75,11 @@ class RowGroup:
 
 
 class RowGroupSource(Datasource):
-    """Reads ``schema``'s columns of the row groups of shards under ``root`` whose footers
-    are given. ``tiles_per_block``: how many tiles are shuffled together into one block
-    (bigger amortises per-block costs, smaller starts the stream sooner);
+    """Reads ``schema``'s columns of the row groups of the shards under ``root`` in
+    ``row_groups`` (shard path → tiles of each of its row groups, as dataset.json says;
+    each read task checks the footers it reads against them). ``tiles_per_block``: how
+    many tiles are shuffled together into one block (bigger amortises per-block costs,
+    smaller starts the stream sooner);
     ``blocks_per_task``: how many blocks one read task yields in turn; ``on_bad_shard``:
     what a row group that does not decode does (``stop`` the stream, or ``skip`` it);
     ``crop``: the side of the window each tile's pixel modalities are cut to in the read
@@ -77,15 +88,15 @@ class RowGroupSource(Datasource):
     ``retry_tally``: where read tasks send the storage retries they counted
     (:mod:`mpmae.data.stream.retry_tally`; None: nowhere)."""
 
-    def __init__(self, root: Location, footers: dict[str, pq.FileMetaData], schema: pa.Schema,
+    def __init__(self, root: Location, row_groups: dict[str, Sequence[int]], schema: pa.Schema,
                  seed: int | None = 0, tiles_per_block: int = 256,
                  blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
                  first_epoch: int = 0, skip_tiles: int = 0, crop: int | None = None,
                  stage_clock: StageClock | None = None,
                  retry_tally: RetryTally | None = None) -> None:
         super().__init__()
-        self.row_groups = [RowGroup(shard, i, meta.row_group(i).num_rows)
-                           for shard, meta in footers.items() for i in range(meta.num_row_groups)]
+        self.row_groups = [RowGroup(shard, i, tiles) for shard, groups in row_groups.items()
+                           for i, tiles in enumerate(groups)]
         if not self.row_groups:
             raise DatasetError(f"no tiles to read in {root.uri}")
         # Once: every read task asks, and a pass over all row groups each time made planning
@@ -93,7 +104,7 @@ class RowGroupSource(Datasource):
         # the first batch; benchmarks/bench_scale.py, resume_plan_s).
         self.largest_group = max(g.tiles for g in self.row_groups)
         self.root = root
-        self.footers = footers
+        self.shards = {shard: tuple(groups) for shard, groups in row_groups.items()}
         self.schema = schema
         self.crop = checked_crop(crop, _tile_size(schema))
         self.block_schema = block_schema(schema, self.crop)
@@ -181,7 +192,7 @@ class RowGroupSource(Datasource):
             input_files=tuple(sorted({self.root.join(*g.shard.split("/")).path
                                       for g in groups})))
         root, columns, n = self.root, self.schema.names, self.groups_per_block
-        footers = {g.shard: self.footers[g.shard] for g in groups}
+        expected = Expected({g.shard: self.shards[g.shard] for g in groups}, self.schema)
         skip, clock, crop, tally = self.skip_bad, self.stage_clock, self.crop, self.retry_tally
 
         def blocks() -> Iterator[pa.Table]:
@@ -189,7 +200,7 @@ class RowGroupSource(Datasource):
             for i in range(0, len(groups), n):
                 start = time.process_time()
                 try:
-                    table = read_row_groups(root, footers, groups[i : i + n], columns, skip)
+                    table = read_row_groups(root, expected, groups[i : i + n], columns, skip)
                 finally:  # a read that gave up counted "failed": sent before it is raised
                     send_retries()
                 if table is not None:
@@ -213,16 +224,42 @@ def _without_leading(groups: list[RowGroup], tiles: int) -> list[RowGroup]:
     return []
 
 
-def read_row_groups(root: Location, footers: dict[str, pq.FileMetaData],
-                    groups: list[RowGroup], columns: list[str],
-                    skip_bad: bool = False) -> pa.Table | None:
-    """The row groups as one table (None: all skipped). A row group that does not decode
-    raises an error naming its shard, or with ``skip_bad`` is left out with a warning."""
+@dataclass(frozen=True)
+class Expected:
+    """What the footers of a read task's shards must say: dataset.json's tiles of each row
+    group, by shard, and the columns read (``schema``)."""
+
+    row_groups: dict[str, tuple[int, ...]]
+    schema: pa.Schema
+
+    def check(self, root: Location, name: str, shard: pq.ParquetFile) -> None:
+        """Raise the one-line error naming shard ``name`` if its footer differs."""
+        footer = shard.metadata
+        problems = _schema_check(self.schema)(footer)
+        problems += row_group_problems(footer, self.row_groups[name])
+        if problems:
+            raise mismatch(root, name, problems)
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_check(schema: pa.Schema) -> SchemaCheck:
+    """One check per schema in each worker process: it converts each distinct footer
+    schema once (~0.2 ms), not once per shard a task opens."""
+    return SchemaCheck(schema)
+
+
+def read_row_groups(root: Location, expected: Expected, groups: list[RowGroup],
+                    columns: list[str], skip_bad: bool = False) -> pa.Table | None:
+    """The row groups as one table (None: all skipped). A row group that does not decode,
+    or whose shard's footer differs from ``expected``, raises an error naming its shard, or
+    with ``skip_bad`` is left out with a warning."""
     files, tables = {}, []
     for g in groups:
         try:
             if g.shard not in files:
-                files[g.shard] = open_shard(root, g.shard, footers[g.shard])
+                shard = open_shard(root, g.shard)
+                expected.check(root, g.shard, shard)
+                files[g.shard] = shard
             tables.append(_read(root, files[g.shard], g, columns))
         except DatasetError as e:
             if not skip_bad:
