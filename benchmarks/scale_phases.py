@@ -113,7 +113,8 @@ def verify(arm: Arm, name: str, tiles: int) -> dict:
 
 
 def open_only(arm: Arm, name: str) -> dict:
-    """``TileDataset.open``: the manifest and every shard's footer, read and checked."""
+    """``TileDataset.open``: the manifest, and every shard checked present and of its size
+    (one listing of each split folder; a manifest of older mpmae: every footer read)."""
     with arm.session() as (storage, counted), cpu_and_wall() as out:
         TileDataset.open(arm.uri(name), storage)
     out.update(counted)
