@@ -247,8 +247,8 @@ class Expected:
 def read_row_groups(root: Location, expected: Expected, groups: list[RowGroup],
                     columns: list[str], skip_bad: bool = False) -> pa.Table | None:
     """The row groups as one table (None: all skipped). A row group that does not decode,
-    or whose shard's footer differs from ``expected``, raises an error naming its shard, or
-    with ``skip_bad`` is left out with a warning."""
+    or whose shard (footer or columns) differs from ``expected``, raises an error naming its
+    shard, or with ``skip_bad`` is left out with a warning."""
     files, tables = {}, []
     for g in groups:
         try:

@@ -45,8 +45,9 @@ class TileDataset:
 
     root: Location
     manifest: Manifest
-    # split → shard path → tiles of each row group: all the driver keeps of the shards
-    # (a footer is ~20-200 KB; thousands of them were most of the driver's growth).
+    # split → shard path → tiles of each row group: all the driver keeps of the shards.
+    # Holding their footers (~211 KB a 1,000-tile shard) was most of the driver's growth:
+    # +512 MB at 1M tiles, +188 MB without (benchmarks/bench_scale.py, docs/scale.md).
     _row_groups: dict[str, dict[str, list[int]]] = field(default_factory=dict, repr=False)
 
     @classmethod
