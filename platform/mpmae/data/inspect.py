@@ -83,11 +83,12 @@ def _read(ds: TileDataset, name: str, read: Callable[[pq.ParquetFile], pa.Table]
 
 
 def _integrity_lines(ds: TileDataset) -> list[str]:
-    """Every shard's size against dataset.json (opening checked them already where
-    dataset.json records row groups, from a listing; a manifest of older mpmae had its
-    footers read instead); a shard of another size was replaced or damaged, and is named."""
+    """Every shard's size against dataset.json; a shard of another size was replaced or
+    damaged, and is named. Opening checked those whose row groups dataset.json records
+    (from one listing of each folder); the others (a manifest of older mpmae, whose footers
+    were read instead) are asked for their sizes here."""
     shards = [info for infos in ds.manifest.splits.values() for info in infos]
-    for info in shards:
+    for info in (info for info in shards if not info.row_groups):
         loc = ds.root.join(*info.path.split("/"))
         size = loc.size()
         if info.bytes and size != info.bytes:
