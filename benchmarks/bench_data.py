@@ -35,6 +35,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -44,6 +46,7 @@ import session_cpu
 import stream_stages
 import torch
 from machine import machine
+from moto_endpoint import BUCKET, LOCAL_KEYS, REGION, moto_endpoint
 
 from mpmae.data.format.band_stats import stats_key, valid_mask
 from mpmae.data.sources.synth import synthesize
@@ -59,20 +62,6 @@ from mpmae.train.memory_reuse import keep_freed_memory
 # releases is test support, shared with the converter's tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fake_mmearth import write_mmearth_release
-
-# The S3 endpoint of the local stack, stopped by pid (infra/local: scripts, not a package).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra" / "local"))
-from pids import Proc, terminate
-from stack import (
-    BUCKET,
-    LOCAL_KEYS,
-    REGION,
-    answers,
-    create_bucket,
-    free_ports,
-    start_s3,
-    wait_ready,
-)
 
 PRETEXT = resolve_pretext("all")
 CROP = 56  # MMEarth64's training crop
@@ -272,21 +261,19 @@ def clock_dir(tmp: str, name: str) -> str:
     return path
 
 
-def s3_copy(tiles: int, size: int, logs: Path) -> tuple[Proc, str, StorageOptions]:
-    """The local stack's S3 endpoint (a moto server) holding a copy of the dataset. It runs
-    in a process of its own, so that its CPU (the endpoint's, on other machines in real
-    use) is neither (a)'s nor the stream driver's: ``session_cpu`` counts it apart."""
-    port = free_ports(1)[0]
-    endpoint = f"http://127.0.0.1:{port}"
-    server = start_s3(port, logs)
-    wait_ready({"s3": (server, lambda: answers(endpoint))}, logs, timeout_s=60)
-    create_bucket(endpoint)
-    opts = StorageOptions(endpoint, REGION, LOCAL_KEYS["AWS_ACCESS_KEY_ID"],
-                          LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
-    uri = f"s3://{BUCKET}/world"
-    synthesize(uri, tiles=tiles, size=size, seed=0, downstream_tiles=0, storage=opts,
-               progress=lambda _: None)
-    return server, uri, opts
+@contextmanager
+def s3_copy(tiles: int, size: int, logs: Path) -> Iterator[tuple[str, StorageOptions]]:
+    """(URI, storage options) of a copy of the dataset on the local stack's S3 endpoint (a
+    moto server, stopped after). It runs in a process of its own, so that its CPU (the
+    endpoint's, on other machines in real use) is neither (a)'s nor the stream driver's:
+    ``session_cpu`` counts it apart."""
+    with moto_endpoint(logs) as (endpoint, _):
+        opts = StorageOptions(endpoint, REGION, LOCAL_KEYS["AWS_ACCESS_KEY_ID"],
+                              LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
+        uri = f"s3://{BUCKET}/world"
+        synthesize(uri, tiles=tiles, size=size, seed=0, downstream_tiles=0, storage=opts,
+                   progress=lambda _: None)
+        yield uri, opts
 
 
 def main() -> None:
@@ -317,13 +304,12 @@ def main() -> None:
             "local": run_arms(local_arms(ds, args, tmp), args.repeats),
         }
         if not args.no_s3:
-            server, uri, opts = s3_copy(args.tiles, args.size, Path(tmp))
-            s3_ds = TileDataset.open(uri, opts)
-            result["s3"] = run_arms({"a_pyarrow": lambda: bench_pyarrow(s3_ds, args.batch),
-                                     "b_stream": stream_epochs(s3_ds, args.batch,
-                                                               clock_dir(tmp, "s3"))},
-                                    args.repeats)
-            terminate({server})
+            with s3_copy(args.tiles, args.size, Path(tmp)) as (uri, opts):
+                s3_ds = TileDataset.open(uri, opts)
+                result["s3"] = run_arms(
+                    {"a_pyarrow": lambda: bench_pyarrow(s3_ds, args.batch),
+                     "b_stream": stream_epochs(s3_ds, args.batch, clock_dir(tmp, "s3"))},
+                    args.repeats)
         result["ratios"] = _ratios(result)
         print(json.dumps(result, indent=1))
 

@@ -10,7 +10,7 @@ Each dataset, in each arm of ``--arms`` (``local``: a folder; ``s3``: a moto end
 process of its own, reached through ``infra/local/s3_proxy.py`` adding ``--latency-ms`` to
 every request), is measured phase by phase (``scale_phases``): ``data synth`` and ``data
 convert`` (the MMEarth release layout, written from the train split) in tiles per CPU
-second; ``data verify`` in core-ms per tile; ``TileDataset.open`` (every footer); launch →
+second; ``data verify`` in core-ms per tile; ``TileDataset.open`` (every shard listed); launch →
 first batch of the stream (open, plan, first read: a run's start-up less Ray's workers and
 the model, which cost the same at any size; not a full ``mpmae pretrain``); the steady
 CPU per delivered tile; peak driver RSS, largest Ray worker RSS and object-store bytes; a

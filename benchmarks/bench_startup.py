@@ -1,13 +1,15 @@
-"""Start-up on object storage at many shards: ``TileDataset.open`` (every split's shard
-footers read and checked, as a run's driver does before any worker starts); prints JSON.
+"""Start-up on object storage at many shards: ``TileDataset.open`` (every shard checked
+present and of its size, as a run's driver does before any worker starts); prints JSON.
 
 The same tiles are written in few and in many shards to a real S3 endpoint (a moto server
 in a process of its own) and opened through ``infra/local/s3_proxy.py``, which delays every
 request as a far-away S3 does (30 ms by default) and counts them. Each shard count is opened
-the way mpmae does it now (``now``: one ranged GET per footer, the size from dataset.json,
-``mpmae.data.stream.tile_dataset.FOOTER_READERS`` in flight) and, for comparison, the way it
-did before (``before``: a HEAD and a GET per footer, 16 in flight, one split after another),
-and at several numbers of readers (``--readers``). This is start-up's data part only, not
+the way mpmae does it now (``now``: no footer read; dataset.json records each shard's row
+groups and size, and one LIST of each split's folder, 1,000 objects a page, finds them)
+and, for comparison, the way it did two versions before (``before``: a HEAD and a GET per
+footer, 16 in flight, one split after another). ``--readers``: other numbers of footers in
+flight (``mpmae.data.stream.tile_dataset.FOOTER_READERS``), which only a manifest of older
+mpmae (no row groups: one GET per footer) uses. This is start-up's data part only, not
 the time to a run's first step (Ray, workers and the model add their own, the same at any
 shard count). Target: at 4,000 shards on a 30 ms S3, at most the 16-shard time + 15 s.
 The proxy runs in a process of its own, fresh for each pass; the CPU seconds of the driver
@@ -115,8 +117,8 @@ def main() -> None:
 
 def run(args, upstream: str, endpoint: psutil.Process) -> dict:
     default_readers = tile_dataset.FOOTER_READERS
-    result = {"machine": machine(), "measures": "TileDataset.open with every split's footers "
-              "read and checked; not the time to a run's first step",
+    result = {"machine": machine(), "measures": "TileDataset.open, every shard checked present "
+              "and of its size; not the time to a run's first step",
               "tiles": args.tiles, "tile_size": args.size, "latency_ms": args.latency_ms,
               "repeats": args.repeats, "footer_readers": default_readers, "by_shards": {}}
     keys = (LOCAL_KEYS["AWS_ACCESS_KEY_ID"], LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])

@@ -113,7 +113,8 @@ def verify(arm: Arm, name: str, tiles: int) -> dict:
 
 
 def open_only(arm: Arm, name: str) -> dict:
-    """``TileDataset.open``: the manifest and every shard's footer, read and checked."""
+    """``TileDataset.open``: the manifest, and every shard checked present and of its size
+    (one listing of each split folder; a manifest of older mpmae: every footer read)."""
     with arm.session() as (storage, counted), cpu_and_wall() as out:
         TileDataset.open(arm.uri(name), storage)
     out.update(counted)
@@ -168,7 +169,7 @@ def resume(arm: Arm, name: str, pretext: PretextSet, batch: int, cap: int) -> di
         skip = epoch // 2
         schema = ds.manifest.schema()
         columns = pa.schema([schema.field(c) for c in pretext.columns])
-        planned_s, planned = _plan(lambda: RowGroupSource(ds.root, ds.footers("train"),
+        planned_s, planned = _plan(lambda: RowGroupSource(ds.root, ds.row_groups("train"),
                                                           columns, skip_tiles=skip))
         clock = StageClock(folder)
         began = time.perf_counter()

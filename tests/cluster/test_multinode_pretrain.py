@@ -193,7 +193,7 @@ def _epoch_blocks(world: Location, seed: int = 0) -> list[set[str]]:
 
     dataset = TileDataset.open(world)
     schema = dataset.manifest.schema()
-    source = RowGroupSource(world, dataset.footers("train"),
+    source = RowGroupSource(world, dataset.row_groups("train"),
                             pa.schema([schema.field("tile_id")]), seed=seed)
     return [set(block.column("tile_id").to_pylist())
             for task in source.get_read_tasks(source.num_tasks, data_context=DataContext())

@@ -10,6 +10,7 @@ import pytest
 from mpmae.data.format.manifest import DatasetError
 from mpmae.data.format.tile_array import tile_array
 from mpmae.data.sources.synth import synthesize
+from mpmae.data.stream.row_group_source import RowGroupSource
 from mpmae.data.stream.tile_dataset import TileDataset, guarded, torch_batches
 from mpmae.modalities import resolve_pretext
 from mpmae.storage import StorageError, StorageOptions
@@ -25,21 +26,50 @@ def _first_shard(world):
     return world / json.loads((world / "dataset.json").read_text())["splits"]["train"][0]["path"]
 
 
-def test_truncated_shard_is_named(world):
+def test_truncated_shard_is_named_at_start_by_its_size(world):
     shard = _first_shard(world)
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=rf"{shard.name} does not match dataset\.json: \d+ "
+                       r"bytes, dataset\.json says \d+\. Run `mpmae data verify`"):
+        TileDataset.open(str(world))
+
+
+def test_truncated_shard_of_an_older_manifest_is_named(world):
+    shard = _first_shard(world)
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    _edit_manifest(world, _as_older)
     with pytest.raises(DatasetError, match=rf"{shard.name}.*corrupt or truncated.*re-run"):
         TileDataset.open(str(world))
 
 
-def test_missing_column_is_named(world):
+# Where a shard that differs from dataset.json is found: with a manifest of older mpmae (no
+# row groups, no sizes) start-up reads and checks every footer; with one that records the
+# replaced shard's size start-up (a listing) passes and the read task that opens it names it.
+FOUND = ["older manifest, at start-up", "recorded size, in the read task"]
+
+
+def _open_and_read(world, shard, found: str) -> None:
+    if found == FOUND[0]:
+        _edit_manifest(world, _as_older)
+        TileDataset.open(str(world))
+        return
+    _edit_manifest(world, _recorded_size(shard))
+    ds = TileDataset.open(str(world))  # the shard is there, of the size dataset.json says
+    source = RowGroupSource(ds.root, ds.row_groups("train"), ds.manifest.schema(), seed=None)
+    for task in source.get_read_tasks(source.num_tasks):
+        list(task())
+
+
+@pytest.mark.parametrize("found", FOUND)
+def test_missing_column_is_named(world, found):
     shard = _first_shard(world)
     pq.write_table(pq.read_table(shard).drop_columns(["sentinel1"]), shard)
     with pytest.raises(DatasetError, match=rf"{shard.name}.*missing column 'sentinel1'"):
-        TileDataset.open(str(world))
+        _open_and_read(world, shard, found)
 
 
-def test_wrong_dtype_or_shape_is_named(world):
+@pytest.mark.parametrize("found", FOUND)
+def test_wrong_dtype_or_shape_is_named(world, found):
     shard = _first_shard(world)
     table = pq.read_table(shard)
     s2 = table.column("sentinel2").combine_chunks().to_numpy_ndarray().astype(np.float32)
@@ -48,14 +78,17 @@ def test_wrong_dtype_or_shape_is_named(world):
     pq.write_table(table, shard)
     with pytest.raises(DatasetError, match=r"column 'sentinel2' is tile float32\[13, 16, 16\], "
                        r"expected tile uint16\[13, 16, 16\]"):
-        TileDataset.open(str(world))
+        _open_and_read(world, shard, found)
 
 
 def test_manifest_that_does_not_match_the_shards(world):
     doc = json.loads((world / "dataset.json").read_text())
     doc["splits"]["train"][0]["tiles"] += 5
     (world / "dataset.json").write_text(json.dumps(doc))
-    with pytest.raises(DatasetError, match=r"dataset\.json says"):
+    with pytest.raises(DatasetError, match=r"splits\.train\[0\]: row_groups: .* tiles says"):
+        TileDataset.open(str(world))
+    _edit_manifest(world, _as_older)
+    with pytest.raises(DatasetError, match=r"\d+ tiles, dataset\.json says"):
         TileDataset.open(str(world))
 
 
@@ -120,6 +153,24 @@ def _edit_manifest(world, edit) -> None:
     (world / "dataset.json").write_text(json.dumps(doc))
 
 
+def _as_older(doc: dict) -> None:
+    """A manifest as older mpmae wrote it: no row groups, no sizes."""
+    for shards in doc["splits"].values():
+        for shard in shards:
+            shard.pop("row_groups", None)
+            shard.pop("bytes", None)
+
+
+def _recorded_size(shard):
+    """An edit recording ``shard``'s present size in the manifest (as if a shard of the
+    recorded size had replaced it)."""
+    def edit(doc: dict) -> None:
+        for entry in (e for shards in doc["splits"].values() for e in shards):
+            if shard.as_posix().endswith("/" + entry["path"]):
+                entry["bytes"] = shard.stat().st_size
+    return edit
+
+
 def _set(path: str, value):
     """An edit setting the dotted ``path`` (list indices as numbers) of the manifest."""
     *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
@@ -157,6 +208,12 @@ BAD_MANIFESTS = {
                        r"splits\.train\[0\]: shard path 's3://other/x\.parquet'"),
     "split name up": (lambda doc: doc["splits"].update({"../up": doc["splits"].pop("val")}),
                       r"splits: split name '\.\./up' is not a plain name"),
+    "row groups not a list": (_set("splits.train.0.row_groups", "64"),
+                              r"splits\.train\[0\]: row_groups: must list each row group's "
+                              r"tiles \(positive whole numbers\), got '64'"),
+    "row groups of too few tiles": (_set("splits.train.0.row_groups", [1]),
+                                    r"splits\.train\[0\]: row_groups: its 1 row groups hold 1 "
+                                    r"tiles, tiles says \d+"),
     "shard listed twice": (lambda doc: doc["splits"]["val"].append(doc["splits"]["train"][0]),
                            r"splits\.val\[\d\]: shard '.*' is listed twice"),
 }

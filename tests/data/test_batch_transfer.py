@@ -38,8 +38,7 @@ def object_store_ranges() -> list[tuple[int, int]]:
 
 def batch_size_within_blocks(ds: TileDataset) -> int:
     """A batch size that divides every row group, so that no batch spans two blocks."""
-    sizes = [g.num_rows for meta in ds.footers("train").values()
-             for g in (meta.row_group(i) for i in range(meta.num_row_groups))]
+    sizes = [tiles for groups in ds.row_groups("train").values() for tiles in groups]
     return math.gcd(*sizes)
 
 

@@ -24,7 +24,7 @@ def world(tmp_path_factory):
 def source(ds: TileDataset, seed, tiles_per_block=64, blocks_per_task=1,
            **options) -> RowGroupSource:
     schema = ds.manifest.schema()
-    return RowGroupSource(ds.root, ds.footers("train"),
+    return RowGroupSource(ds.root, ds.row_groups("train"),
                           pa.schema([schema.field("tile_id"), schema.field("sentinel2")]),
                           seed=seed, tiles_per_block=tiles_per_block,
                           blocks_per_task=blocks_per_task, **options)

@@ -16,7 +16,7 @@ import pytest
 from mpmae.cli import main
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.retry_tally import RetryTally
-from mpmae.data.stream.row_group_source import RowGroup, read_row_groups
+from mpmae.data.stream.row_group_source import Expected, RowGroup, read_row_groups
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.data.verify import verify_dataset
 from mpmae.modalities import resolve_pretext
@@ -149,23 +149,24 @@ def test_a_throttled_row_group_is_not_skipped_as_damaged(proxied, world):
     # data.on_bad_shard=skip leaves damaged row groups out; a throttle is not damage.
     proxy, opts = proxied(s3_proxy.Weather(latency_s=0), retries=2)
     dataset = TileDataset.open(world, opts)
-    footers = dataset.footers("train")
-    shard = sorted(footers)[0]
-    group = RowGroup(shard, 0, footers[shard].row_group(0).num_rows)
+    layout = {shard: tuple(groups) for shard, groups in dataset.row_groups("train").items()}
+    shard = sorted(layout)[0]
+    group = RowGroup(shard, 0, layout[shard][0])
     proxy.weather = s3_proxy.Weather(latency_s=0, slowdown=1.0, calm=1)  # opens, then reads
     with pytest.raises(StorageError, match="throttled"):
-        read_row_groups(dataset.root, footers, [group], ["sentinel2"], skip_bad=True)
+        read_row_groups(dataset.root, Expected(layout, dataset.manifest.schema()), [group],
+                        ["sentinel2"], skip_bad=True)
 
 
 @pytest.mark.ray
 def test_the_read_tasks_send_their_retries_to_the_runs_tally(ray_local, proxied, world):
     # Read tasks run in Ray worker processes: their retries count there, out of a training
     # run's sight, unless they send them on. Two GETs of the train shards are throttled
-    # (one SDK attempt each, so each one reaches mpmae's rounds); the footers are read
-    # before, in this process, so the throttles land in the read tasks.
+    # (one SDK attempt each, so each one reaches mpmae's rounds); opening reads no shard in
+    # this process (a listing), so the throttles land in the read tasks.
     proxy, opts = proxied(s3_proxy.Weather(latency_s=0), retries=1)
     dataset = TileDataset.open(world, opts)
-    dataset.footers("train")
+    dataset.row_groups("train")
     tally = RetryTally.start()
     here = retry_counts()
     proxy.weather = s3_proxy.Weather(latency_s=0, throttle_reads=2, read_paths="/train/")

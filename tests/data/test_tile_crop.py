@@ -29,7 +29,7 @@ def world(tmp_path_factory):
 def source(ds: TileDataset, seed, crop=CROP) -> RowGroupSource:
     schema = ds.manifest.schema()
     fields = [schema.field(c) for c in ("tile_id", *PIXEL, "era5")]
-    return RowGroupSource(ds.root, ds.footers("train"), pa.schema(fields), seed=seed,
+    return RowGroupSource(ds.root, ds.row_groups("train"), pa.schema(fields), seed=seed,
                           tiles_per_block=64, blocks_per_task=1, crop=crop)
 
 

@@ -58,7 +58,7 @@ def write_v1_copy(src: Path, dest: Path) -> None:
 def stored_tiles(ds: TileDataset, columns: list[str]) -> dict[str, np.ndarray]:
     """One epoch of the row-group source in stored order (no seed), read in this process."""
     schema = ds.manifest.schema()
-    src = RowGroupSource(ds.root, ds.footers("train"),
+    src = RowGroupSource(ds.root, ds.row_groups("train"),
                          pa.schema([schema.field(c) for c in columns]), seed=None,
                          tiles_per_block=32)
     blocks = [b for task in src.get_read_tasks(parallelism=src.num_tasks) for b in task()]

@@ -34,6 +34,9 @@ class ShardInfo:
     tiles: int
     bytes: int = 0
     sha256: str = ""  # hex digest of the file; empty in manifests of older mpmae versions
+    # Tiles in each Parquet row group, in order: what the stream plans its reads from, so
+    # that start-up reads no footer. Empty in manifests of older mpmae versions.
+    row_groups: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Manifest:
                            for n in self.modalities},
             "band_presence": presence_bands(self.modalities),
             "stats": self.stats,
-            "splits": {k: [asdict(s) for s in v] for k, v in self.splits.items()},
+            "splits": {k: [_shard_entry(s) for s in v] for k, v in self.splits.items()},
             "labels": self.labels,
             "provenance": self.provenance,
             "license": self.license,
@@ -118,7 +121,16 @@ class Manifest:
 
 def _shard_info(entry: dict) -> ShardInfo:
     return ShardInfo(path=entry["path"], tiles=entry["tiles"], bytes=entry.get("bytes", 0),
-                     sha256=entry.get("sha256", ""))
+                     sha256=entry.get("sha256", ""), row_groups=list(entry.get("row_groups", [])))
+
+
+def _shard_entry(info: ShardInfo) -> dict:
+    """A shard's manifest entry; ``row_groups`` only where known (an older manifest read
+    and written again stays as it was)."""
+    entry = asdict(info)
+    if not info.row_groups:
+        del entry["row_groups"]
+    return entry
 
 
 def _describe(name: str, tile_size: int, version: int) -> dict:

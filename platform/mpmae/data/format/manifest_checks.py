@@ -77,9 +77,25 @@ def _shard_problem(shard: object, seen: set[str]) -> str | None:
         return f"tiles: must be a positive whole number, got {shard.get('tiles')!r}"
     if not _is_int(shard.get("bytes", 0)) or shard.get("bytes", 0) < 0:
         return f"bytes: must be a whole number, got {shard.get('bytes')!r}"
+    problem = _row_groups_problem(shard.get("row_groups", []), shard["tiles"])
+    if problem:
+        return problem
     digest = shard.get("sha256", "")
     if digest and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
         return f"sha256: must be 64 lower-case hex digits, got {digest!r}"
+    return None
+
+
+def _row_groups_problem(groups: object, tiles: int) -> str | None:
+    """``row_groups`` (optional): the tiles of each of the shard's row groups, adding up to
+    its ``tiles``; the stream plans its reads from it without reading the shard."""
+    if not isinstance(groups, list) or not all(_is_int(n) and n > 0 for n in groups):
+        shown = repr(groups) if len(repr(groups)) <= 80 else repr(groups)[:77] + "..."
+        return ("row_groups: must list each row group's tiles (positive whole numbers), "
+                f"got {shown}")
+    if groups and sum(groups) != tiles:
+        return (f"row_groups: its {len(groups)} row groups hold {sum(groups)} tiles, tiles "
+                f"says {tiles}")
     return None
 
 

@@ -10,14 +10,17 @@ and SHA-256 for ``mpmae data verify``.
 from __future__ import annotations
 
 import hashlib
+import posixpath
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.dataset as pds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mpmae.data.format.manifest import DatasetError, ShardInfo
 from mpmae.data.format.schema import schema_problems
-from mpmae.storage import Location, StorageError, retrying
+from mpmae.storage import Location, StorageError, retrying, storage_error
 
 ROW_GROUP_TILES = 64
 # LZ4 (Parquet LZ4_RAW): measured on synth shards, one thread, page checksums verified,
@@ -52,7 +55,20 @@ def write_shard(root: Location, name: str, table: pa.Table) -> ShardInfo:
     pq.write_table(table, sink, **parquet_options())
     data = sink.getvalue().to_pybytes()
     root.join(*name.split("/")).write_bytes_atomic(data)
-    return ShardInfo(path=name, tiles=table.num_rows, bytes=len(data), sha256=digest(data))
+    return shard_info(name, data)
+
+
+def shard_info(name: str, data: bytes) -> ShardInfo:
+    """The manifest entry of the shard ``name`` whose bytes are ``data``: its tiles, size,
+    SHA-256 and the tiles of each row group (read back from its footer, not assumed)."""
+    footer = parse_shard(data).metadata
+    return ShardInfo(path=name, tiles=footer.num_rows, bytes=len(data), sha256=digest(data),
+                     row_groups=row_group_tiles(footer))
+
+
+def row_group_tiles(footer: pq.FileMetaData) -> list[int]:
+    """The tiles of each of a shard's row groups, in order."""
+    return [footer.row_group(i).num_rows for i in range(footer.num_row_groups)]
 
 
 def digest(data: bytes) -> str:
@@ -76,20 +92,15 @@ def decode_problem(data: bytes) -> str | None:
     return None
 
 
-def open_shard(root: Location, name: str,
-               footer: pq.FileMetaData | None = None) -> pq.ParquetFile:
-    """Open a shard, naming the file and the remedy when it is unreadable. With the
-    ``footer`` read before, opening costs no read (a round trip on object storage)."""
+def open_shard(root: Location, name: str) -> pq.ParquetFile:
+    """Open a shard (its footer read), naming the file and the remedy when it is
+    unreadable."""
     loc = root.join(*name.split("/"))
     try:
         return retrying(loc, lambda: pq.ParquetFile(loc.fs.open_input_file(loc.path),
-                                                    metadata=footer,
                                                     page_checksum_verification=True))
     except FileNotFoundError:
-        raise DatasetError(
-            f"shard {loc.uri} is listed in dataset.json but missing: restore it or "
-            "re-create the dataset"
-        ) from None
+        raise missing(root, name) from None
     except (pa.ArrowInvalid, OSError) as e:
         if isinstance(e, OSError) and not isinstance(e, pa.ArrowException) and not loc.exists():
             raise StorageError(f"cannot read {loc.uri}") from None
@@ -122,27 +133,87 @@ class SchemaCheck:
 def footer_problems(info: ShardInfo, footer: pq.FileMetaData,
                     expected: pa.Schema | SchemaCheck, size: int | None = None) -> list[str]:
     """How a shard's footer (and, if given, its ``size`` in bytes) differs from its
-    manifest entry: schema, tile count, size."""
+    manifest entry: schema, tile count, row groups (where recorded), size."""
     check = expected if isinstance(expected, SchemaCheck) else SchemaCheck(expected)
     problems = check(footer)
     if footer.num_rows != info.tiles:
         problems.append(f"{footer.num_rows} tiles, dataset.json says {info.tiles}")
+    problems += row_group_problems(footer, info.row_groups)
     if size is not None and info.bytes and size != info.bytes:
         problems.append(f"{size} bytes, dataset.json says {info.bytes}")
     return problems
 
 
+def row_group_problems(footer: pq.FileMetaData, expected: Sequence[int]) -> list[str]:
+    """How a footer's row groups differ from ``expected`` (dataset.json's; none recorded:
+    nothing to compare)."""
+    found = row_group_tiles(footer)
+    if not expected or found == list(expected):
+        return []
+    return [f"row groups of {_groups_text(found)} tiles, dataset.json says "
+            f"{_groups_text(expected)}"]
+
+
+def _groups_text(groups: Sequence[int]) -> str:
+    """``[64, 64, 16]``, or for many row groups ``[64, 64, …, 16] (250)``: one short line."""
+    if len(groups) <= 6:
+        return str(list(groups))
+    return f"[{groups[0]}, {groups[1]}, …, {groups[-1]}] ({len(groups)})"
+
+
 def check_shard(root: Location, info: ShardInfo, footer: pq.FileMetaData,
                 expected: pa.Schema | SchemaCheck, size: int | None = None) -> None:
     """Footer-level check (``footer`` as :func:`open_shard` read it): expected schema,
-    tile count (and ``size``, if given) as in the manifest."""
+    tile count, row groups (and ``size``, if given) as in the manifest."""
     problems = footer_problems(info, footer, expected, size)
     if problems:
-        raise DatasetError(
-            f"shard {root.join(*info.path.split('/')).uri} does not match dataset.json: "
-            + "; ".join(problems)
-            + ". Re-create the dataset or fix the shard."
-        )
+        raise mismatch(root, info.path, problems)
+
+
+def mismatch(root: Location, name: str, problems: list[str]) -> DatasetError:
+    """The one-line error for a shard that differs from its manifest entry."""
+    return DatasetError(
+        f"shard {root.join(*name.split('/')).uri} does not match dataset.json: "
+        + "; ".join(problems)
+        + ". Run `mpmae data verify` to check every shard; re-create the dataset or fix "
+        "the shard."
+    )
+
+
+def check_present(root: Location, shards: list[ShardInfo]) -> None:
+    """Every one of ``shards`` is in the store, of the size dataset.json says (where it
+    says one), from one listing of each folder that holds them: no shard is opened (on
+    S3 a LIST returns 1,000 objects; reading a footer costs a request a shard). A
+    missing shard or one of another size is named."""
+    folders: dict[str, list[ShardInfo]] = {}
+    for info in shards:
+        folders.setdefault(posixpath.dirname(info.path), []).append(info)
+    for folder, infos in folders.items():
+        sizes = listed_sizes(root, folder)
+        for info in infos:
+            size = sizes.get(posixpath.basename(info.path))
+            if size is None:
+                raise missing(root, info.path)
+            if info.bytes and size != info.bytes:
+                raise mismatch(root, info.path, [f"{size} bytes, dataset.json says {info.bytes}"])
+
+
+def listed_sizes(root: Location, folder: str) -> dict[str, int]:
+    """File name → size of the files in ``folder`` ('/'-separated, under ``root``; '': root
+    itself), from one listing (paged on S3); none if the folder does not exist."""
+    loc = root.join(*folder.split("/")) if folder else root
+    selector = pafs.FileSelector(loc.path, allow_not_found=True)
+    try:
+        infos = retrying(loc, lambda: loc.fs.get_file_info(selector))
+    except OSError as e:
+        raise storage_error(loc, e) from None
+    return {i.base_name: i.size for i in infos if i.type == pafs.FileType.File}
+
+
+def missing(root: Location, name: str) -> DatasetError:
+    """The error for a shard dataset.json lists that the store does not hold."""
+    return DatasetError(f"shard {root.join(*name.split('/')).uri} is listed in dataset.json "
+                        "but missing: restore it or re-create the dataset")
 
 
 def read_footer(root: Location, info: ShardInfo,

@@ -13,7 +13,7 @@ import numpy as np
 
 from mpmae.cluster.task_result import task_result
 from mpmae.data.format.manifest import ShardInfo
-from mpmae.data.format.shards import decode_problem, digest, parse_shard, write_shard
+from mpmae.data.format.shards import decode_problem, parse_shard, shard_info, write_shard
 from mpmae.data.format.tiles import tiles_to_table
 from mpmae.data.sources.mmearth_h5 import Release, read_tiles, tile_presence
 from mpmae.storage import Location, StorageOptions, resolve
@@ -125,4 +125,4 @@ def _existing_shard(root: Location, job: ShardJob) -> ShardInfo | None:
     shard = parse_shard(data)
     if shard.read(columns=["tile_id"]).column("tile_id").to_pylist() != job.tile_ids:
         return None
-    return ShardInfo(job.name, len(job.rows), len(data), digest(data))
+    return shard_info(job.name, data)

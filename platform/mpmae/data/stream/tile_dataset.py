@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 from ray.exceptions import RayTaskError
 
 from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
-from mpmae.data.format.shards import SchemaCheck, read_footer
+from mpmae.data.format.shards import SchemaCheck, check_present, read_footer, row_group_tiles
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
 from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
@@ -34,9 +33,9 @@ from mpmae.ray_fixes.block_size import pass_blocks_as_yielded
 from mpmae.ray_fixes.stream_callbacks import install as install_stream_fixes
 from mpmae.storage import Location, StorageOptions, resolve
 
-# Footers read at once: each read waits a round trip to the store (30 ms on S3), not the
-# CPU, so start-up at thousands of shards is bound by how many are in flight
-# (benchmarks/bench_startup.py).
+# Footers read at once (older manifests only, which record no row groups): each read waits
+# a round trip to the store (30 ms on S3), not the CPU, so start-up at thousands of shards
+# is bound by how many are in flight (benchmarks/bench_startup.py).
 FOOTER_READERS = 64
 
 
@@ -46,14 +45,17 @@ class TileDataset:
 
     root: Location
     manifest: Manifest
-    _footers: dict[str, dict[str, pq.FileMetaData]] = field(default_factory=dict, repr=False)
+    # split → shard path → tiles of each row group: all the driver keeps of the shards.
+    # Holding their footers (~211 KB a 1,000-tile shard) was most of the driver's growth:
+    # +512 MB at 1M tiles, +188 MB without (benchmarks/bench_scale.py, docs/scale.md).
+    _row_groups: dict[str, dict[str, list[int]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, where: Location | str, storage: StorageOptions | None = None,
              check: bool = True) -> TileDataset:
         """Read ``dataset.json`` at ``where``, a location the caller resolved (a run's
-        driver does, once) or a URI resolved here with ``storage``; with ``check``, read
-        every shard footer now and check it against the manifest (else on first use)."""
+        driver does, once) or a URI resolved here with ``storage``; with ``check``, check
+        now that every shard is there, of the size dataset.json says (else on first use)."""
         root = where if isinstance(where, Location) else resolve(where, storage)
         ds = cls(root, read_manifest(root))
         if check:
@@ -61,9 +63,10 @@ class TileDataset:
         return ds
 
     def check(self, splits: Iterable[str] | None = None) -> None:
-        """Read the footers of ``splits`` (all by default), checked against the manifest: a
-        missing, corrupt or mismatched shard is named before any read task starts."""
-        self._read_footers(splits or self.manifest.splits)
+        """Check the shards of ``splits`` (all by default): a missing shard, or one of
+        another size than dataset.json says, is named before any read task starts. Each
+        read task checks the footers of the shards it opens against dataset.json."""
+        self._find_row_groups(splits or self.manifest.splits)
 
     def shard_paths(self, split: str) -> list[str]:
         return [self.root.join(*s.path.split("/")).path for s in self.manifest.shards(split)]
@@ -76,23 +79,29 @@ class TileDataset:
                 f"hold (it has {self.manifest.modalities}); choose a smaller pretext set"
             )
 
-    def footers(self, split: str) -> dict[str, pq.FileMetaData]:
-        """The Parquet footer of each of ``split``'s shards, by manifest path: read once,
-        checked against the manifest, and handed to read tasks."""
-        self._read_footers([split])
-        return self._footers[split]
+    def row_groups(self, split: str) -> dict[str, list[int]]:
+        """The tiles of each row group of each of ``split``'s shards, by manifest path, its
+        shards checked (:meth:`check`): what read tasks are planned from."""
+        self._find_row_groups([split])
+        return self._row_groups[split]
 
-    def _read_footers(self, splits: Iterable[str]) -> None:
-        """Read the footers of those of ``splits`` not read yet, all in one pool: one
-        request each (:func:`~mpmae.data.format.shards.read_footer`)."""
-        todo = [s for s in dict.fromkeys(splits) if s not in self._footers]
-        shards = [(split, info) for split in todo for info in self.manifest.shards(split)]
+    def _find_row_groups(self, splits: Iterable[str]) -> None:
+        """The row groups of those of ``splits`` not done yet. Recorded in dataset.json:
+        one listing of each shard folder checks that the shards are there, of their sizes
+        (no footer read). Not recorded (older manifests): every footer is read, checked
+        (:func:`~mpmae.data.format.shards.read_footer`, one request each, in parallel) and
+        only its row groups' tile counts kept."""
+        todo = [s for s in dict.fromkeys(splits) if s not in self._row_groups]
+        shards = [info for split in todo for info in self.manifest.shards(split)]
+        check_present(self.root, [info for info in shards if info.row_groups])
+        older = [info for info in shards if not info.row_groups]
         schema = SchemaCheck(self.manifest.schema())
-        footers = in_parallel(lambda shard: read_footer(self.root, shard[1], schema), shards)
+        read = in_parallel(lambda info: row_group_tiles(read_footer(self.root, info, schema)),
+                           older)
+        found = {info.path: groups for info, groups in zip(older, read, strict=True)}
         for split in todo:
-            self._footers[split] = {}
-        for (split, info), footer in zip(shards, footers, strict=True):
-            self._footers[split][info.path] = footer
+            self._row_groups[split] = {info.path: info.row_groups or found[info.path]
+                                       for info in self.manifest.shards(split)}
 
     def read(self, split: str, pretext: PretextSet, seed: int | None = 0,
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
@@ -119,7 +128,7 @@ class TileDataset:
         self.require(pretext)
         schema = self.manifest.schema()
         columns = [*pretext.columns, *extra_columns]
-        source = RowGroupSource(self.root, self.footers(split),
+        source = RowGroupSource(self.root, self.row_groups(split),
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
                                 on_bad_shard=on_bad_shard, first_epoch=first_epoch,
                                 skip_tiles=skip_tiles, crop=crop, stage_clock=stage_clock,
