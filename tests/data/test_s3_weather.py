@@ -174,4 +174,7 @@ def test_the_read_tasks_send_their_retries_to_the_runs_tally(ray_local, proxied,
     tiles = sum(len(b["sentinel2"]) for b in data.iter_batches(batch_size=None))  # all read
     assert tiles == dataset.manifest.split_tiles("train") and proxy.counts.slowdowns == 2
     assert retry_counts() == here  # none of them in this process
-    assert tally.total() == {"throttled": 2, "server_error": 0, "failed": 0}
+    # pyarrow reads the 503's body as SlowDown (throttled) or, on a ranged GET, as
+    # SERVICE_UNAVAILABLE (a server error, as botocore counts it): one of the two.
+    total = tally.total()
+    assert total["throttled"] + total["server_error"] == 2 and total["failed"] == 0
