@@ -35,10 +35,10 @@ def test_dynamic_earthnet_reads_its_s2_image_by_id_and_zeros_without_one(tmp_pat
     assert "r" not in read[0].bands  # the PlanetScope series is not read
 
 
-def test_dynamic_earthnet_and_biomassters_are_the_dated_datasets_with_a_readable_sentinel2():
+def test_kuro_siwo_is_the_one_dated_dataset_without_a_readable_sentinel2():
     dated = {n for n, info in DATASETS.items() if info.temporal}
-    assert {n for n in dated if s2_readable(DATASETS[n])} == {"dynamic_earthnet",
-                                                              "biomassters"}
+    assert {n for n in dated if s2_readable(DATASETS[n])} == {
+        "dynamic_earthnet", "biomassters", "pastis", "pastis_r"}
 
 
 def _biomass(i: int, s2_sizes: tuple[int, ...]) -> Entry:

@@ -1,4 +1,4 @@
-"""``mpmae data synth-geobench2``: five tiny datasets under GEO-Bench-2's names, files and
+"""``mpmae data synth-geobench2``: seven tiny datasets under GEO-Bench-2's names, files and
 bands, read back by our tortilla reader."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from mpmae.data.geobench2.dataset import GeoBench2Dataset
 from mpmae.data.sources.synth_geobench2 import DATASETS, write_geobench2_sets
 
 
-def test_the_five_datasets_read_back_with_their_tasks_bands_and_labels(tmp_path):
+def test_the_seven_datasets_read_back_with_their_tasks_bands_and_labels(tmp_path):
     write_geobench2_sets(tmp_path, tiles=24, size=8, seed=1, progress=lambda _: None)
     opened = {name: GeoBench2Dataset.open(tmp_path / name) for name in DATASETS}
     assert {n: d.task for n, d in opened.items()} == {
         "so2sat": Task.CLASSIFICATION, "benv2": Task.MULTI_LABEL,
         "cloudsen12": Task.SEGMENTATION, "dynamic_earthnet": Task.SEGMENTATION,
-        "biomassters": Task.REGRESSION}
+        "biomassters": Task.REGRESSION, "fotw": Task.SEGMENTATION,
+        "pastis": Task.SEGMENTATION}
     for dataset in opened.values():  # every split holds samples, the same ones in each set
         assert [len(dataset.samples(s)) for s in ("train", "validation", "test")] == [
             len(opened["so2sat"].samples(s)) for s in ("train", "validation", "test")]
@@ -46,3 +47,13 @@ def test_the_five_datasets_read_back_with_their_tasks_bands_and_labels(tmp_path)
     assert biomass[0].label.dtype == np.float32 and biomass[0].label.shape == (8, 8)
     assert np.allclose(biomass[0].label * 289.89 / 25.0, np.round(biomass[0].label * 289.89
                                                                    / 25.0), atol=1e-3)
+    # Fields of the World: windows A and B as two dates of the tile's B04 (its "red")
+    fotw = first["fotw"]
+    assert fotw.bands["red"].shape == (2, 8, 8) and fotw.label.max() < 3
+    assert np.allclose(fotw.bands["red"][1], fotw.bands["red"][0] * 1.05, rtol=1e-3)
+    assert np.allclose(fotw.bands["nir"][0], cloud.bands["B08"])
+    # PASTIS: its HDF5 S2 series (2 or 3 dates, int16 as it ships) and mask band 0
+    pastis = [opened["pastis"].read_sample(s) for s in opened["pastis"].samples("train")[:2]]
+    assert {p.bands["B8A"].shape for p in pastis} == {(3, 8, 8), (2, 8, 8)}
+    assert "B01" not in pastis[0].bands and pastis[0].bands["B8A"].dtype == np.int16
+    assert pastis[0].label.shape == (8, 8) and pastis[0].label.max() < 20

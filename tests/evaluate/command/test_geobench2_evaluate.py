@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import mlflow
 import pytest
@@ -16,6 +17,8 @@ from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
 from mpmae.evaluate.config import EvaluateConfig
 from mpmae.evaluate.protocols.frozen import protocol_score
 from mpmae.evaluate.reports.geobench2_leaderboard import SUBMISSION_COLUMNS, SUBMISSION_FILE
+from mpmae.model.convnextv2 import build_encoder
+from mpmae.model.release import save_encoder
 
 QUICK = ["--set", "mlflow.system_metrics=false"]
 TABLE = "geobench2_leaderboard.md"
@@ -195,3 +198,45 @@ def test_the_regression_head_scores_biomassters_by_rmse_and_submits_it_flipped(
     assert [(c["Metric"], c["decoder"]) for c in cells] == [("RMSE", "frozen-regression-head")]
     # the leaderboard's flip of a lower-is-better RMSE
     assert float(cells[0]["test metric"]) == 1 - row["value"] * 0.2537951171398163
+
+
+@pytest.mark.ray
+def test_the_segmentation_head_scores_pastis_on_the_mean_of_its_hdf5_s2_dates(
+        ray_local, synth, tmp_path, tracking, capsys):
+    bench = tmp_path / "bench"  # a benchmark folder: fotw's missing bands skip it, said so
+    for name in ("pastis", "fotw"):
+        shutil.copytree(synth / name, bench / name)
+    out = tmp_path / "pastis" / "results.json"
+    rc = main(["evaluate", "random:atto", str(bench), "--seeds", "1",
+               "--set", "segmentation.epochs=1", "--results", str(out), *QUICK])
+    assert rc == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["dataset"], row["metric"]) == ("pastis", "miou")
+    assert row["input_size"] == "native 16x16; the benchmark's input size 128"
+    assert "| random:atto | pastis | Multiclass_Jaccard_Index |" in (
+        out.parent / TABLE).read_text()
+    console = capsys.readouterr().out
+    assert "B1 ← B2" in console  # its S2 has neither B01 nor B09
+    assert "skipping fotw lacks Sentinel-2 bands" in console
+
+
+@pytest.mark.ray
+def test_the_segmentation_head_scores_fotw_on_the_mean_of_its_two_windows(
+        ray_local, synth, tmp_path, tracking, capsys):
+    # random:atto takes 12 Sentinel-2 bands; fotw has 4 and no band is zero-filled.
+    rc = main(["evaluate", "random:atto", str(synth / "fotw"), "--seeds", "1",
+               "--results", str(tmp_path / "refused.json"), *QUICK])
+    assert rc != 0
+    assert ("fotw lacks Sentinel-2 bands ['B5', 'B6', 'B7', 'B8A', 'B9', 'B11', 'B12'] the "
+            "encoder needs") in capsys.readouterr().err
+    rgbn = tmp_path / "rgbn-atto"  # an encoder of fotw's four bands
+    save_encoder(build_encoder("atto", in_chans=4), rgbn,
+                 metadata={"input_bands": ["B4", "B3", "B2", "B8"], "normalisation": None})
+    out = tmp_path / "fotw" / "results.json"
+    rc = main(["evaluate", str(rgbn), str(synth / "fotw"), "--seeds", "1",
+               "--set", "segmentation.epochs=1", "--results", str(out), *QUICK])
+    assert rc == 0
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["dataset"], row["metric"]) == ("fotw", "miou")
+    assert row["input_size"] == "native 16x16; the benchmark's input size 256"
+    assert f"| {rgbn} | fotw | Multiclass_Jaccard_Index |" in (out.parent / TABLE).read_text()

@@ -21,8 +21,10 @@ Sources (read September–December 2025, facts only, no code copied):
 files scored twice. Items are found by position in a sample, as the benchmark's loaders read them
 (``sample_row.read(i)``; CloudSEN12's ``l2a_row.read(0)``/``read(1)``, the same depth), or by
 id (Dynamic EarthNet's Sentinel-2 image), or as a dated series by the footer's
-``modality`` column (BioMassters' months); a modality without any of these is a dated
-series this reader does not read yet, or one not placed here yet.
+``modality`` column (BioMassters' months) or by positions (Fields of the World's windows A
+and B, ``read(0)``/``read(1)``); PASTIS' items are HDF5 files, each modality's whole
+series in one item. A modality without any of these is a dated series this reader does
+not read yet, or one not placed here yet.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ GROUPS = ("Core", "Multi-Spectral-Dependent", "Multi-Temporal", "Pixel-wise",
 REQUIRED_SEEDS = 5
 STATS_SCHEMES = ("satmae", "clip_rescale")
 SENTINEL2 = "Sentinel2"  # the sensor name data/geobench's band matching looks for
+GEOTIFF, HDF5 = "GTiff", "HDF5"  # tortilla:file_format of a sample's items
 
 _S2_12 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 _S2_10 = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -68,11 +71,19 @@ class Modality:
     # A dated series: the items whose footer ``modality`` column holds this value, in
     # footer order (BioMassters' "S1" and "S2" months, as its loader selects them).
     series: str | None = None
+    # A dated series found by position: Fields of the World's windows A and B (0, 1).
+    positions: tuple[int, ...] = ()
 
     @property
     def placed(self) -> bool:
-        """Whether the reader knows where this modality's one image is."""
+        """Whether the reader knows where this modality's one image is (for an HDF5
+        dataset, the one item holding its whole series)."""
         return self.item is not None or self.item_id is not None
+
+    @property
+    def dated(self) -> bool:
+        """Whether the reader finds this modality as a series of dated GeoTIFF items."""
+        return self.series is not None or bool(self.positions)
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,8 @@ class DatasetInfo:
     # Regression: the target as the benchmark feeds it is the stored value / target_std
     # (its RMSE, and so the leaderboard's, is in those units).
     target_std: float = 1.0
+    # Its items' format: GeoTIFF, or HDF5 (PASTIS: a modality's series in one item).
+    item_format: str = GEOTIFF
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -106,7 +119,9 @@ def _rgb(key: str, item: int | None, sensor: str, *extra: str) -> Modality:
 
 
 _PASTIS = dict(
-    files=_files("pastis", 3), input_size=128, temporal=True, label_item=3,
+    # Items s2, s1a, s1d (HDF5 series (T, C, H, W)), semantic ((3, H, W), its loader
+    # reads band 0), instance.
+    files=_files("pastis", 3), input_size=128, temporal=True, label_item=3, item_format=HDF5,
     modalities=(Modality("s2", 0, SENTINEL2, _S2_10),
                 Modality("s1_asc", 1, "Sentinel1", ("VV_asc", "VH_asc", "VV/VH_asc")),
                 Modality("s1_desc", 2, "Sentinel1", ("VV_desc", "VH_desc", "VV/VH_desc"))),
@@ -182,9 +197,13 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
     DatasetInfo("cloudsen12", Task.SEGMENTATION, _files("cloudsen12"), (
         Modality("s2", 0, SENTINEL2, _S2_12),), 512,
         ("clear", "thick cloud", "thin cloud", "cloud shadow"), label_item=1),
+    # Fields of the World: Sentinel-2 L2A windows A and B (two dates of a season, items 0
+    # and 1; its loader returns both, ``image_a``/``image_b``), R, G, B, NIR as it names
+    # them; item 2 the instance mask, item 3 the 3-class semantic mask. Key "a": its
+    # statistics files describe window A as ``image_a``.
     DatasetInfo("fotw", Task.SEGMENTATION, _files("fotw"), (
-        _rgb("image", None, "PlanetScope", "nir"),), 256,
-        ("background", "field", "field-boundary")),
+        Modality("a", None, SENTINEL2, ("red", "green", "blue", "nir"), positions=(0, 1)),),
+        256, ("background", "field", "field-boundary"), label_item=3),
     DatasetInfo("caffe", Task.SEGMENTATION, _files("caffe"), (
         Modality("image", 0, "SAR", ("gray",)),), 512,
         ("N/A", "rock", "glacier", "ocean/ice melange"), label_item=1),
@@ -233,13 +252,10 @@ SUPPORTED_TASKS = (Task.CLASSIFICATION, Task.MULTI_LABEL, Task.SEGMENTATION, Tas
 
 def s2_readable(info: DatasetInfo) -> bool:
     """Whether the reader can give ``info``'s Sentinel-2 image: every Sentinel-2 modality
-    placed; a dated dataset only where its Sentinel-2 is one image found by id beside its
-    series (Dynamic EarthNet) or a series of GeoTIFFs (BioMassters; PASTIS' placed items
-    are HDF5 series, not GeoTIFFs)."""
+    placed (one image by position or id, or PASTIS' HDF5 series item) or a series of dated
+    GeoTIFFs (BioMassters' months, Fields of the World's windows)."""
     s2 = [m for m in info.modalities if m.sensor == SENTINEL2]
-    if info.temporal:
-        return any(m.item_id is not None or m.series is not None for m in s2)
-    return bool(s2) and all(m.placed for m in s2)
+    return bool(s2) and all(m.placed or m.dated for m in s2)
 
 
 def dataset_info(name: str) -> DatasetInfo:

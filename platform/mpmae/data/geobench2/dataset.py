@@ -23,6 +23,8 @@ from mpmae.data.geobench.bands import BandMatch, match_bands
 from mpmae.data.geobench.normalise import BandStats, InputStats, input_stats
 from mpmae.data.geobench.task_specs import BandSpec
 from mpmae.data.geobench2.catalog import (
+    GEOTIFF,
+    HDF5,
     SENTINEL2,
     SUPPORTED_TASKS,
     DatasetInfo,
@@ -33,12 +35,12 @@ from mpmae.data.geobench2.catalog import (
 )
 from mpmae.data.geobench2.errors import GeoBench2Error
 from mpmae.data.geobench2.geotiff import read_geotiff
+from mpmae.data.geobench2.hdf5 import read_hdf5
 from mpmae.data.geobench2.stats import read_band_stats
 from mpmae.data.geobench2.tortilla import Item, read_bytes, read_children, read_items
 
 # The benchmark's split names (its loaders accept "val" for "validation").
 SPLITS = ("train", "validation", "test")
-GEOTIFF = "GTiff"
 SERIES_COLUMN = "modality"  # the footer column naming a dated item's modality ("S2")
 
 Label = int | np.ndarray
@@ -115,9 +117,13 @@ class GeoBench2Dataset:
         bands: dict[str, np.ndarray] = {}
         label = self._label(sample, items, where)
         for modality in self.info.modalities:
-            if modality.placed:
+            if self.info.item_format == HDF5:
+                if modality.sensor != SENTINEL2 or modality.item is None:
+                    continue  # PASTIS' S1 series: our encoders take Sentinel-2 only
+                image = self._hdf5_series(items, modality, where, label)
+            elif modality.placed:
                 image = self._image(items, modality, where, label)
-            elif modality.series is not None and modality.sensor == SENTINEL2:
+            elif modality.dated and modality.sensor == SENTINEL2:
                 # (C, T, H, W): our encoders take Sentinel-2 only, so other series
                 # (BioMassters' S1 months) are not read.
                 image = self._series(items, modality, where, label)
@@ -160,8 +166,9 @@ class GeoBench2Dataset:
         none reads as one date of zeros at the label's size (the benchmark's loader pads
         missing dates with zeros)."""
         n_bands = len(modality.bands)
-        dates = [self._geotiff(items, i, where, n_bands) for i, item in enumerate(items)
-                 if item.metadata.get(SERIES_COLUMN) == modality.series]
+        positions = modality.positions or [i for i, item in enumerate(items)
+                                           if item.metadata.get(SERIES_COLUMN) == modality.series]
+        dates = [self._geotiff(items, i, where, n_bands) for i in positions]
         if not dates:
             dates = [np.zeros((n_bands, *np.shape(label)[-2:]), dtype=np.float32)]
         shapes = {d.shape for d in dates}
@@ -170,16 +177,41 @@ class GeoBench2Dataset:
                                  f"{sorted(shapes)}; download the dataset again")
         return np.stack(dates, axis=1)
 
+    def _hdf5_series(self, items: list[Item], modality: Modality, where: str, label: Label
+                     ) -> np.ndarray:
+        """PASTIS' series item, (T, C, H, W) on disk, as (C, T, H, W) at the mask's size."""
+        item = self._item(items, modality.item or 0, where, HDF5)
+        series = read_hdf5(read_bytes(item), f"{where} item {item.id!r}", ndim=4)
+        expected = (len(modality.bands), *np.shape(label)[-2:])
+        if series.shape[0] < 1 or series.shape[1:] != expected:
+            raise GeoBench2Error(f"{where} item {item.id!r}: a series of shape {series.shape} "
+                                 f"where {self.name} has (T, {expected[0]}, H, W) at its "
+                                 f"mask's size {expected[1:]}; download the dataset again")
+        return series.transpose(1, 0, 2, 3)
+
     def _geotiff(self, items: list[Item], position: int, where: str, n_bands: int
                  ) -> np.ndarray:
+        item = self._item(items, position, where, GEOTIFF)
+        return read_geotiff(read_bytes(item), f"{where} item {item.id!r}", n_bands)
+
+    def _item(self, items: list[Item], position: int, where: str, file_format: str) -> Item:
         if not -len(items) <= position < len(items):
             raise GeoBench2Error(f"{where}: has {len(items)} items, {self.name} has one at "
                                  f"position {position}; download the dataset again")
         item = items[position]
-        if item.file_format != GEOTIFF:
-            raise GeoBench2Error(f"{where}: item {item.id!r} is {item.file_format}, not a "
-                                 "GeoTIFF")
-        return read_geotiff(read_bytes(item), f"{where} item {item.id!r}", n_bands)
+        if item.file_format != file_format:
+            raise GeoBench2Error(f"{where}: item {item.id!r} is {item.file_format}, not "
+                                 f"{'a GeoTIFF' if file_format == GEOTIFF else file_format}")
+        return item
+
+    def _hdf5_mask(self, items: list[Item], where: str) -> np.ndarray:
+        """PASTIS' semantic mask: band 0 of its (3, H, W) item, as its loader reads it."""
+        item = self._item(items, self.info.label_item or 0, where, HDF5)
+        mask = read_hdf5(read_bytes(item), f"{where} item {item.id!r}", ndim=3)
+        if mask.shape[0] < 1:
+            raise GeoBench2Error(f"{where} item {item.id!r}: a mask of shape {mask.shape} "
+                                 "has no band; download the dataset again")
+        return mask[0]
 
     def _label(self, sample: Item, items: list[Item], where: str) -> Label:
         info = self.info
@@ -191,7 +223,8 @@ class GeoBench2Dataset:
         if info.task is Task.SEGMENTATION:
             if info.label_item is None:
                 raise GeoBench2Error(f"{self.name}: its masks are not placed yet")
-            mask = self._geotiff(items, info.label_item, where, 1)[0]
+            mask = (self._hdf5_mask(items, where) if info.item_format == HDF5
+                    else self._geotiff(items, info.label_item, where, 1)[0])
             return _class_map(where, mask, len(info.classes))
         value = sample.metadata.get(info.label_column or "")
         if info.task is Task.MULTI_LABEL:
@@ -205,7 +238,7 @@ def _by_split(path: Path, info: DatasetInfo, items: list[Item]) -> dict[str, tup
         raise GeoBench2Error(f"{path}: {info.name} has samples in splits {unknown}, not "
                              f"{list(SPLITS)}; is tortilla:data_split missing?")
     bad = [i.id for i in items if not i.is_nested]
-    if bad and info.modalities[0].item is not None:
+    if bad and (info.modalities[0].item is not None or info.modalities[0].positions):
         raise GeoBench2Error(f"{path}: {info.name}'s samples {bad[:3]} are not nested "
                              "tortillas (one per sample); download the dataset again")
     return {s: tuple(i for i in items if i.split == s) for s in SPLITS}

@@ -3,12 +3,14 @@ the tests' fixtures and the synthetic world's, never the benchmark's own data.""
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,3 +62,12 @@ def geotiff_bytes(array: np.ndarray, compress: str = "zstd") -> bytes:
                              dtype=array.dtype, compress=compress) as dst:
                 dst.write(array)
             return memory.read()
+
+
+def hdf5_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of an HDF5 file holding it as dataset ``data``, gzip-compressed
+    as GEO-Bench-2 writes PASTIS' items."""
+    memory = io.BytesIO()
+    with h5py.File(memory, "w") as f:
+        f.create_dataset("data", data=array, compression="gzip", chunks=True)
+    return memory.getvalue()

@@ -1,5 +1,5 @@
-"""The synthetic world's tiles as five tiny GEO-Bench-2 datasets, written as the benchmark
-ships them (tortilla files of GeoTIFF samples, ``tortilla:data_split``), under its real
+"""The synthetic world's tiles as seven tiny GEO-Bench-2 datasets, written as the benchmark
+ships them (tortilla files of GeoTIFF or HDF5 samples, ``tortilla:data_split``), under its real
 names, files, items and bands (``catalog.py``), so that ``mpmae evaluate`` runs on
 GEO-Bench-2 with no download:
 
@@ -17,7 +17,13 @@ GEO-Bench-2 with no download:
   part files;
 - ``biomassters`` (pixel regression, dated): 12 S1 months (VV, VH twice), 2 or 3 S2 months
   (10 bands, footer column ``modality``), then the AGB map: ``AGB_PER_CLASS`` Mg/ha per
-  land-cover class index.
+  land-cover class index;
+- ``fotw`` (segmentation, two dates): items ``win_a`` and ``win_b`` (the tile's B04, B03,
+  B02, B08 as its red, green, blue, nir; window B brightened a little), ``instance_mask``,
+  then ``semantic_3class_mask`` (land cover modulo its three classes);
+- ``pastis`` (segmentation, dated, HDF5): items ``s2`` (the tile's 10 bands, 2 or 3 dates,
+  (T, C, H, W) int16 in dataset ``data``), ``s1a``, ``s1d``, ``semantic`` ((3, H, W), band
+  0 land cover modulo its 20 classes) and ``instance``, over its three part files.
 
 The labels are synthetic stand-ins under real class lists; the numbers mean nothing for
 the real datasets. Same tiles, splits and seed as ``mpmae data synth``'s world.
@@ -30,12 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mpmae.data.geobench2.catalog import dataset_info
-from mpmae.data.geobench2.writer import Entry, geotiff_bytes, write_tortilla
+from mpmae.data.geobench2.catalog import HDF5, dataset_info
+from mpmae.data.geobench2.writer import Entry, geotiff_bytes, hdf5_bytes, write_tortilla
 from mpmae.data.sources.synth_world import world_chunks
 from mpmae.modalities import S2_BANDS
 
-DATASETS = ("so2sat", "benv2", "cloudsen12", "dynamic_earthnet", "biomassters")
+DATASETS = ("so2sat", "benv2", "cloudsen12", "dynamic_earthnet", "biomassters", "fotw",
+            "pastis")
 PLANET_DATES = 3
 S1_MONTHS = 12
 S2_MONTHS = (3, 2)  # BioMassters' S2 months per sample vary; alternate between these
@@ -67,6 +74,8 @@ def write_geobench2_sets(dest: str | Path, tiles: int = 120, size: int = 32, see
             entries["dynamic_earthnet"].append(_sample(name, where, _dynamic_earthnet(s2, dw),
                                                        None))
             entries["biomassters"].append(_biomassters(name, where, s2, s1, dw, first + i))
+            entries["fotw"].append(_sample(name, where, _fotw(s2, dw), None))
+            entries["pastis"].append(_pastis(name, where, s2, s1, dw, first + i))
     for name, found in entries.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,6 +100,30 @@ def _dynamic_earthnet(s2: np.ndarray, dw: np.ndarray) -> list[tuple[str, np.ndar
     dates = [(f"planet_{t}", planet * np.float32(1 + 0.05 * t)) for t in range(PLANET_DATES)]
     mask = (dw % len(dataset_info("dynamic_earthnet").classes)).astype(np.uint8)[None]
     return [*dates, ("s2", _s2(s2, "dynamic_earthnet")), ("mask", mask)]
+
+
+def _fotw(s2: np.ndarray, dw: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Its items as its loader reads them: windows A and B, the instance mask, the
+    3-class semantic mask."""
+    window = np.stack([s2[S2_BANDS.index(b)] for b in _PLANET]).astype(np.float32)
+    mask = (dw % len(dataset_info("fotw").classes)).astype(np.uint8)[None]
+    return [("win_a", window), ("win_b", window * np.float32(1.05)),
+            ("instance_mask", dw.astype(np.uint16)[None]), ("semantic_3class_mask", mask)]
+
+
+def _pastis(name: str, where: dict[str, str], s2: np.ndarray, s1: np.ndarray,
+            dw: np.ndarray, index: int) -> Entry:
+    """Its HDF5 items as its generator writes them: s2, s1a, s1d series (T, C, H, W), the
+    semantic mask (3, H, W) and the instance map."""
+    image = _s2(s2, "pastis").astype(np.float32)
+    dates = S2_MONTHS[index % len(S2_MONTHS)]
+    series = np.stack([image * np.float32(1 + 0.05 * t) for t in range(dates)])
+    s1_3 = np.stack([np.concatenate([s1, s1[:1] / np.float32(2)])] * 2).astype(np.float16)
+    semantic = np.stack([dw % len(dataset_info("pastis").classes), dw, dw]).astype(np.uint8)
+    arrays = [("s2", np.round(series).astype(np.int16)), ("s1a", s1_3), ("s1d", s1_3),
+              ("semantic", semantic), ("instance", dw.astype(np.int64))]
+    items = [Entry(key, hdf5_bytes(array), HDF5, metadata=where) for key, array in arrays]
+    return Entry(name, items, metadata=where)
 
 
 def _biomassters(name: str, where: dict[str, str], s2: np.ndarray, s1: np.ndarray,

@@ -120,8 +120,26 @@ def plan_all(encoders: list[Encoder], opened: list[tuple[Dataset, bool]],
 
 def plan_datasets(encoder: Encoder, datasets: list[tuple[Dataset, bool]],
                   cfg: EvaluateConfig, progress: Callable[[str], None]) -> list[DatasetPlan]:
+    with_bands = _with_bands(datasets, encoder.input_bands, progress)
     return [_plan(encoder, dataset, cfg, progress)
-            for dataset in _scorable(datasets, cfg, progress)]
+            for dataset in _scorable(with_bands, cfg, progress)]
+
+
+def _with_bands(datasets: list[tuple[Dataset, bool]], input_bands: tuple[str, ...],
+                progress: Callable[[str], None]) -> list[tuple[Dataset, bool]]:
+    """``datasets`` less the GEO-Bench-2 ones found in a benchmark folder that lack some
+    of the encoder's bands (fotw's R, G, B, NIR for a 12-band MMEarth encoder), said so:
+    one such dataset should not stop the rest. Named itself, it stops the command."""
+    kept = []
+    for dataset, named in datasets:
+        if isinstance(dataset, GeoBench2Source) and not named:
+            try:
+                dataset.match_bands(input_bands)
+            except GeoBenchError as exc:
+                progress(f"skipping {exc}")
+                continue
+        kept.append((dataset, named))
+    return kept
 
 
 def check_datasets(paths: list[str], cfg: EvaluateConfig,
