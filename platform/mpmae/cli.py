@@ -197,8 +197,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("synth-geobench2",
                          help="write tiny GEO-Bench-2 datasets (so2sat, benv2, cloudsen12, "
-                              "dynamic_earthnet, biomassters)",
-                         description="Write the synthetic world's tiles as five GEO-Bench-2 "
+                              "dynamic_earthnet, biomassters, fotw, pastis)",
+                         description="Write the synthetic world's tiles as seven GEO-Bench-2 "
                                      "datasets in the benchmark's tortilla files, one folder "
                                      "each under DEST, for mpmae evaluate ENCODER DEST.")
     p.add_argument("dest", help="a local folder")
