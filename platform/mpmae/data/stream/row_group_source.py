@@ -58,6 +58,8 @@ from mpmae.data.stream.tile_crop import Windows, checked_crop, is_pixel_column
 from mpmae.storage import Location, retrying
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
+TILES_PER_BLOCK = 256
+BLOCKS_PER_TASK = 4
 # Opens shards side by side in each worker process (threads start on first use); pyarrow
 # waits for the store without the GIL. 16: a block's row groups at the smallest shards.
 _OPENERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mpmae-open")
@@ -87,8 +89,8 @@ class RowGroupSource(Datasource):
     (:mod:`mpmae.data.stream.retry_tally`; None: nowhere)."""
 
     def __init__(self, root: Location, row_groups: dict[str, Sequence[int]], schema: pa.Schema,
-                 seed: int | None = 0, tiles_per_block: int = 256,
-                 blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
+                 seed: int | None = 0, tiles_per_block: int = TILES_PER_BLOCK,
+                 blocks_per_task: int = BLOCKS_PER_TASK, on_bad_shard: OnBadShard = "stop",
                  first_epoch: int = 0, skip_tiles: int = 0, crop: int | None = None,
                  stage_clock: StageClock | None = None,
                  retry_tally: RetryTally | None = None) -> None:
