@@ -76,8 +76,8 @@ VARIANTS = {
     "blocks_128": {"read": {"tiles_per_block": 128}},
     "blocks_64": {"read": {"tiles_per_block": 64}},
     "no_shuffle": {"read": {"seed": None}},  # blocks are views of the decoded row groups
+    "tasks_4_blocks": {"read": {"blocks_per_task": 4}},  # the default before §4
     "tasks_8_blocks": {"read": {"blocks_per_task": 8}},
-    "tasks_16_blocks": {"read": {"blocks_per_task": 16}},
     "gen_buffer_8": {"context": {"_max_num_blocks_in_streaming_gen_buffer": 8}},
     "no_reservation": {"context": {"op_resource_reservation_enabled": False}},
     "block_views": {"consumer": "block_views"},
