@@ -52,7 +52,7 @@ from mpmae.data.format.band_stats import stats_key, valid_mask
 from mpmae.data.sources.synth import synthesize
 from mpmae.data.stream.normalise import Normaliser
 from mpmae.data.stream.stage_clock import StageClock
-from mpmae.data.stream.tile_dataset import TileDataset, torch_batches
+from mpmae.data.stream.tile_dataset import TileCollate, TileDataset, torch_batches
 from mpmae.modalities import MODALITIES, S2_BANDS, TaskKind, resolve_pretext
 from mpmae.storage import StorageOptions
 from mpmae.train.config import DataConfig
@@ -67,9 +67,20 @@ PRETEXT = resolve_pretext("all")
 CROP = 56  # MMEarth64's training crop
 
 # Other ways to run (b), each measured beside it in the same run (--compare NAME): copy
-# cuts tried (docs/data-plane.md).
+# cuts tried (docs/data-plane.md) and issue 25 §4's levers (docs/scale.md). ``read``: more
+# arguments of ``TileDataset.read``; ``context``: DataContext fields set on the dataset's
+# own context; ``consumer``: how batches leave Ray Data (:data:`CONSUMERS`).
 VARIANTS = {
-    "crop_in_read_task": {"read_crop": CROP},  # cut in the shuffle's scatter, not kept
+    "crop_in_read_task": {"read": {"crop": CROP}},  # cut in the shuffle's scatter, not kept
+    "blocks_1024": {"read": {"tiles_per_block": 1024}},
+    "blocks_128": {"read": {"tiles_per_block": 128}},
+    "blocks_64": {"read": {"tiles_per_block": 64}},
+    "no_shuffle": {"read": {"seed": None}},  # blocks are views of the decoded row groups
+    "tasks_4_blocks": {"read": {"blocks_per_task": 4}},  # the default before §4
+    "tasks_8_blocks": {"read": {"blocks_per_task": 8}},
+    "gen_buffer_8": {"context": {"_max_num_blocks_in_streaming_gen_buffer": 8}},
+    "no_reservation": {"context": {"op_resource_reservation_enabled": False}},
+    "block_views": {"consumer": "block_views"},
 }
 
 
@@ -97,17 +108,22 @@ def bench_pyarrow(ds: TileDataset, batch_size: int) -> dict:
 
 
 def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str,
-                  read_crop: int | None = None):
+                  read: dict | None = None, context: dict | None = None,
+                  consumer: str = "torch_batches"):
     """(b): a function that reads one epoch of Ray Data → raw tensors → normalisation, as a
     training worker sees it (the training defaults: DataConfig's shuffle buffer, the
     Normaliser's crop), and returns its rate and CPU by stage; one epoch is read first, to
-    start Ray's worker processes. ``read_crop``: the read tasks cut the crop instead."""
+    start Ray's worker processes. ``read``, ``context``, ``consumer``: a variant's
+    (:data:`VARIANTS`)."""
     # The read tasks use both cores; idle OpenMP threads spinning here would take their CPU.
     torch.set_num_threads(1)
     keep_freed_memory()  # as the training loop does
     norm = Normaliser(ds.manifest.stats, PRETEXT, crop=CROP)
     clock = StageClock(clock_folder)
-    data = ds.read("train", PRETEXT, seed=0, crop=read_crop, stage_clock=clock)
+    data = ds.read("train", PRETEXT, stage_clock=clock, **{"seed": 0, **(read or {})})
+    for name, value in (context or {}).items():
+        setattr(data.context, name, value)
+    batches = CONSUMERS[consumer]
 
     def epoch() -> dict:
         tiles = nbytes = norm_s = 0
@@ -115,8 +131,7 @@ def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str,
         cpu, idle = session_cpu.snapshot(), stream_stages.machine_idle_s()
         start, main_start = time.perf_counter(), time.thread_time()
         first = None
-        for raw in torch_batches(data, batch_size, shuffle_buffer=DataConfig().shuffle_buffer,
-                                 seed=0, device="cpu"):
+        for raw in batches(data, batch_size):
             nbytes += tile_bytes(raw)
             norm_start = time.thread_time()  # the normaliser runs in this thread alone
             tiles += len(norm(raw)["image"])
@@ -141,6 +156,32 @@ def stream_epochs(ds: TileDataset, batch_size: int, clock_folder: str,
 
     epoch()
     return epoch
+
+
+def _torch_batches(data, batch_size: int) -> Iterator[dict]:
+    """As training reads them (DataConfig's shuffle buffer)."""
+    return torch_batches(data, batch_size, shuffle_buffer=DataConfig().shuffle_buffer,
+                         seed=0, device="cpu")
+
+
+def _block_views(data, batch_size: int) -> Iterator[dict]:
+    """Each block as Arrow, its columns as numpy views of its buffers, cut into batches as
+    torch views: no batcher, no copy; a block's last partial batch is dropped."""
+    collate = TileCollate()
+    for block in data.iter_batches(batch_size=None, batch_format="pyarrow",
+                                   prefetch_batches=1):
+        arrays = {name: _one_chunk(col).to_numpy_ndarray() if hasattr(col.type, "shape")
+                  else col.to_numpy()
+                  for name, col in zip(block.column_names, block.columns, strict=True)}
+        for first in range(0, block.num_rows - batch_size + 1, batch_size):
+            yield collate({k: v[first : first + batch_size] for k, v in arrays.items()})
+
+
+def _one_chunk(col):
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
+CONSUMERS = {"torch_batches": _torch_batches, "block_views": _block_views}
 
 
 def bench_h5py(h5_path: str, rows: np.ndarray, batch_size: int, stats: dict,

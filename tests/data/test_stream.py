@@ -31,6 +31,15 @@ def test_file_order_is_reshuffled_every_epoch(ray_local, small_world):
     assert len(orders) > 1
 
 
+def test_the_read_tasks_layout_reaches_the_blocks(ray_local, small_world):
+    """``tiles_per_block`` below a row group: every block is one whole row group."""
+    ds = TileDataset.open(str(small_world))
+    data = ds.read("train", resolve_pretext("S2"), tiles_per_block=1, blocks_per_task=2)
+    blocks = [len(b["sentinel2"]) for b in data.iter_batches(batch_size=None)]
+    groups = [t for tiles in ds.row_groups("train").values() for t in tiles]
+    assert sorted(blocks) == sorted(groups)
+
+
 def test_a_resumed_stream_reads_only_the_rest_of_its_epoch_then_whole_epochs(ray_local,
                                                                            small_world):
     # Ray Data calls the datasource three times to plan a dataset before it runs it: the

@@ -11,8 +11,10 @@ against dataset.json (row groups, the columns it reads): a shard that differs is
 A task yields its tiles as several blocks of ~256, each as soon as it is read. A Ray
 worker spends time between the end of one task's read and the start of the next (output,
 completion, next submission), on a small machine about as long as reading one block
-(measured: docs/ray-2.60.md); four blocks per task pay that once per ~1024 tiles, and the
-first block of a task still leaves after one block's read.
+(measured: docs/ray-2.60.md); sixteen blocks per task pay that once per ~4096 tiles, and
+the first block of a task still leaves after one block's read. Sixteen rather than four
+cost 5-30 % less CPU per delivered tile in each of five runs, mostly in the task's own
+decode and copy (benchmarks/bench_data.py ``--compare``, docs/scale.md §4).
 
 A row group that does not decode (a page checksum fails, a shard is gone) stops the stream
 with an error naming its shard, or with ``on_bad_shard="skip"`` is left out with a warning
@@ -58,6 +60,8 @@ from mpmae.data.stream.tile_crop import Windows, checked_crop, is_pixel_column
 from mpmae.storage import Location, retrying
 
 LEADING_TASKS = 2  # one-row-group tasks that start every epoch
+TILES_PER_BLOCK = 256
+BLOCKS_PER_TASK = 16
 # Opens shards side by side in each worker process (threads start on first use); pyarrow
 # waits for the store without the GIL. 16: a block's row groups at the smallest shards.
 _OPENERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mpmae-open")
@@ -87,8 +91,8 @@ class RowGroupSource(Datasource):
     (:mod:`mpmae.data.stream.retry_tally`; None: nowhere)."""
 
     def __init__(self, root: Location, row_groups: dict[str, Sequence[int]], schema: pa.Schema,
-                 seed: int | None = 0, tiles_per_block: int = 256,
-                 blocks_per_task: int = 4, on_bad_shard: OnBadShard = "stop",
+                 seed: int | None = 0, tiles_per_block: int = TILES_PER_BLOCK,
+                 blocks_per_task: int = BLOCKS_PER_TASK, on_bad_shard: OnBadShard = "stop",
                  first_epoch: int = 0, skip_tiles: int = 0, crop: int | None = None,
                  stage_clock: StageClock | None = None,
                  retry_tally: RetryTally | None = None) -> None:

@@ -25,7 +25,12 @@ from mpmae.data.format.manifest import DatasetError, Manifest, read_manifest
 from mpmae.data.format.shards import SchemaCheck, check_present, read_footer, row_group_tiles
 from mpmae.data.stream.normalise import S2_LEVEL_COLUMN
 from mpmae.data.stream.retry_tally import RetryTally
-from mpmae.data.stream.row_group_source import OnBadShard, RowGroupSource
+from mpmae.data.stream.row_group_source import (
+    BLOCKS_PER_TASK,
+    TILES_PER_BLOCK,
+    OnBadShard,
+    RowGroupSource,
+)
 from mpmae.data.stream.stage_clock import StageClock
 from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextSet
@@ -107,7 +112,8 @@ class TileDataset:
              extra_columns: tuple[str, ...] = (), task_cpus: float = 1.0,
              on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0,
              crop: int | None = None, stage_clock: StageClock | None = None,
-             retry_tally: RetryTally | None = None):
+             retry_tally: RetryTally | None = None, tiles_per_block: int = TILES_PER_BLOCK,
+             blocks_per_task: int = BLOCKS_PER_TASK):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
@@ -122,6 +128,8 @@ class TileDataset:
         ``stage_clock``: benchmarks only, see :mod:`mpmae.data.stream.stage_clock`.
         ``retry_tally``: where the read tasks send their storage retries
         (:mod:`mpmae.data.stream.retry_tally`).
+        ``tiles_per_block``, ``blocks_per_task``: the read tasks' layout
+        (:class:`~mpmae.data.stream.row_group_source.RowGroupSource`).
         """
         import ray.data
 
@@ -132,7 +140,8 @@ class TileDataset:
                                 pa.schema([schema.field(c) for c in columns]), seed=seed,
                                 on_bad_shard=on_bad_shard, first_epoch=first_epoch,
                                 skip_tiles=skip_tiles, crop=crop, stage_clock=stage_clock,
-                                retry_tally=retry_tally)
+                                retry_tally=retry_tally, tiles_per_block=tiles_per_block,
+                                blocks_per_task=blocks_per_task)
         install_stream_fixes(ray.data.DataContext.get_current())
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks)
