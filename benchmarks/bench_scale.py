@@ -14,13 +14,19 @@ second; ``data verify`` in core-ms per tile; ``TileDataset.open`` (every shard l
 first batch of the stream (open, plan, first read: a run's start-up less Ray's workers and
 the model, which cost the same at any size; not a full ``mpmae pretrain``); the steady
 CPU per delivered tile; peak driver RSS, largest Ray worker RSS and object-store bytes; a
-resume half-way through the epoch. The stream, the resume and convert stop at their caps
-(``--stream-cap``, ``--convert-cap``), and the S3 arm at ``--s3-cap`` tiles: said in the
-JSON. Each cost's log-log slope against the sweep's work is printed; above 1.1 it is
-flagged "grows faster than the work". ``mpmae evaluate``'s embedding cost is not measured.
+resume half-way through the epoch. Opt-in phases (``--phases``, default the ones above):
+``first_step``, a real ``mpmae pretrain`` (one worker, a 16 px model) launched on the dataset
+and timed to its first step's line (``scale_commands``); ``embed``, ``mpmae evaluate``'s
+embed stage (random:atto, knn) on synthetic GEO-Bench v1 datasets of ``--embed-samples``
+samples, in CPU per sample, its slope against the samples. The stream, the resume and
+convert stop at their caps (``--stream-cap``, ``--convert-cap``), and the S3 arm at
+``--s3-cap`` tiles: said in the JSON. Each cost's log-log slope against the sweep's work
+is printed; above 1.1 it is flagged "grows faster than the work".
 
     python benchmarks/bench_scale.py                       # the full run (~40 min, 2 cores)
     python benchmarks/bench_scale.py --tiles 2000 16000 128000 --arms local s3
+    python benchmarks/bench_scale.py --tiles --shards 16 4000 --arms s3 --phases first_step
+    python benchmarks/bench_scale.py --tiles --shards --phases embed --embed-samples 256 2048
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+import scale_commands
 import scale_phases as phases
 from bench_data import write_h5_copy
 from machine import machine
@@ -59,7 +67,11 @@ COSTS = {
     "object_store_mb": lambda d: d["stream"]["peaks"]["object_store_mb"],
     "resume_first_batch_s": lambda d: d["resume"]["first_batch_s"],
     "resume_plan_cpu_s": lambda d: d["resume"]["plan_cpu_s"],
+    "first_step_s": lambda d: d["first_step"]["first_step_s"],
 }
+# The phases of a dataset in an arm (synth always runs: the others need the dataset).
+PHASES = ("verify", "open", "stream", "resume", "convert", "first_step")
+DEFAULT_PHASES = ("verify", "open", "stream", "resume", "convert")
 
 
 def main() -> None:
@@ -97,6 +109,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="largest dataset converted (its release is written first)")
     p.add_argument("--s3-cap", type=int, default=131072, help="largest dataset on S3")
     p.add_argument("--object-store-mb", type=int, default=1024)
+    p.add_argument("--phases", nargs="+", choices=[*PHASES, "embed"],
+                   default=list(DEFAULT_PHASES), help="what to measure (synth always runs)")
+    p.add_argument("--embed-samples", type=int, nargs="*", default=[256, 2048],
+                   help="GEO-Bench samples embedded (phase embed)")
+    p.add_argument("--first-step-repeats", type=int, default=1,
+                   help="pretrain launches a dataset (phase first_step): the fastest counts")
+    p.add_argument("--write-latency-ms", type=float, default=None,
+                   help="the S3 proxy's latency while synth writes (default --latency-ms; "
+                        "0 writes 4,000 shards in minutes, its figures then not at 30 ms)")
     p.add_argument("--figure", default="bench_scale.png", help="'' for none")
     p.add_argument("--work", default=None, help="folder for the datasets (default: temporary)")
     return p.parse_args(argv)
@@ -126,8 +147,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "latency_ms": args.latency_ms, "object_store_mb": args.object_store_mb,
         "caps": {"stream_tiles": args.stream_cap, "convert_tiles": args.convert_cap,
                  "s3_tiles": args.s3_cap},
-        "not_measured": {"pretrain_first_step": "launch → first batch of the stream instead",
-                         "evaluate_embedding": "not in this benchmark"},
+        "phases": args.phases,
         "datasets": datasets,
         "slopes": {sweep: {arm: {name: {"slope": slope(pts), "verdict": verdict(slope(pts))}
                                  for name, pts in by_cost.items()}
@@ -135,6 +155,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
                    for sweep, by_arm in curves.items()},
         "targets": targets(datasets, sweeps, args),
     }
+    if "embed" in args.phases:
+        result["embed"] = embed_curve(args, work)
     if args.figure:
         result["figure"] = figure({f"{sweep} ({arm})": by_cost
                                    for sweep, by_arm in curves.items()
@@ -160,8 +182,9 @@ def measure_dataset(args, work: Path, tiles: int, shards: int, pretext) -> dict:
     local = phases.Arm("local", folder=str(work))
     release, tile_bytes = None, 0
     try:
-        out["local"] = measure_arm(args, local, name, tiles, per_shard, pretext)
-        if tiles <= args.convert_cap:
+        if "local" in args.arms or "convert" in args.phases:  # convert reads the local one
+            out["local"] = measure_arm(args, local, name, tiles, per_shard, pretext)
+        if tiles <= args.convert_cap and "convert" in args.phases:
             release = str(work / f"release-{name}")
             ds = TileDataset.open(local.uri(name), check=False)
             write_h5_copy(ds, release)
@@ -181,19 +204,35 @@ def measure_dataset(args, work: Path, tiles: int, shards: int, pretext) -> dict:
         for path in work.glob(f"*{name}"):
             shutil.rmtree(path, ignore_errors=True)
     if "local" not in args.arms:
-        del out["local"]
+        out.pop("local", None)
     return out
 
 
 def measure_arm(args, arm: phases.Arm, name: str, tiles: int, per_shard: int,
                 pretext) -> dict:
-    return {
-        "synth": phases.synth(arm, name, tiles, args.size, per_shard),
-        "verify": phases.verify(arm, name, tiles),
-        "open": phases.open_only(arm, name),
-        "stream": phases.stream(arm, name, pretext, args.batch, args.stream_cap),
-        "resume": phases.resume(arm, name, pretext, args.batch, args.stream_cap),
+    """The selected phases (``convert``: the caller's) on the dataset written first."""
+    writer = arm if args.write_latency_ms is None else replace(arm,
+                                                                latency_ms=args.write_latency_ms)
+    out = {"synth": phases.synth(writer, name, tiles, args.size, per_shard)}
+    run = {
+        "verify": lambda: phases.verify(arm, name, tiles),
+        "open": lambda: phases.open_only(arm, name),
+        "stream": lambda: phases.stream(arm, name, pretext, args.batch, args.stream_cap),
+        "resume": lambda: phases.resume(arm, name, pretext, args.batch, args.stream_cap),
+        "first_step": lambda: scale_commands.first_step(arm, name, args.first_step_repeats),
     }
+    out.update({phase: measure() for phase, measure in run.items() if phase in args.phases})
+    return out
+
+
+def embed_curve(args, work: Path) -> dict:
+    """``mpmae evaluate``'s embed stage at each of ``--embed-samples``, and the slope of
+    its CPU against the samples."""
+    scale_commands.embed(work, min(args.embed_samples), args.size)  # warm-up, not counted
+    sizes = {n: scale_commands.embed(work, n, args.size) for n in args.embed_samples}
+    points = [(f["samples"], f["cpu_s"]) for f in sizes.values()]
+    return {"by_samples": sizes, "slope_cpu_vs_samples": slope(points),
+            "verdict": verdict(slope(points))}
 
 
 def costs(datasets: dict, points: list[tuple[int, int]], arm: str,
@@ -206,7 +245,10 @@ def costs(datasets: dict, points: list[tuple[int, int]], arm: str,
             continue
         work = tiles if sweep == "tiles" else d["synth"]["shards"]
         for name, cost in COSTS.items():
-            value = cost(d)
+            try:
+                value = cost(d)
+            except KeyError:  # its phase was not selected
+                continue
             if value is not None:
                 out.setdefault(name, []).append((work, round(value, 4)))
     return out
@@ -221,7 +263,7 @@ def targets(datasets: dict, sweeps: dict, args) -> dict:
     base = next(((n, s) for n, s in by_tiles if n == 16000), None)
     big = max(by_tiles, default=None)
     out = {}
-    if base and big and big != base:
+    if base and big and big != base and "stream" in args.phases:
         a, b = get(*base, "local"), get(*big, "local")
         ratio = round(b["stream"]["core_ms_per_tile"] / a["stream"]["core_ms_per_tile"], 3)
         out["cpu_per_tile_largest_within_1.2x_of_16k"] = {
@@ -239,13 +281,21 @@ def targets(datasets: dict, sweeps: dict, args) -> dict:
     if shard_points and "s3" in args.arms:
         lo, hi = (get(*min(shard_points, key=lambda p: p[1]), "s3"),
                   get(*max(shard_points, key=lambda p: p[1]), "s3"))
-        if lo and hi:
+        if lo and hi and "first_step" in args.phases:
+            extra = round(hi["first_step"]["first_step_s"] - lo["first_step"]["first_step_s"], 2)
+            out["first_step_most_shards_s3_at_most_fewest_plus_15s"] = {
+                "fewest_s": lo["first_step"]["first_step_s"],
+                "most_s": hi["first_step"]["first_step_s"],
+                "shards": [lo["synth"]["shards"], hi["synth"]["shards"]], "extra_s": extra,
+                "met": extra <= 15}
+        if lo and hi and "stream" in args.phases:
             extra = round(hi["stream"]["first_batch_s"] - lo["stream"]["first_batch_s"], 2)
             out["first_batch_most_shards_s3_at_most_fewest_plus_15s"] = {
                 "fewest_s": lo["stream"]["first_batch_s"], "most_s": hi["stream"]["first_batch_s"],
                 "shards": [lo["synth"]["shards"], hi["synth"]["shards"]], "extra_s": extra,
                 "met": extra <= 15}
-    resumes = [d[arm]["resume"] for d in datasets.values() for arm in args.arms if arm in d]
+    resumes = [d[arm]["resume"] for d in datasets.values() for arm in args.arms
+               if "resume" in d.get(arm, {})]
     out["resume_skips_without_reading"] = {
         "met": bool(resumes) and not any(r["read_skipped_tiles"] for r in resumes),
         "tiles_read_over_planned": [[r["tiles_read"], r["tiles_planned"], r["epoch_tiles"]]

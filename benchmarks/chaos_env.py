@@ -102,13 +102,7 @@ class World:
 
     def env(self, name: str, endpoint: str | None = None) -> dict[str, str]:
         """A newcomer's environment, its own ``MPMAE_HOME``, S3 at ``endpoint``."""
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI") and not k.startswith("AWS_")}
-        env["MPMAE_HOME"] = str(self.work / "homes" / name)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "platform"),
-                                                          env.get("PYTHONPATH")]))
-        env.update(self.options(endpoint).as_env())
-        return env
+        return newcomer_env(self.work / "homes" / name, self.options(endpoint))
 
     def release(self) -> Path:
         """A small MMEarth release (the official HDF5 layout) in a local folder."""
@@ -123,13 +117,7 @@ class World:
         return folder
 
     def start(self, args: list[str], env: dict[str, str]) -> Command:
-        process = subprocess.Popen([sys.executable, "-m", "mpmae.cli", *args], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   cwd=self.work)
-        command = Command(process)
-        for stream in (process.stdout, process.stderr):
-            threading.Thread(target=_pump, args=(stream, command.lines), daemon=True).start()
-        return command
+        return start_command(args, env, self.work)
 
     def run(self, args: list[str], env: dict[str, str], timeout_s: float = 600):
         """Run a command to its end: (exit code, lines, seconds)."""
@@ -144,6 +132,29 @@ class World:
         for name in where.list_files():
             digest.update(name.encode() + where.join(name).read_bytes())
         return digest.hexdigest()
+
+
+def newcomer_env(home: Path, options: StorageOptions) -> dict[str, str]:
+    """This environment less Ray's, MLflow's and AWS's settings, with its own
+    ``MPMAE_HOME`` (``home``), this checkout's package and S3 as ``options`` say."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI") and not k.startswith("AWS_")}
+    env["MPMAE_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "platform"),
+                                                      env.get("PYTHONPATH")]))
+    env.update(options.as_env())
+    return env
+
+
+def start_command(args: list[str], env: dict[str, str], cwd: Path) -> Command:
+    """``python -m mpmae.cli ARGS`` started in ``cwd``, its lines read as they come."""
+    process = subprocess.Popen([sys.executable, "-m", "mpmae.cli", *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=cwd)
+    command = Command(process)
+    for stream in (process.stdout, process.stderr):
+        threading.Thread(target=_pump, args=(stream, command.lines), daemon=True).start()
+    return command
 
 
 def pretrain_args(run_name: str, data: str, *overrides: str) -> list[str]:

@@ -57,8 +57,33 @@ def test_a_tiny_run_measures_every_phase_in_both_arms(ray_local, tmp_path):
     assert small["local"]["convert"]["cpu_s"]["ray_workers"] > 0  # shards as Ray tasks
 
     fitted = result["slopes"]["tiles"]["local"]
-    assert set(fitted) == set(bench.COSTS)
+    assert set(fitted) == set(bench.COSTS) - {"first_step_s"}  # an opt-in phase
     assert fitted["synth_cpu_s"]["slope"] is not None
     assert fitted["convert_cpu_s"]["verdict"] == "too few points"  # one converted size
     assert result["targets"]["resume_skips_without_reading"]["met"]
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_the_command_phases_time_a_real_pretrain_and_the_evaluate_embed_stage(ray_local,
+                                                                              tmp_path):
+    bench = load_benchmark("bench_scale")
+    args = bench.parse_args([
+        "--tiles", "--shards", "4", "--shard-sweep-tiles", "128", "--arms", "s3",
+        "--latency-ms", "5", "--phases", "first_step", "embed", "--embed-samples", "24", "48",
+        "--figure", ""])
+    result = bench.run(args, tmp_path / "work")
+    json.dumps(result)
+
+    s3 = result["datasets"]["128x4"]["s3"]
+    assert set(s3) == {"synth", "first_step"}  # only the phases asked for
+    [launch] = s3["first_step"]["runs"]
+    # the step came before the command ended, and its data came through the proxy
+    assert 0 < launch["first_step_s"] == s3["first_step"]["first_step_s"] < launch["ended_s"]
+    assert launch["requests"] > 0
+    assert result["slopes"]["shards"]["s3"]["first_step_s"]["verdict"] == "too few points"
+
+    embed = result["embed"]
+    small, large = embed["by_samples"][24], embed["by_samples"][48]
+    assert 0 < small["samples"] < large["samples"] <= 48  # the synthetic world's split
+    assert all(e["core_ms_per_sample"] > 0 for e in embed["by_samples"].values())
+    assert embed["slope_cpu_vs_samples"] is not None
