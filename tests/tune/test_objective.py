@@ -164,3 +164,20 @@ def test_a_geobench2_dataset_can_be_the_objective(tmp_path, dataset, partition, 
         with pytest.raises(ConfigError, match=expected) as error:
             objective_name(cfg, [S2_INPUT_BANDS])
         assert error.value.key == "objective.dataset"
+
+
+@pytest.mark.ray
+def test_a_sweep_is_scored_on_a_geobench2_dataset(ray_local, tiny_sweep, tmp_path):
+    gb2 = tmp_path / "gb2"
+    assert main(["data", "synth-geobench2", str(gb2), "--tiles", "60", "--size", "16"]) == 0
+    cfg = tiny_sweep(f"objective.dataset={gb2 / 'benv2'}", "search.pretext=[S2]",
+                     "scheduler.kind=none")
+    result = sweep(cfg, progress=lambda _: None)
+
+    name = "downstream/benv2/knn/default/f1_macro"  # the leaderboard's multi-label metric
+    assert result.objective == name
+    [row] = result.rows
+    assert row["status"] == "completed" and 0 <= row["objective_value"] <= 1
+    recorded = json.loads((tmp_path / "runs" / "s" / "trials" / row["trial_id"] /
+                           "objective.json").read_text())
+    assert recorded["name"] == name and recorded["value"] == row["objective_value"]
