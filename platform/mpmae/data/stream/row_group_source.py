@@ -199,10 +199,12 @@ class RowGroupSource(Datasource):
 
         def blocks() -> Iterator[pa.Table]:
             send_retries = tally.sender() if tally is not None else lambda: None
+            opened: dict[str, pq.ParquetFile | DatasetError] = {}  # a shard's footer once a task
             for i in range(0, len(groups), n):
                 start = time.process_time()
                 try:
-                    table = read_row_groups(root, expected, groups[i : i + n], columns, skip)
+                    table = read_row_groups(root, expected, groups[i : i + n], columns, skip,
+                                            opened)
                 finally:  # a read that gave up counted "failed": sent before it is raised
                     send_retries()
                 if table is not None:
@@ -253,11 +255,17 @@ class Expected:
 
 
 def read_row_groups(root: Location, expected: Expected, groups: list[RowGroup],
-                    columns: list[str], skip_bad: bool = False) -> pa.Table | None:
+                    columns: list[str], skip_bad: bool = False,
+                    opened: dict[str, pq.ParquetFile | DatasetError] | None = None,
+                    ) -> pa.Table | None:
     """The row groups as one table (None: all skipped). A row group that does not decode,
     or whose shard (footer or columns) differs from ``expected``, raises an error naming its
-    shard, or with ``skip_bad`` is left out with a warning."""
-    files, tables = _open_all(root, expected, list(dict.fromkeys(g.shard for g in groups))), []
+    shard, or with ``skip_bad`` is left out with a warning. ``opened``: the shards opened
+    so far (added to here), so a task whose blocks share a shard reads its footer once."""
+    files = {} if opened is None else opened
+    todo = [s for s in dict.fromkeys(g.shard for g in groups) if s not in files]
+    files.update(_open_all(root, expected, todo))
+    tables = []
     for g in groups:
         try:
             shard = files[g.shard]
