@@ -12,6 +12,8 @@ import importlib
 from dataclasses import dataclass
 
 from mpmae.ray_fixes.block_size import BLOCK_SIZE
+from mpmae.ray_fixes.cleaner_check import CLEANER_CHECK
+from mpmae.ray_fixes.cleaner_check import PRIVATE_NAMES as CLEANER_NAMES
 from mpmae.ray_fixes.cluster_maxima import CLUSTER_MAXIMA, STATE
 from mpmae.ray_fixes.embedded_ray import IDLE_WORKERS
 from mpmae.ray_fixes.guard import WRITTEN_FOR, ray_minor
@@ -44,6 +46,8 @@ FIXES = (
     Fix(BLOCK_SIZE, "blocks pass on as read, unmerged and unsliced", version_bound=True),
     Fix(QUIET_WORKERS, "Ray-internal warnings and per-epoch INFO lines off the console",
         (RAY_DATA_LOGGING,)),
+    Fix(CLEANER_CHECK, "Ray Train's placement-group cleaner asks the embedded Ray, not another",
+        CLEANER_NAMES),
     Fix(QUIET_DRIVER, "Ray Train's per-report metric dumps off the console", (TRAIN_CONTEXT,)),
     Fix(UPLOAD_WALK, "`mpmae submit` lists and measures what Ray will upload", UPLOAD_NAMES),
     Fix(CLUSTER_MAXIMA, "sweeps see an autoscaler's published maxima", (STATE,)),

@@ -2,9 +2,11 @@
 
 - Ray Train starts a placement-group cleaner beside every run. It asks the Ray state API,
   which the dashboard serves, whether the run's controller still lives; the embedded Ray
-  has no dashboard (see :func:`mpmae.cluster.connect.connect`), so every check fails and
-  logs a warning, once a second. The cleaner frees a dead controller's resources on a
-  long-lived cluster; the embedded Ray ends with the run, so hiding it loses nothing.
+  has no dashboard (see :func:`mpmae.cluster.connect.connect`). The setup hook points the
+  check at the worker's own GCS (:mod:`mpmae.ray_fixes.cleaner_check`); where a Ray lacks
+  what that needs, every check fails and logs a warning, once a second, hidden here. The
+  cleaner frees a dead controller's resources on a long-lived cluster; the embedded Ray
+  ends with the run, so hiding it loses nothing.
 - The preemption watcher reacts to spot nodes being reclaimed; one laptop or VM has none
   (on a single machine it also logs a core-worker error about its constructor arguments).
 - Ray Train raises a deprecation warning against Ray Data's own calls.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from mpmae.ray_fixes.cleaner_check import install as check_cleaner_on_own_cluster
 from mpmae.ray_fixes.guard import private
 from mpmae.storage import resolve
 
@@ -37,6 +40,7 @@ def setup() -> None:
     """A Ray ``worker_process_setup_hook``: runs in every worker process as it starts."""
     from ray.util.annotations import RayDeprecationWarning
 
+    check_cleaner_on_own_cluster()
     logging.getLogger(CLEANER_LOGGER).setLevel(logging.ERROR)
     # Only where Ray itself calls its deprecated API: a user's own call still warns.
     warnings.filterwarnings("ignore", category=RayDeprecationWarning, module=r"ray\.")
