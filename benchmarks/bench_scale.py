@@ -15,8 +15,10 @@ first batch of the stream (open, plan, first read: a run's start-up less Ray's w
 the model, which cost the same at any size; not a full ``mpmae pretrain``); the steady
 CPU per delivered tile; peak driver RSS, largest Ray worker RSS and object-store bytes; a
 resume half-way through the epoch. Opt-in phases (``--phases``, default the ones above):
-``first_step``, a real ``mpmae pretrain`` (one worker, a 16 px model) launched on the dataset
-and timed to its first step's line (``scale_commands``); ``embed``, ``mpmae evaluate``'s
+``first_step``, a real ``mpmae pretrain`` (one worker, a 16 px model) launched on each
+dataset of the shard sweep on S3 and timed to its first step's line, the datasets' launches
+taking turns (``--first-step-repeats`` rounds) and the requests before that line counted
+(``scale_commands``); ``embed``, ``mpmae evaluate``'s
 embed stage (random:atto, knn) on synthetic GEO-Bench v1 datasets of ``--embed-samples``
 samples, in CPU per sample, its slope against the samples. The stream, the resume and
 convert stop at their caps (``--stream-cap``, ``--convert-cap``), and the S3 arm at
@@ -136,10 +138,14 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     sweeps = plan(args)
     warm_up(work, args, pretext)
     datasets: dict[str, dict] = {}
-    for tiles, shards in sorted({d for ds in sweeps.values() for d in ds}):
-        key = f"{tiles}x{shards}"
-        datasets[key] = measure_dataset(args, work, tiles, shards, pretext)
-        print(f"{key}: {json.dumps(datasets[key])}", file=sys.stderr, flush=True)
+    if set(args.phases) - {"first_step", "embed"}:
+        for tiles, shards in sorted({d for ds in sweeps.values() for d in ds}):
+            key = f"{tiles}x{shards}"
+            datasets[key] = measure_dataset(args, work, tiles, shards, pretext)
+            print(f"{key}: {json.dumps(datasets[key])}", file=sys.stderr, flush=True)
+    if "first_step" in args.phases and "s3" in args.arms:
+        for key, figures in first_step_sweep(args, work, sweeps["shards"]).items():
+            datasets.setdefault(key, {}).setdefault("s3", {}).update(figures)
     curves = {sweep: {arm: costs(datasets, points, arm, sweep) for arm in args.arms}
               for sweep, points in sweeps.items()}
     result = {
@@ -208,18 +214,40 @@ def measure_dataset(args, work: Path, tiles: int, shards: int, pretext) -> dict:
     return out
 
 
+def first_step_sweep(args, work: Path, points: list[tuple[int, int]]) -> dict[str, dict]:
+    """The shard sweep's datasets written on one S3 endpoint, then ``mpmae pretrain``
+    launched on each in turn, round by round (phase ``first_step``): key → figures."""
+    names = {f"{tiles}x{shards}": (f"world-{tiles}x{shards}", tiles, shards)
+             for tiles, shards in points}
+    out: dict[str, dict] = {}
+    with moto_endpoint(work) as (upstream, _):
+        arm = phases.Arm("s3", upstream=upstream, latency_ms=args.latency_ms)
+        for key, (name, tiles, shards) in names.items():
+            out[key] = {"synth": phases.synth(writer_arm(args, arm), name, tiles, args.size,
+                                              max(1, tiles // shards))}
+        launched = scale_commands.first_steps(arm, [n for n, _, _ in names.values()],
+                                              args.first_step_repeats)
+    for key, (name, _, _) in names.items():
+        out[key]["first_step"] = launched[name]
+        print(f"{key} first step: {json.dumps(out[key])}", file=sys.stderr, flush=True)
+    return out
+
+
+def writer_arm(args, arm: phases.Arm) -> phases.Arm:
+    """The arm datasets are written through (``--write-latency-ms``)."""
+    return arm if args.write_latency_ms is None else replace(arm,
+                                                             latency_ms=args.write_latency_ms)
+
+
 def measure_arm(args, arm: phases.Arm, name: str, tiles: int, per_shard: int,
                 pretext) -> dict:
     """The selected phases (``convert``: the caller's) on the dataset written first."""
-    writer = arm if args.write_latency_ms is None else replace(arm,
-                                                                latency_ms=args.write_latency_ms)
-    out = {"synth": phases.synth(writer, name, tiles, args.size, per_shard)}
+    out = {"synth": phases.synth(writer_arm(args, arm), name, tiles, args.size, per_shard)}
     run = {
         "verify": lambda: phases.verify(arm, name, tiles),
         "open": lambda: phases.open_only(arm, name),
         "stream": lambda: phases.stream(arm, name, pretext, args.batch, args.stream_cap),
         "resume": lambda: phases.resume(arm, name, pretext, args.batch, args.stream_cap),
-        "first_step": lambda: scale_commands.first_step(arm, name, args.first_step_repeats),
     }
     out.update({phase: measure() for phase, measure in run.items() if phase in args.phases})
     return out
@@ -240,7 +268,7 @@ def costs(datasets: dict, points: list[tuple[int, int]], arm: str,
     """cost name → (work, cost) over the sweep's datasets measured in ``arm``."""
     out: dict[str, list] = {}
     for tiles, shards in points:
-        d = datasets[f"{tiles}x{shards}"].get(arm)
+        d = datasets.get(f"{tiles}x{shards}", {}).get(arm)
         if d is None:
             continue
         work = tiles if sweep == "tiles" else d["synth"]["shards"]

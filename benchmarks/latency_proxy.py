@@ -18,10 +18,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "infra" / "local" / "s3_proxy.py"
 
 class LatencyProxy:
     """``with LatencyProxy(upstream, 30.0) as proxy:`` clients use ``proxy.endpoint``; after
-    the block ``proxy.requests`` holds how many requests it saw."""
+    the block ``proxy.requests`` holds how many requests it saw; ``request_log``: a file
+    that gets a JSON line per request (its time, method and path)."""
 
-    def __init__(self, upstream: str, latency_ms: float) -> None:
-        self.upstream, self.latency_ms = upstream, latency_ms
+    def __init__(self, upstream: str, latency_ms: float, request_log: str = "") -> None:
+        self.upstream, self.latency_ms, self.request_log = upstream, latency_ms, request_log
         self.endpoint = ""
         self.requests: int | None = None
         self.process: subprocess.Popen | None = None
@@ -29,7 +30,8 @@ class LatencyProxy:
     def __enter__(self) -> LatencyProxy:
         self.process = subprocess.Popen(
             [sys.executable, str(SCRIPT), "--upstream", self.upstream, "--latency-ms",
-             str(self.latency_ms)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             str(self.latency_ms), "--request-log", self.request_log],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             self.endpoint = json.loads(self.process.stdout.readline())["endpoint"]
         except (ValueError, KeyError):

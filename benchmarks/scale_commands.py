@@ -1,9 +1,11 @@
 """The two phases of bench_scale that measure mpmae's commands rather than the stream:
 
 - ``first_step``: ``mpmae pretrain`` launched as a user launches it (``python -m mpmae.cli
-  pretrain``, a process of its own, a tiny model) on a dataset in an arm, timed from the
-  launch to its first "step 1/" progress line (Ray's start, the workers, the model, the
-  open and the first batch: what a user waits for);
+  pretrain``, a process of its own, a tiny model) on each of several datasets in an arm,
+  timed from the launch to its first "step 1/" progress line (Ray's start, the workers, the
+  model, the open and the first batch: what a user waits for); the launches of the
+  datasets take turns, so a load that changes during the run falls on each alike, and on
+  S3 the requests made before that line are counted apart from the rest;
 - ``embed``: the embed stage of ``mpmae evaluate random:atto`` (knn) on a synthetic GEO-Bench
   v1 dataset of ``samples`` samples: its CPU per sample, the stage run in this process as
   the command's Ray task runs it (same encoder, plan, batch).
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,29 +32,48 @@ from mpmae.storage import StorageOptions, resolve
 FIRST_STEP = ["scaling.num_workers=1", "train.max_steps=1"]
 
 
-def first_step(arm: phases.Arm, name: str, repeats: int = 1, timeout_s: float = 600) -> dict:
-    """Launch → the first optimizer step's line of ``mpmae pretrain`` on ``name``, the
-    fastest of ``repeats`` launches (a loaded machine only adds); each command runs to its
-    end (one step), so it stops its own Ray."""
-    runs = [_launch(arm, name, timeout_s) for _ in range(repeats)]
-    return {"first_step_s": min(r["first_step_s"] for r in runs), "runs": runs,
-            "settings": PRETRAIN + FIRST_STEP}
+def first_steps(arm: phases.Arm, names: list[str], repeats: int = 1,
+                timeout_s: float = 600) -> dict[str, dict]:
+    """name → launch → the first optimizer step's line of ``mpmae pretrain`` on it, the
+    fastest of ``repeats`` launches (a loaded machine only adds). Round by round each
+    dataset is launched once, in turn; each command runs to its end (one step), so it
+    stops its own Ray."""
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            runs[name].append(_launch(arm, name, timeout_s))
+    return {name: {"first_step_s": min(r["first_step_s"] for r in done), "runs": done,
+                   "settings": PRETRAIN + FIRST_STEP} for name, done in runs.items()}
 
 
 def _launch(arm: phases.Arm, name: str, timeout_s: float) -> dict:
-    with tempfile.TemporaryDirectory() as home, arm.session() as (storage, counted):
-        env = newcomer_env(Path(home) / "home", storage or StorageOptions())
-        args = pretrain_args(f"first-step-{name}", arm.uri(name), *FIRST_STEP)
-        began = time.monotonic()
-        command = start_command(args, env, Path(home))
-        try:
-            step_s = command.wait_for("step 1/", timeout_s) - began
-        finally:
-            code, lines = command.finish(timeout_s)
-        ended_s = time.monotonic() - began
+    with tempfile.TemporaryDirectory() as home:
+        log = Path(home) / "requests.jsonl"
+        with arm.session(str(log) if arm.upstream else "") as (storage, counted):
+            env = newcomer_env(Path(home) / "home", storage or StorageOptions())
+            args = pretrain_args(f"first-step-{name}", arm.uri(name), *FIRST_STEP)
+            began, began_wall = time.monotonic(), time.time()
+            command = start_command(args, env, Path(home))
+            try:
+                step_s = command.wait_for("step 1/", timeout_s) - began
+            finally:
+                code, lines = command.finish(timeout_s)
+            ended_s = time.monotonic() - began
         if code != 0:
             raise RuntimeError(f"mpmae pretrain exited {code}: {lines[-5:]}")
+        if log.exists():
+            counted["requests_before_step"] = _requests_before(log, began_wall + step_s)
     return {**counted, "first_step_s": round(step_s, 3), "ended_s": round(ended_s, 3)}
+
+
+def _requests_before(log: Path, until: float) -> dict[str, int]:
+    """The requests in the proxy's log that came before ``until`` (wall clock), by method."""
+    counts: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        request = json.loads(line)
+        if request["t"] <= until:
+            counts[request["method"]] = counts.get(request["method"], 0) + 1
+    return counts
 
 
 def embed(work: Path, samples: int, size: int) -> dict:

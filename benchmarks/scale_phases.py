@@ -50,14 +50,15 @@ class Arm:
         return f"s3://{BUCKET}/{dataset}" if self.upstream else os.path.join(self.folder, dataset)
 
     @contextmanager
-    def session(self) -> Iterator[tuple[StorageOptions | None, dict]]:
-        """(storage options, a dict that gets ``requests`` after the block, S3 only)."""
+    def session(self, request_log: str = "") -> Iterator[tuple[StorageOptions | None, dict]]:
+        """(storage options, a dict that gets ``requests`` after the block, S3 only);
+        ``request_log``: a file that gets a JSON line per request (S3 only)."""
         counted: dict = {}
         if not self.upstream:
             yield None, counted
             return
         keys = (LOCAL_KEYS["AWS_ACCESS_KEY_ID"], LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"])
-        with LatencyProxy(self.upstream, self.latency_ms) as proxy:
+        with LatencyProxy(self.upstream, self.latency_ms, request_log) as proxy:
             yield StorageOptions(proxy.endpoint, REGION, *keys), counted
         counted["requests"] = proxy.requests
 

@@ -15,6 +15,8 @@ Clients then use ``http://127.0.0.1:9100`` as their endpoint. Faults are drawn f
 generator, so a run is repeatable; each request is counted by what happened to it. In a test
 or a benchmark, ``S3Proxy(upstream, Weather(...)).start()`` runs it on a thread instead, and
 ``proxy.weather`` can be changed while it runs (``Weather(down=True)``: an outage).
+``--request-log FILE`` (``request_log=``) writes each request as a JSON line, its arrival
+time (``time.time()``), method and path: what a client asked, and when.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
@@ -171,7 +174,7 @@ class S3Proxy:
     """The proxy on its own event loop thread; ``start()`` gives its endpoint URL."""
 
     def __init__(self, upstream: str, weather: Weather, host: str = "127.0.0.1",
-                 port: int = 0, seed: int = 0) -> None:
+                 port: int = 0, seed: int = 0, request_log: str = "") -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.counts = Counts()
@@ -183,6 +186,7 @@ class S3Proxy:
                                         name="s3-proxy")
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task] = set()
+        self._request_log = open(request_log, "a") if request_log else None  # noqa: SIM115
 
     def start(self) -> str:
         self._thread.start()
@@ -194,6 +198,8 @@ class S3Proxy:
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if self._request_log is not None:
+            self._request_log.close()
 
     async def _listen(self) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._serve, *self._bind)
@@ -270,6 +276,10 @@ class S3Proxy:
             return False
         _, headers = Headers.parse(head)
         self.counts.requests += 1
+        if self._request_log is not None:
+            method, path = _method_and_path(head)
+            self._request_log.write(json.dumps({"t": time.time(), "method": method.decode(),
+                                                "path": path}) + "\n")
         if headers.get("expect", "").lower() == "100-continue":
             # Answered here so that the client sends its body; the endpoint never sees it.
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -338,12 +348,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the first N GETs answered 503 SlowDown")
     parser.add_argument("--read-paths", default="", help="regex a throttled GET's path matches")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--request-log", default="", help="a JSON line per request, to FILE")
     args = parser.parse_args(argv)
     weather = Weather(args.latency_ms / 1000, args.slowdown, args.reset,
                       fail_writes=args.fail_writes, write_fault=args.write_fault,
                       write_paths=args.write_paths, throttle_reads=args.throttle_reads,
                       read_paths=args.read_paths)
-    proxy = S3Proxy(args.upstream, weather, args.host, args.port, args.seed)
+    proxy = S3Proxy(args.upstream, weather, args.host, args.port, args.seed, args.request_log)
     print(json.dumps({"endpoint": proxy.start(), "weather": asdict(weather)}), flush=True)
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

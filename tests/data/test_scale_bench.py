@@ -80,6 +80,9 @@ def test_the_command_phases_time_a_real_pretrain_and_the_evaluate_embed_stage(ra
     # the step came before the command ended, and its data came through the proxy
     assert 0 < launch["first_step_s"] == s3["first_step"]["first_step_s"] < launch["ended_s"]
     assert launch["requests"] > 0
+    # the manifest was read before the step; the command's end (checkpoint) came after
+    before = launch["requests_before_step"]
+    assert before.get("GET", 0) > 0 and sum(before.values()) <= launch["requests"]
     assert result["slopes"]["shards"]["s3"]["first_step_s"]["verdict"] == "too few points"
 
     embed = result["embed"]

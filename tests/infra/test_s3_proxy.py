@@ -134,11 +134,14 @@ def test_retrying_clients_get_through_a_storm_and_an_outage_ends(proxied, s3_end
     assert client(endpoint, s3_endpoint).get_object(Bucket=bucket, Key="k0")["Body"].read() == b"0"
 
 
-def test_the_script_prints_its_endpoint_and_its_counts(s3_endpoint, s3_bucket):
+def test_the_script_prints_its_endpoint_and_its_counts(s3_endpoint, s3_bucket, tmp_path):
     script = s3_proxy.__file__
+    log = tmp_path / "requests.jsonl"
+    bucket = s3_bucket.removeprefix("s3://")
     process = subprocess.Popen(
         [sys.executable, script, "--upstream", s3_endpoint.endpoint_url, "--latency-ms", "1",
-         "--slowdown", "0", "--fail-writes", "1", "--write-fault", "507"],
+         "--slowdown", "0", "--fail-writes", "1", "--write-fault", "507",
+         "--request-log", str(log)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         endpoint = json.loads(process.stdout.readline())["endpoint"]
@@ -152,6 +155,10 @@ def test_the_script_prints_its_endpoint_and_its_counts(s3_endpoint, s3_bucket):
     assert process.returncode == 0
     counts = json.loads(errors.splitlines()[-1])["counts"]
     assert counts["forwarded"] == 1 and counts["failed_writes"] == 1
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["method"], r["path"]) for r in logged] == [("HEAD", f"/{bucket}"),
+                                                          ("PUT", f"/{bucket}/k")]
+    assert logged[0]["t"] <= logged[1]["t"]
 
 
 @pytest.mark.parametrize(("fault", "status", "code"), [("500", 500, "InternalError"),
