@@ -81,6 +81,11 @@ VARIANTS = {
     "gen_buffer_8": {"context": {"_max_num_blocks_in_streaming_gen_buffer": 8}},
     "no_reservation": {"context": {"op_resource_reservation_enabled": False}},
     "block_views": {"consumer": "block_views"},
+    # glibc keeps freed memory (as the training process's own mallopt does) and mimalloc
+    # (pyarrow's pool) never returns it, in the read tasks' workers (set at process start)
+    "memory_reuse": {"read": {"worker_env": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                                             "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+                                             "MIMALLOC_PURGE_DELAY": "-1"}}},
 }
 
 

@@ -325,7 +325,7 @@ def targets(datasets: dict, sweeps: dict, args) -> dict:
     resumes = [d[arm]["resume"] for d in datasets.values() for arm in args.arms
                if "resume" in d.get(arm, {})]
     out["resume_skips_without_reading"] = {
-        "met": bool(resumes) and not any(r["read_skipped_tiles"] for r in resumes),
+        "met": not any(r["read_skipped_tiles"] for r in resumes) if resumes else None,
         "tiles_read_over_planned": [[r["tiles_read"], r["tiles_planned"], r["epoch_tiles"]]
                                     for r in resumes]}
     converts = [d["local"]["convert"] for d in (datasets[f"{n}x{s}"] for n, s in by_tiles)
@@ -335,7 +335,8 @@ def targets(datasets: dict, sweeps: dict, args) -> dict:
     out["convert_parallel_and_flat_per_core"] = {
         "ran_in_ray_workers": in_ray, "slope_cpu_vs_tiles": convert_slope,
         "tiles_per_core_s": [c["tiles_per_core_s"] for c in converts],
-        "met": in_ray and convert_slope is not None and convert_slope <= 1.1}
+        "met": in_ray and convert_slope is not None and convert_slope <= 1.1 if converts
+        else None}
     return out
 
 

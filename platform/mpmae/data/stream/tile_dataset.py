@@ -113,7 +113,7 @@ class TileDataset:
              on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0,
              crop: int | None = None, stage_clock: StageClock | None = None,
              retry_tally: RetryTally | None = None, tiles_per_block: int = TILES_PER_BLOCK,
-             blocks_per_task: int = BLOCKS_PER_TASK):
+             blocks_per_task: int = BLOCKS_PER_TASK, worker_env: dict[str, str] | None = None):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
@@ -130,6 +130,8 @@ class TileDataset:
         (:mod:`mpmae.data.stream.retry_tally`).
         ``tiles_per_block``, ``blocks_per_task``: the read tasks' layout
         (:class:`~mpmae.data.stream.row_group_source.RowGroupSource`).
+        ``worker_env``: environment variables of the read tasks' worker processes (Ray
+        starts workers of their own for them), e.g. malloc settings read at process start.
         """
         import ray.data
 
@@ -143,8 +145,10 @@ class TileDataset:
                                 retry_tally=retry_tally, tiles_per_block=tiles_per_block,
                                 blocks_per_task=blocks_per_task)
         install_stream_fixes(ray.data.DataContext.get_current())
+        remote_args = {"runtime_env": {"env_vars": worker_env}} if worker_env else None
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
-                                        override_num_blocks=source.num_tasks)
+                                        override_num_blocks=source.num_tasks,
+                                        ray_remote_args=remote_args)
         pass_blocks_as_yielded(data.context, source.target_max_block_size)  # this dataset's
         return data
 
