@@ -1,5 +1,8 @@
+import os
 import sys
+import uuid
 
+import psutil
 import pytest
 import torch
 
@@ -38,6 +41,27 @@ def test_the_read_tasks_layout_reaches_the_blocks(ray_local, small_world):
     blocks = [len(b["sentinel2"]) for b in data.iter_batches(batch_size=None)]
     groups = [t for tiles in ds.row_groups("train").values() for t in tiles]
     assert sorted(blocks) == sorted(groups)
+
+
+def test_the_read_tasks_run_in_workers_with_the_environment_asked_for(ray_local, small_world):
+    marker = f"mpmae-test-{uuid.uuid4().hex}"
+    ds = TileDataset.open(str(small_world))
+    data = ds.read("train", resolve_pretext("S2"), worker_env={"MPMAE_TEST_MARKER": marker},
+                   tiles_per_block=1, blocks_per_task=1)
+    tiles, marked = 0, set()
+    for batch in data.iter_batches(batch_size=None):
+        tiles += len(batch["sentinel2"])
+        marked |= {p.pid for p in psutil.process_iter()
+                   if _environ(p).get("MPMAE_TEST_MARKER") == marker}
+    assert tiles == ds.manifest.split_tiles("train")
+    assert marked and os.getpid() not in marked  # Ray's workers of their own, not this one
+
+
+def _environ(process: psutil.Process) -> dict:
+    try:
+        return process.environ()
+    except (psutil.Error, OSError):  # gone, or not ours
+        return {}
 
 
 def test_a_resumed_stream_reads_only_the_rest_of_its_epoch_then_whole_epochs(ray_local,
