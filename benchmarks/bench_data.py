@@ -54,6 +54,7 @@ from mpmae.data.stream.normalise import Normaliser
 from mpmae.data.stream.stage_clock import StageClock
 from mpmae.data.stream.tile_dataset import TileCollate, TileDataset, torch_batches
 from mpmae.modalities import MODALITIES, S2_BANDS, TaskKind, resolve_pretext
+from mpmae.ray_fixes.embedded_ray import embedded_system_config
 from mpmae.storage import StorageOptions
 from mpmae.train.config import DataConfig
 from mpmae.train.memory_reuse import keep_freed_memory
@@ -81,11 +82,9 @@ VARIANTS = {
     "gen_buffer_8": {"context": {"_max_num_blocks_in_streaming_gen_buffer": 8}},
     "no_reservation": {"context": {"op_resource_reservation_enabled": False}},
     "block_views": {"consumer": "block_views"},
-    # glibc keeps freed memory (as the training process's own mallopt does) and mimalloc
-    # (pyarrow's pool) never returns it, in the read tasks' workers (set at process start)
-    "memory_reuse": {"read": {"worker_env": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-                                             "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
-                                             "MIMALLOC_PURGE_DELAY": "-1"}}},
+    # Ray's default workers for the read tasks: malloc and mimalloc as they come, not
+    # keeping freed memory (mpmae.data.stream.worker_memory; the default since §4)
+    "no_memory_reuse": {"read": {"worker_env": {}}},
 }
 
 
@@ -336,7 +335,11 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    # As mpmae's embedded Ray: a Ray of its own, idle workers kept. Ray's default kills an
+    # idle worker after 1 s on a small machine, and a variant with workers of its own (a
+    # runtime env) then restarted the other arm's workers at every pass, in its figures.
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+             log_to_driver=False, _system_config=embedded_system_config())
     ray.data.DataContext.get_current().enable_progress_bars = False
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "world")

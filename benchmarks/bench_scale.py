@@ -51,6 +51,7 @@ from slopes import figure, slope, verdict
 
 from mpmae.data.stream.tile_dataset import TileDataset
 from mpmae.modalities import resolve_pretext
+from mpmae.ray_fixes.embedded_ray import embedded_system_config
 
 # Each cost as a total over the work (a per-tile figure times the tiles: what the whole
 # dataset costs, at the per-tile rate measured), so that a slope of 1 means proportional.
@@ -80,9 +81,11 @@ def main() -> None:
     args = parse_args()
     import ray
 
-    # address="local": a Ray of its own, never one another job on the machine started
+    # address="local": a Ray of its own, never one another job on the machine started;
+    # idle workers kept, as in mpmae's embedded Ray
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-             log_to_driver=False, object_store_memory=args.object_store_mb * 2**20)
+             log_to_driver=False, object_store_memory=args.object_store_mb * 2**20,
+             _system_config=embedded_system_config())
     ray.data.DataContext.get_current().enable_progress_bars = False
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-scale-"))
     try:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+from mpmae.data.stream.worker_memory import MMAP_THRESHOLD, TRIM_THRESHOLD
+
 # mallopt parameters (glibc malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 << 20  # glibc's largest; bigger blocks are mapped for themselves
-TRIM_THRESHOLD = 1 << 30
 
 
 def keep_freed_memory() -> bool:

@@ -32,6 +32,7 @@ from mpmae.data.stream.row_group_source import (
     RowGroupSource,
 )
 from mpmae.data.stream.stage_clock import StageClock
+from mpmae.data.stream.worker_memory import READ_TASK_ENV
 from mpmae.errors import MpmaeError
 from mpmae.modalities import PretextSet
 from mpmae.ray_fixes.block_size import pass_blocks_as_yielded
@@ -113,7 +114,8 @@ class TileDataset:
              on_bad_shard: OnBadShard = "stop", first_epoch: int = 0, skip_tiles: int = 0,
              crop: int | None = None, stage_clock: StageClock | None = None,
              retry_tally: RetryTally | None = None, tiles_per_block: int = TILES_PER_BLOCK,
-             blocks_per_task: int = BLOCKS_PER_TASK, worker_env: dict[str, str] | None = None):
+             blocks_per_task: int = BLOCKS_PER_TASK,
+             worker_env: dict[str, str] | None = READ_TASK_ENV):
         """A Ray Dataset of ``split`` with the columns ``pretext`` needs, in a new row-group
         order every epoch (none with ``seed=None``).
 
@@ -131,7 +133,8 @@ class TileDataset:
         ``tiles_per_block``, ``blocks_per_task``: the read tasks' layout
         (:class:`~mpmae.data.stream.row_group_source.RowGroupSource`).
         ``worker_env``: environment variables of the read tasks' worker processes (Ray
-        starts workers of their own for them), e.g. malloc settings read at process start.
+        starts workers of their own for them): by default malloc settings that keep freed
+        memory (:mod:`mpmae.data.stream.worker_memory`); empty: Ray's default workers.
         """
         import ray.data
 
@@ -145,10 +148,10 @@ class TileDataset:
                                 retry_tally=retry_tally, tiles_per_block=tiles_per_block,
                                 blocks_per_task=blocks_per_task)
         install_stream_fixes(ray.data.DataContext.get_current())
-        remote_args = {"runtime_env": {"env_vars": worker_env}} if worker_env else None
         data = ray.data.read_datasource(source, num_cpus=task_cpus,
                                         override_num_blocks=source.num_tasks,
-                                        ray_remote_args=remote_args)
+                                        runtime_env={"env_vars": worker_env} if worker_env
+                                        else None)
         pass_blocks_as_yielded(data.context, source.target_max_block_size)  # this dataset's
         return data
 
