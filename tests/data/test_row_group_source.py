@@ -159,3 +159,10 @@ def test_a_stage_clock_records_each_blocks_decode_and_shuffle(world, tmp_path):
     assert clock.take()["tiles"] == 0  # taken once
     epoch(source(world, seed=0))  # no clock: nothing recorded
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_task_outliving_its_benchmark_records_nothing(world, tmp_path):
+    # a stream stopped at a cap: its folder removed while read tasks still run
+    clock = StageClock(str(tmp_path / "gone"))
+    assert len(epoch(source(world, seed=0, stage_clock=clock))) > 0
+    assert not (tmp_path / "gone").exists()

@@ -21,10 +21,15 @@ class StageClock:
     folder: str
 
     def add(self, tiles: int, decode_s: float, shuffle_s: float) -> None:
-        """Record one block; a line per block, appended (one write, no partial lines)."""
+        """Record one block; a line per block, appended (one write, no partial lines).
+        Not once the folder is gone: its benchmark has ended, and a read task of a stream
+        it stopped early (at a cap) may still be reading."""
         path = Path(self.folder) / f"{os.getpid()}.txt"
-        with open(path, "a") as f:
-            f.write(f"{tiles} {decode_s:.9f} {shuffle_s:.9f}\n")
+        try:
+            with open(path, "a") as f:
+                f.write(f"{tiles} {decode_s:.9f} {shuffle_s:.9f}\n")
+        except FileNotFoundError:
+            pass
 
     def take(self) -> dict[str, float]:
         """Tiles and CPU seconds per stage recorded since the last ``take``; clears them."""
