@@ -25,6 +25,10 @@ class DataConfig:
     on_bad_shard: Literal["stop", "skip"] = field(default="stop", metadata=doc(
         "A shard found damaged while streaming (a page checksum fails): stop the run "
         "naming it, or skip its damaged row groups with a warning naming it"))
+    keep_freed_memory: bool = field(default=True, metadata=doc(
+        "Read tasks run in workers whose malloc and Arrow pool keep the memory they free "
+        "for the next block (~1.26x less CPU a tile, docs/scale.md §4); each such worker "
+        "stays near its peak memory. false: Ray's default workers"))
     probe_uri: str = field(default="", metadata=doc(
         "Labelled set (train/test splits, a label column) for the linear probe of "
         "train.probe_every; empty: <data.uri>/downstream if it exists"))

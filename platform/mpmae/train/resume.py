@@ -19,6 +19,7 @@ import torch
 
 from mpmae.data.stream.retry_tally import RetryTally
 from mpmae.data.stream.tile_dataset import TILE_ID_COLUMN, TileDataset
+from mpmae.data.stream.worker_memory import READ_TASK_ENV
 from mpmae.storage import Location
 from mpmae.train.checkpoint import FOLDER_PREFIX, MANIFEST_FILE, load_checkpoint
 from mpmae.train.config import PretrainConfig
@@ -89,7 +90,8 @@ class ResumingStream:
                 extra_columns=(TILE_ID_COLUMN,) if cfg.data.record_tiles else (),
                 task_cpus=min(1.0, cfg.scaling.data_cpus) or 1.0, first_epoch=position.epoch,
                 skip_tiles=position.tiles, on_bad_shard=cfg.data.on_bad_shard,
-                retry_tally=tally)
+                retry_tally=tally,
+                worker_env=READ_TASK_ENV if cfg.data.keep_freed_memory else {})
         finally:
             send_retries()
 
